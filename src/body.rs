@@ -1,0 +1,226 @@
+//! Request and response bodies. Request bodies are read frame by frame, with
+//! `aws-chunked` framing removed, their length checked against what the
+//! client declared, and an idle timeout; only XML documents are collected,
+//! under a cap. Response bodies are either a small buffer or a channel fed by
+//! a blob reader.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::HeaderMap;
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use tokio::sync::mpsc;
+
+use crate::chunked::ChunkedDecoder;
+use crate::error::{Code, S3Error, S3Result};
+
+pub type ResponseBody = BoxBody<Bytes, io::Error>;
+
+pub fn full(data: impl Into<Bytes>) -> ResponseBody {
+    Full::new(data.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+pub fn empty() -> ResponseBody {
+    full(Bytes::new())
+}
+
+/// A response body fed by a blob reader thread.
+pub struct ChannelBody {
+    rx: mpsc::Receiver<io::Result<Bytes>>,
+    remaining: u64,
+}
+
+impl ChannelBody {
+    pub fn new(rx: mpsc::Receiver<io::Result<Bytes>>, len: u64) -> ResponseBody {
+        ChannelBody { rx, remaining: len }.boxed()
+    }
+}
+
+impl Body for ChannelBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        if self.remaining == 0 {
+            return Poll::Ready(None);
+        }
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(Some(Ok(data))) => {
+                self.remaining = self.remaining.saturating_sub(data.len() as u64);
+                Poll::Ready(Some(Ok(Frame::data(data))))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
+            // The reader stopped before the declared length: the connection
+            // must be cut rather than the response end short but "complete".
+            Poll::Ready(None) => Poll::Ready(Some(Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "blob ended early",
+            )))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining)
+    }
+}
+
+/// How long a request body may stay silent before the request fails.
+const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A request body being read: decoded, counted and bounded.
+pub struct RequestBody {
+    incoming: Incoming,
+    chunked: Option<ChunkedDecoder>,
+    ready: std::collections::VecDeque<Bytes>,
+    /// The decoded length the client declared, if it did.
+    declared: Option<u64>,
+    received: u64,
+    limit: u64,
+    finished: bool,
+}
+
+impl RequestBody {
+    /// Wraps `incoming`. aws-chunked framing is detected from the
+    /// `STREAMING-*` content hash, `Content-Encoding: aws-chunked`, or
+    /// `x-amz-decoded-content-length`, since clients differ in which they send.
+    pub fn new(incoming: Incoming, headers: &HeaderMap, limit: u64) -> S3Result<RequestBody> {
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let content_length = header("content-length")
+            .map(|v| v.parse::<u64>())
+            .transpose()
+            .map_err(|_| {
+                S3Error::invalid_argument("Invalid Content-Length", "Content-Length", "")
+            })?;
+        let decoded_length = header("x-amz-decoded-content-length")
+            .map(|v| v.parse::<u64>())
+            .transpose()
+            .map_err(|_| {
+                S3Error::invalid_argument(
+                    "Invalid x-amz-decoded-content-length",
+                    "x-amz-decoded-content-length",
+                    "",
+                )
+            })?;
+        let chunked = decoded_length.is_some()
+            || header("x-amz-content-sha256").is_some_and(|v| v.starts_with("STREAMING-"))
+            || header("content-encoding")
+                .is_some_and(|v| v.split(',').any(|e| e.trim() == "aws-chunked"));
+        let declared = if chunked {
+            decoded_length
+        } else {
+            content_length
+        };
+        if declared.is_none() && !chunked && headers.contains_key("transfer-encoding") {
+            return Err(Code::MissingContentLength.into());
+        }
+        if declared.is_some_and(|n| n > limit) {
+            return Err(S3Error::new(Code::EntityTooLarge)
+                .detail("ProposedSize", declared.unwrap_or(0).to_string())
+                .detail("MaxSizeAllowed", limit.to_string()));
+        }
+        Ok(RequestBody {
+            incoming,
+            chunked: chunked.then(ChunkedDecoder::new),
+            ready: Default::default(),
+            declared,
+            received: 0,
+            limit,
+            finished: false,
+        })
+    }
+
+    pub fn declared_len(&self) -> Option<u64> {
+        self.declared
+    }
+
+    /// Trailer headers of an aws-chunked body, once it has been read.
+    pub fn trailers(&self) -> &[(String, String)] {
+        self.chunked.as_ref().map_or(&[], |c| &c.trailers)
+    }
+
+    /// The next piece of decoded body, or `None` at its (checked) end.
+    pub async fn next(&mut self) -> S3Result<Option<Bytes>> {
+        loop {
+            if let Some(data) = self.ready.pop_front() {
+                self.count(data.len())?;
+                return Ok(Some(data));
+            }
+            if self.finished {
+                return Ok(None);
+            }
+            let frame = tokio::time::timeout(BODY_IDLE_TIMEOUT, self.incoming.frame())
+                .await
+                .map_err(|_| S3Error::new(Code::RequestTimeout))?;
+            match frame {
+                Some(Ok(frame)) => {
+                    let Ok(data) = frame.into_data() else {
+                        continue; // HTTP trailers: nothing S3 reads there
+                    };
+                    match &mut self.chunked {
+                        Some(decoder) => {
+                            let mut out = Vec::new();
+                            decoder
+                                .feed(data, &mut out)
+                                .map_err(|e| S3Error::with_message(Code::IncompleteBody, e.0))?;
+                            self.ready.extend(out);
+                        }
+                        None => self.ready.push_back(data),
+                    }
+                }
+                Some(Err(e)) => {
+                    let mut err = S3Error::new(Code::IncompleteBody);
+                    err.cause = Some(e.to_string());
+                    return Err(err);
+                }
+                None => {
+                    self.finished = true;
+                    if let Some(decoder) = &self.chunked {
+                        decoder
+                            .finish()
+                            .map_err(|e| S3Error::with_message(Code::IncompleteBody, e.0))?;
+                    }
+                    if self.declared.is_some_and(|n| n != self.received) {
+                        return Err(Code::IncompleteBody.into());
+                    }
+                }
+            }
+        }
+    }
+
+    fn count(&mut self, n: usize) -> S3Result<()> {
+        self.received += n as u64;
+        if self.declared.is_some_and(|d| self.received > d) {
+            return Err(S3Error::with_message(
+                Code::IncompleteBody,
+                "The request body is longer than its declared length.",
+            ));
+        }
+        if self.received > self.limit {
+            return Err(Code::EntityTooLarge.into());
+        }
+        Ok(())
+    }
+
+    /// Collects a small (XML) body whole.
+    pub async fn collect(mut self) -> S3Result<Bytes> {
+        let mut buf = BytesMut::new();
+        while let Some(data) = self.next().await? {
+            buf.extend_from_slice(&data);
+        }
+        Ok(buf.freeze())
+    }
+}

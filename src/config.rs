@@ -1,0 +1,174 @@
+//! Configuration: `config.toml` (every key optional), then command-line flags,
+//! then the credential environment variables.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The credential a server with no configured credentials starts with, so
+/// that a developer can point an SDK at it with zero setup. A warning is
+/// logged whenever it is in use.
+pub const DEV_ACCESS_KEY_ID: &str = "stowage";
+pub const DEV_SECRET_ACCESS_KEY: &str = "stowage-dev-secret";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address and port to listen on.
+    pub listen: SocketAddr,
+    /// Directory holding `meta.redb`, `blobs/` and `tmp/`.
+    pub data_dir: PathBuf,
+    /// The region the server answers as (GetBucketLocation, signing scope).
+    pub region: String,
+    /// When set, `bucket.<domain>` in the Host header selects the bucket
+    /// (virtual-hosted-style addressing). Path-style always works.
+    pub domain: Option<String>,
+    /// Default `tracing` filter; `RUST_LOG` overrides it.
+    pub log_level: String,
+    pub limits: Limits,
+    pub credentials: Vec<Credential>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest single PutObject body and largest part, in bytes (S3: 5 GiB).
+    pub max_object_size: u64,
+    /// Smallest part other than the last (S3: 5 MiB).
+    pub min_part_size: u64,
+    /// Largest XML request body (CompleteMultipartUpload, DeleteObjects).
+    pub max_xml_body: usize,
+    /// Incomplete multipart uploads older than this are aborted by the
+    /// background sweeper (S3's AbortIncompleteMultipartUpload), in hours.
+    pub abandoned_upload_hours: u64,
+    /// How long a request may take to finish once a shutdown signal arrives.
+    pub shutdown_grace_secs: u64,
+    /// Freed blobs are unlinked no sooner than this after they were freed,
+    /// and never while a reader holds them open.
+    pub gc_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credential {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:9000".parse().expect("valid default address"),
+            data_dir: PathBuf::from("./data"),
+            region: "us-east-1".to_owned(),
+            domain: None,
+            log_level: "info".to_owned(),
+            limits: Limits::default(),
+            credentials: Vec::new(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_object_size: 5 << 30,
+            min_part_size: 5 << 20,
+            max_xml_body: 2 << 20,
+            abandoned_upload_hours: 7 * 24,
+            shutdown_grace_secs: 30,
+            gc_grace_secs: 60,
+        }
+    }
+}
+
+impl Limits {
+    pub fn abandoned_upload_age(&self) -> Duration {
+        Duration::from_secs(self.abandoned_upload_hours * 3600)
+    }
+}
+
+impl Config {
+    /// Reads `path`; a missing explicit path is an error, an empty file is
+    /// the defaults.
+    pub fn from_file(path: &Path) -> Result<Config, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        Config::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    pub fn from_toml(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Applies `STOWAGE_ACCESS_KEY_ID` / `STOWAGE_SECRET_ACCESS_KEY`: they
+    /// replace the first (root) credential, or add it when there is none.
+    pub fn apply_env(&mut self, key: Option<String>, secret: Option<String>) {
+        if let (Some(access_key_id), Some(secret_access_key)) = (key, secret) {
+            let root = Credential {
+                access_key_id,
+                secret_access_key,
+            };
+            match self.credentials.first_mut() {
+                Some(first) => *first = root,
+                None => self.credentials.push(root),
+            }
+        }
+    }
+
+    /// Whether the built-in development credential is in use.
+    pub fn uses_dev_credential(&self) -> bool {
+        self.credentials.is_empty()
+    }
+
+    pub fn effective_credentials(&self) -> Vec<Credential> {
+        if self.credentials.is_empty() {
+            vec![Credential {
+                access_key_id: DEV_ACCESS_KEY_ID.to_owned(),
+                secret_access_key: DEV_SECRET_ACCESS_KEY.to_owned(),
+            }]
+        } else {
+            self.credentials.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_defaults() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:9000");
+        assert_eq!(c.limits.min_part_size, 5 << 20);
+        assert!(c.uses_dev_credential());
+    }
+
+    #[test]
+    fn the_example_config_parses() {
+        let text = include_str!("../config.toml");
+        let c = Config::from_toml(text).unwrap();
+        assert_eq!(c.region, "us-east-1");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        assert!(Config::from_toml("lisen = \"x\"").is_err());
+    }
+
+    #[test]
+    fn env_credential_replaces_the_root_one() {
+        let mut c = Config::from_toml(
+            "[[credentials]]\naccess_key_id = \"a\"\nsecret_access_key = \"b\"\n",
+        )
+        .unwrap();
+        c.apply_env(Some("k".into()), Some("s".into()));
+        assert_eq!(c.credentials.len(), 1);
+        assert_eq!(c.credentials[0].access_key_id, "k");
+        c.apply_env(Some("k2".into()), None);
+        assert_eq!(c.credentials[0].access_key_id, "k");
+    }
+}

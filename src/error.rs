@@ -1,0 +1,285 @@
+//! The one error type: every S3 error code Stowage emits, its HTTP status, and
+//! the `<Error>` XML body. Internal causes stay attached for the log and become
+//! `InternalError` on the wire.
+//!
+//! Reference: <https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html>
+
+use std::fmt;
+
+use http::StatusCode;
+
+use crate::xml::XmlWriter;
+
+/// The S3 error codes we emit. The variant name is the wire code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    AccessDenied,
+    BadDigest,
+    BucketAlreadyExists,
+    BucketAlreadyOwnedByYou,
+    BucketNotEmpty,
+    ConditionalRequestConflict,
+    EntityTooLarge,
+    EntityTooSmall,
+    IncompleteBody,
+    InternalError,
+    InvalidArgument,
+    InvalidBucketName,
+    InvalidDigest,
+    InvalidPart,
+    InvalidPartNumber,
+    InvalidPartOrder,
+    InvalidRange,
+    InvalidRequest,
+    InvalidStorageClass,
+    InvalidURI,
+    KeyTooLongError,
+    MalformedXML,
+    MetadataTooLarge,
+    MethodNotAllowed,
+    MissingContentLength,
+    NoSuchBucket,
+    NoSuchKey,
+    NoSuchUpload,
+    NotImplemented,
+    PreconditionFailed,
+    RequestTimeout,
+    ServiceUnavailable,
+    XAmzContentSHA256Mismatch,
+}
+
+impl Code {
+    pub fn status(self) -> StatusCode {
+        use Code::*;
+        match self {
+            AccessDenied => StatusCode::FORBIDDEN,
+            BadDigest
+            | EntityTooLarge
+            | EntityTooSmall
+            | IncompleteBody
+            | InvalidArgument
+            | InvalidBucketName
+            | InvalidDigest
+            | InvalidPart
+            | InvalidPartOrder
+            | InvalidRequest
+            | InvalidStorageClass
+            | InvalidURI
+            | KeyTooLongError
+            | MalformedXML
+            | MetadataTooLarge
+            | RequestTimeout
+            | XAmzContentSHA256Mismatch => StatusCode::BAD_REQUEST,
+            BucketAlreadyExists
+            | BucketAlreadyOwnedByYou
+            | BucketNotEmpty
+            | ConditionalRequestConflict => StatusCode::CONFLICT,
+            InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+            InvalidPartNumber | InvalidRange => StatusCode::RANGE_NOT_SATISFIABLE,
+            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            MissingContentLength => StatusCode::LENGTH_REQUIRED,
+            NoSuchBucket | NoSuchKey | NoSuchUpload => StatusCode::NOT_FOUND,
+            NotImplemented => StatusCode::NOT_IMPLEMENTED,
+            PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn default_message(self) -> &'static str {
+        use Code::*;
+        match self {
+            AccessDenied => "Access Denied",
+            BadDigest => {
+                "The Content-MD5 or checksum you specified did not match what we received."
+            }
+            BucketAlreadyExists => "The requested bucket name is not available.",
+            BucketAlreadyOwnedByYou => {
+                "Your previous request to create the named bucket succeeded and you already own it."
+            }
+            BucketNotEmpty => "The bucket you tried to delete is not empty",
+            ConditionalRequestConflict => {
+                "A conflicting operation occurred. If using PutObject you can retry the request."
+            }
+            EntityTooLarge => "Your proposed upload exceeds the maximum allowed size",
+            EntityTooSmall => {
+                "Your proposed upload is smaller than the minimum allowed object size."
+            }
+            IncompleteBody => {
+                "You did not provide the number of bytes specified by the Content-Length HTTP header."
+            }
+            InternalError => "We encountered an internal error. Please try again.",
+            InvalidArgument => "Invalid Argument",
+            InvalidBucketName => "The specified bucket is not valid.",
+            InvalidDigest => "The Content-MD5 you specified is not valid.",
+            InvalidPart => {
+                "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag."
+            }
+            InvalidPartNumber => "The requested partnumber is not satisfiable",
+            InvalidPartOrder => {
+                "The list of parts was not in ascending order. Parts must be ordered by part number."
+            }
+            InvalidRange => "The requested range is not satisfiable",
+            InvalidRequest => "Invalid Request",
+            InvalidStorageClass => "The storage class you specified is not valid",
+            InvalidURI => "Couldn't parse the specified URI.",
+            KeyTooLongError => "Your key is too long",
+            MalformedXML => {
+                "The XML you provided was not well-formed or did not validate against our published schema"
+            }
+            MetadataTooLarge => "Your metadata headers exceed the maximum allowed metadata size",
+            MethodNotAllowed => "The specified method is not allowed against this resource.",
+            MissingContentLength => "You must provide the Content-Length HTTP header.",
+            NoSuchBucket => "The specified bucket does not exist",
+            NoSuchKey => "The specified key does not exist.",
+            NoSuchUpload => {
+                "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."
+            }
+            NotImplemented => "A header or operation you provided is not implemented.",
+            PreconditionFailed => "At least one of the pre-conditions you specified did not hold",
+            RequestTimeout => {
+                "Your socket connection to the server was not read from or written to within the timeout period."
+            }
+            ServiceUnavailable => "Please reduce your request rate.",
+            XAmzContentSHA256Mismatch => {
+                "The provided 'x-amz-content-sha256' header does not match what was computed."
+            }
+        }
+    }
+}
+
+/// An S3 error as sent to a client, plus the internal cause for the log.
+#[derive(Debug)]
+pub struct S3Error {
+    pub code: Code,
+    pub message: String,
+    /// Extra elements of the `<Error>` body, such as `ArgumentName` or `PartNumber`.
+    pub details: Vec<(&'static str, String)>,
+    /// The internal cause of an `InternalError`; logged, never sent.
+    pub cause: Option<String>,
+}
+
+pub type S3Result<T> = Result<T, S3Error>;
+
+impl S3Error {
+    pub fn new(code: Code) -> Self {
+        S3Error {
+            code,
+            message: code.default_message().to_owned(),
+            details: Vec::new(),
+            cause: None,
+        }
+    }
+
+    pub fn with_message(code: Code, message: impl Into<String>) -> Self {
+        S3Error {
+            message: message.into(),
+            ..S3Error::new(code)
+        }
+    }
+
+    pub fn detail(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.details.push((name, value.into()));
+        self
+    }
+
+    pub fn internal(cause: impl fmt::Display) -> Self {
+        S3Error {
+            cause: Some(cause.to_string()),
+            ..S3Error::new(Code::InternalError)
+        }
+    }
+
+    pub fn invalid_argument(message: impl Into<String>, name: &str, value: &str) -> Self {
+        S3Error::with_message(Code::InvalidArgument, message)
+            .detail("ArgumentName", name)
+            .detail("ArgumentValue", value)
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.code.status()
+    }
+
+    /// The standard `<Error>` document.
+    pub fn to_xml(&self, resource: &str, request_id: &str) -> String {
+        let mut w = XmlWriter::new();
+        w.open("Error");
+        w.elem("Code", &format!("{:?}", self.code));
+        w.elem("Message", &self.message);
+        for (name, value) in &self.details {
+            w.elem(name, value);
+        }
+        w.elem("Resource", resource);
+        w.elem("RequestId", request_id);
+        w.close("Error");
+        w.finish()
+    }
+}
+
+impl fmt::Display for S3Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}: {}", self.code, self.message)?;
+        if let Some(cause) = &self.cause {
+            write!(f, " ({cause})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for S3Error {}
+
+impl From<Code> for S3Error {
+    fn from(code: Code) -> Self {
+        S3Error::new(code)
+    }
+}
+
+impl From<std::io::Error> for S3Error {
+    fn from(e: std::io::Error) -> Self {
+        S3Error::internal(format!("io: {e}"))
+    }
+}
+
+macro_rules! redb_errors {
+    ($($t:ty),*) => {$(
+        impl From<$t> for S3Error {
+            fn from(e: $t) -> Self {
+                S3Error::internal(format!("metadata store: {e}"))
+            }
+        }
+    )*};
+}
+redb_errors!(
+    redb::Error,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_xml_has_code_message_resource_and_request_id() {
+        let e = S3Error::new(Code::NoSuchKey);
+        assert_eq!(
+            e.to_xml("/b/k", "abc"),
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>NoSuchKey</Code>\
+             <Message>The specified key does not exist.</Message><Resource>/b/k</Resource>\
+             <RequestId>abc</RequestId></Error>"
+        );
+        assert_eq!(e.status(), StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn details_are_rendered_between_message_and_resource() {
+        let e = S3Error::new(Code::EntityTooSmall)
+            .detail("PartNumber", "1")
+            .detail("MinSizeAllowed", "5242880");
+        let xml = e.to_xml("/b/k", "id");
+        assert!(xml.contains(
+            "<PartNumber>1</PartNumber><MinSizeAllowed>5242880</MinSizeAllowed><Resource>"
+        ));
+    }
+}

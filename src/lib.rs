@@ -1,0 +1,14 @@
+//! Stowage: an S3-compatible object server whose heart is multipart and
+//! resumable upload. Metadata lives in redb, object bytes in blob files on
+//! local disk. See DESIGN.md in the shared notes for the shape.
+
+pub mod body;
+pub mod chunked;
+pub mod config;
+pub mod error;
+pub mod ops;
+pub mod router;
+pub mod server;
+pub mod store;
+pub mod time;
+pub mod xml;

@@ -1,0 +1,133 @@
+//! The `stowage` binary: configuration, logging, the store, the server.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Parser;
+use stowage::config::{Config, DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY};
+use stowage::ops::AppState;
+use stowage::store::Store;
+use tracing_subscriber::EnvFilter;
+
+/// An S3-compatible object server.
+#[derive(Debug, Parser)]
+#[command(name = "stowage", version)]
+struct Cli {
+    /// Configuration file [default: config.toml in the working directory if
+    /// present, else built-in defaults].
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Address and port to listen on (overrides `listen`).
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen: Option<SocketAddr>,
+    /// Data directory (overrides `data_dir`).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+fn load_config(cli: &Cli) -> Result<Config, String> {
+    let mut config = match &cli.config {
+        Some(path) => Config::from_file(path)?,
+        None if std::path::Path::new("config.toml").exists() => {
+            Config::from_file(std::path::Path::new("config.toml"))?
+        }
+        None => Config::default(),
+    };
+    if let Some(listen) = cli.listen {
+        config.listen = listen;
+    }
+    if let Some(dir) = &cli.data_dir {
+        config.data_dir = dir.clone();
+    }
+    config.apply_env(
+        std::env::var("STOWAGE_ACCESS_KEY_ID").ok(),
+        std::env::var("STOWAGE_SECRET_ACCESS_KEY").ok(),
+    );
+    Ok(config)
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let config = match load_config(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("stowage: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log_level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("stowage: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config) -> Result<(), String> {
+    if config.uses_dev_credential() {
+        tracing::warn!(
+            access_key_id = DEV_ACCESS_KEY_ID,
+            secret_access_key = DEV_SECRET_ACCESS_KEY,
+            "no credentials configured: using the local-development credential; configure [[credentials]] before exposing this server"
+        );
+    }
+    let data_dir = config.data_dir.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open(&data_dir))
+        .await
+        .map_err(|e| e.to_string())??;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(
+        data_dir = %config.data_dir.display(),
+        region = %config.region,
+        "stowage listening on http://{addr}"
+    );
+    let state = Arc::new(AppState {
+        config,
+        store: Arc::new(store),
+    });
+    stowage::server::serve(listener, state, shutdown_signal()).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,204 @@
+//! Bucket operations: ListBuckets, CreateBucket, HeadBucket, DeleteBucket,
+//! GetBucketLocation, GetBucketVersioning, and the owner-only ACLs that
+//! tools read and write by habit.
+
+use http::{Response, StatusCode};
+
+use super::{Ctx, set_header, status_response, write_owner, xml_response};
+use crate::body::ResponseBody;
+use crate::error::{Code, S3Error, S3Result};
+use crate::time::iso8601;
+use crate::xml::XmlWriter;
+
+/// S3's bucket naming rules:
+/// <https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html>
+pub fn valid_bucket_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    let edge_ok = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    (3..=63).contains(&bytes.len())
+        && bytes.iter().all(|&b| edge_ok(b) || b == b'.' || b == b'-')
+        && edge_ok(bytes[0])
+        && edge_ok(bytes[bytes.len() - 1])
+        && !name.contains("..")
+        && !name.contains(".-")
+        && !name.contains("-.")
+        && !name.starts_with("xn--")
+        && !name.starts_with("sthree-")
+        && !name.ends_with("-s3alias")
+        && !name.ends_with("--ol-s3")
+        && name.parse::<std::net::Ipv4Addr>().is_err()
+}
+
+pub async fn list_buckets(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
+    let buckets = ctx.store().run(|s| s.list_buckets()).await?;
+    let mut w = XmlWriter::new();
+    w.root("ListAllMyBucketsResult");
+    write_owner(&mut w, "Owner", &ctx.owner);
+    w.open("Buckets");
+    for (name, record) in buckets {
+        w.open("Bucket");
+        w.elem("Name", &name);
+        w.elem("CreationDate", &iso8601(record.created_ms));
+        w.close("Bucket");
+    }
+    w.close("Buckets");
+    w.close("ListAllMyBucketsResult");
+    Ok(xml_response(w.finish()))
+}
+
+pub async fn create_bucket(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
+    let name = ctx.bucket().to_owned();
+    if !valid_bucket_name(&name) {
+        return Err(S3Error::new(Code::InvalidBucketName).detail("BucketName", name));
+    }
+    // An optional CreateBucketConfiguration; its LocationConstraint, when
+    // given, must be our region.
+    let body = ctx.xml_body().await?;
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct CreateBucketConfiguration {
+            location_constraint: Option<String>,
+        }
+        let cfg: CreateBucketConfiguration = crate::xml::parse(&body)?;
+        let region = &ctx.state.config.region;
+        if let Some(loc) = cfg.location_constraint.filter(|l| !l.is_empty())
+            && &loc != region
+        {
+            return Err(S3Error::with_message(
+                Code::InvalidArgument,
+                format!("The {loc} location constraint is incompatible with the region {region} this server answers as."),
+            )
+            .detail("ArgumentName", "LocationConstraint")
+            .detail("ArgumentValue", loc));
+        }
+    }
+    let owner = ctx.owner.clone();
+    let n = name.clone();
+    ctx.store()
+        .run(move |s| s.create_bucket(&n, &owner))
+        .await?;
+    let mut r = status_response(StatusCode::OK);
+    set_header(&mut r, "location", &format!("/{name}"));
+    Ok(r)
+}
+
+pub async fn head_bucket(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
+    let name = ctx.bucket().to_owned();
+    ctx.store().run(move |s| s.bucket(&name)).await?;
+    let mut r = status_response(StatusCode::OK);
+    set_header(&mut r, "x-amz-bucket-region", &ctx.state.config.region);
+    Ok(r)
+}
+
+pub async fn delete_bucket(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
+    let name = ctx.bucket().to_owned();
+    ctx.store().run(move |s| s.delete_bucket(&name)).await?;
+    Ok(status_response(StatusCode::NO_CONTENT))
+}
+
+pub async fn get_bucket_location(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
+    let name = ctx.bucket().to_owned();
+    ctx.store().run(move |s| s.bucket(&name)).await?;
+    let mut w = XmlWriter::new();
+    w.root("LocationConstraint");
+    // us-east-1 is reported as an empty constraint, as S3 does.
+    if ctx.state.config.region != "us-east-1" {
+        w.text(&ctx.state.config.region);
+    }
+    w.close("LocationConstraint");
+    Ok(xml_response(w.finish()))
+}
+
+/// Stowage buckets are unversioned: the configuration is empty, which is
+/// what S3 answers for a bucket whose versioning was never enabled.
+pub async fn get_bucket_versioning(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
+    let name = ctx.bucket().to_owned();
+    ctx.store().run(move |s| s.bucket(&name)).await?;
+    let mut w = XmlWriter::new();
+    w.root("VersioningConfiguration");
+    w.close("VersioningConfiguration");
+    Ok(xml_response(w.finish()))
+}
+
+/// GetBucketAcl and GetObjectAcl: the owner has full control, nobody else
+/// has anything.
+pub async fn get_acl(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
+    check_target_exists(ctx).await?;
+    let mut w = XmlWriter::new();
+    w.root("AccessControlPolicy");
+    write_owner(&mut w, "Owner", &ctx.owner);
+    w.open("AccessControlList");
+    w.out_raw(
+        "<Grant><Grantee xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xsi:type=\"CanonicalUser\">",
+    );
+    w.elem("ID", &ctx.owner);
+    w.elem("DisplayName", &ctx.owner);
+    w.close("Grantee");
+    w.elem("Permission", "FULL_CONTROL");
+    w.close("Grant");
+    w.close("AccessControlList");
+    w.close("AccessControlPolicy");
+    Ok(xml_response(w.finish()))
+}
+
+/// PutBucketAcl and PutObjectAcl with a canned private ACL (checked before
+/// dispatch) are accepted and change nothing; grants in a body are not
+/// supported.
+pub async fn put_acl(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
+    check_target_exists(ctx).await?;
+    let body = ctx.xml_body().await?;
+    if !body.is_empty()
+        || ctx
+            .headers
+            .keys()
+            .any(|k| k.as_str().starts_with("x-amz-grant-"))
+    {
+        return Err(S3Error::with_message(
+            Code::NotImplemented,
+            "Access control lists other than the canned private ACL are not supported.",
+        ));
+    }
+    Ok(status_response(StatusCode::OK))
+}
+
+async fn check_target_exists(ctx: &Ctx) -> S3Result<()> {
+    let bucket = ctx.bucket().to_owned();
+    match ctx.key.clone() {
+        Some(key) => {
+            super::check_version_id(&ctx.query)?;
+            ctx.store().run(move |s| s.object(&bucket, &key)).await?;
+        }
+        None => {
+            ctx.store().run(move |s| s.bucket(&bucket)).await?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_bucket_name;
+
+    #[test]
+    fn bucket_names_follow_s3_rules() {
+        for ok in ["abc", "my-bucket.photos", "a1b", &"a".repeat(63)] {
+            assert!(valid_bucket_name(ok), "{ok}");
+        }
+        for bad in [
+            "ab",
+            "ABC",
+            "-abc",
+            "abc-",
+            "a..b",
+            "a.-b",
+            "xn--abc",
+            "192.168.1.1",
+            "a_b",
+            &"a".repeat(64),
+            "bucket-s3alias",
+        ] {
+            assert!(!valid_bucket_name(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,361 @@
+//! Operations: one module per S3 family. [`handle`] routes a request, runs
+//! its operation and renders any error; every response carries the request
+//! id.
+
+mod buckets;
+mod list;
+mod multipart;
+mod objects;
+
+use std::sync::Arc;
+
+use http::header::{HeaderName, HeaderValue};
+use http::{HeaderMap, Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+use crate::body::{self, RequestBody, ResponseBody};
+use crate::config::Config;
+use crate::error::{Code, S3Error, S3Result};
+use crate::router::{self, Operation, Query};
+use crate::store::Store;
+use crate::store::tables::ObjectMeta;
+
+/// What every request handler shares.
+pub struct AppState {
+    pub config: Config,
+    pub store: Arc<Store>,
+}
+
+/// One request, parsed.
+pub struct Ctx {
+    pub state: Arc<AppState>,
+    pub op: Operation,
+    pub headers: HeaderMap,
+    pub query: Query,
+    pub bucket: Option<String>,
+    pub key: Option<String>,
+    /// The access key that owns what this request creates.
+    pub owner: String,
+    body: Option<Incoming>,
+}
+
+impl Ctx {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.state.store
+    }
+
+    pub fn bucket(&self) -> &str {
+        self.bucket
+            .as_deref()
+            .expect("routed to a bucket operation")
+    }
+
+    pub fn key(&self) -> &str {
+        self.key.as_deref().expect("routed to an object operation")
+    }
+
+    /// The request body, read with framing removed and `limit` enforced.
+    pub fn body(&mut self, limit: u64) -> S3Result<RequestBody> {
+        let incoming = self.body.take().expect("body taken once");
+        RequestBody::new(incoming, &self.headers, limit)
+    }
+
+    /// A small XML body, collected under the configured cap.
+    pub async fn xml_body(&mut self) -> S3Result<bytes::Bytes> {
+        let cap = self.state.config.limits.max_xml_body as u64;
+        self.body(cap)?.collect().await
+    }
+}
+
+/// What a finished request reports to the access log.
+pub struct Outcome {
+    pub response: Response<ResponseBody>,
+    pub op: Operation,
+    pub bucket: Option<String>,
+    pub key: Option<String>,
+    pub error: Option<S3Error>,
+}
+
+pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, request_id: &str) -> Outcome {
+    let (parts, incoming) = req.into_parts();
+    let resource = parts.uri.path().to_owned();
+    let host = parts.headers.get("host").and_then(|v| v.to_str().ok());
+    let parsed = router::split_target(parts.uri.path(), host, state.config.domain.as_deref())
+        .and_then(|(bucket, key)| Ok((bucket, key, Query::parse(parts.uri.query())?)));
+    let (bucket, key, query) = match parsed {
+        Ok(p) => p,
+        Err(e) => {
+            return error_outcome(
+                e,
+                Operation::NotImplemented,
+                None,
+                None,
+                &resource,
+                request_id,
+                false,
+            );
+        }
+    };
+    let op = router::route(
+        &parts.method,
+        bucket.as_deref(),
+        key.as_deref(),
+        &query,
+        parts.headers.contains_key("x-amz-copy-source"),
+    );
+    let owner = state
+        .config
+        .effective_credentials()
+        .first()
+        .map(|c| c.access_key_id.clone())
+        .unwrap_or_default();
+    let is_head = parts.method == http::Method::HEAD;
+    let mut ctx = Ctx {
+        state,
+        op,
+        headers: parts.headers,
+        query,
+        bucket: bucket.clone(),
+        key: key.clone(),
+        owner,
+        body: Some(incoming),
+    };
+    match dispatch(&mut ctx).await {
+        Ok(response) => Outcome {
+            response,
+            op,
+            bucket,
+            key,
+            error: None,
+        },
+        Err(e) => error_outcome(e, op, bucket, key, &resource, request_id, is_head),
+    }
+}
+
+fn error_outcome(
+    e: S3Error,
+    op: Operation,
+    bucket: Option<String>,
+    key: Option<String>,
+    resource: &str,
+    request_id: &str,
+    is_head: bool,
+) -> Outcome {
+    let status = e.status();
+    let mut response = if is_head {
+        // HEAD responses carry no body; the status says it all.
+        Response::new(body::empty())
+    } else {
+        let xml = e.to_xml(resource, request_id);
+        let mut r = Response::new(body::full(xml));
+        r.headers_mut()
+            .insert("content-type", HeaderValue::from_static("application/xml"));
+        r
+    };
+    *response.status_mut() = status;
+    if e.code == Code::InvalidRange
+        && let Some((_, size)) = e.details.iter().find(|(n, _)| *n == "ActualObjectSize")
+        && let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}"))
+    {
+        response.headers_mut().insert("content-range", v);
+    }
+    Outcome {
+        response,
+        op,
+        bucket,
+        key,
+        error: Some(e),
+    }
+}
+
+async fn dispatch(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
+    use Operation::*;
+    check_canned_acl(ctx)?;
+    match ctx.op {
+        ListBuckets => buckets::list_buckets(ctx).await,
+        CreateBucket => buckets::create_bucket(ctx).await,
+        DeleteBucket => buckets::delete_bucket(ctx).await,
+        HeadBucket => buckets::head_bucket(ctx).await,
+        GetBucketLocation => buckets::get_bucket_location(ctx).await,
+        GetBucketVersioning => buckets::get_bucket_versioning(ctx).await,
+        GetBucketAcl => buckets::get_acl(ctx).await,
+        PutBucketAcl => buckets::put_acl(ctx).await,
+        ListObjects => list::list_objects_v1(ctx).await,
+        ListObjectsV2 => list::list_objects_v2(ctx).await,
+        ListObjectVersions => list::list_object_versions(ctx).await,
+        ListMultipartUploads => list::list_multipart_uploads(ctx).await,
+        DeleteObjects => objects::delete_objects(ctx).await,
+        PutObject => objects::put_object(ctx).await,
+        CopyObject => objects::copy_object(ctx).await,
+        GetObject => objects::get_object(ctx, false).await,
+        HeadObject => objects::get_object(ctx, true).await,
+        DeleteObject => objects::delete_object(ctx).await,
+        GetObjectAcl => buckets::get_acl(ctx).await,
+        PutObjectAcl => buckets::put_acl(ctx).await,
+        CreateMultipartUpload => multipart::create(ctx).await,
+        UploadPart => multipart::upload_part(ctx).await,
+        UploadPartCopy => multipart::upload_part_copy(ctx).await,
+        ListParts => multipart::list_parts(ctx).await,
+        CompleteMultipartUpload => multipart::complete(ctx).await,
+        AbortMultipartUpload => multipart::abort(ctx).await,
+        NotImplemented => Err(Code::NotImplemented.into()),
+    }
+}
+
+/// Canned ACLs that tools send by habit are accepted (every object is the
+/// owner's); ACLs that would grant anyone else access are not supported.
+fn check_canned_acl(ctx: &Ctx) -> S3Result<()> {
+    match ctx.header("x-amz-acl") {
+        None | Some("private" | "bucket-owner-full-control" | "bucket-owner-read") => Ok(()),
+        Some(_) => Err(S3Error::with_message(
+            Code::NotImplemented,
+            "Only the canned ACLs private and bucket-owner-full-control are supported.",
+        )),
+    }
+}
+
+// ---- helpers shared by the operation modules ----
+
+pub fn xml_response(xml: String) -> Response<ResponseBody> {
+    let mut r = Response::new(body::full(xml));
+    r.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/xml"));
+    r
+}
+
+pub fn status_response(status: StatusCode) -> Response<ResponseBody> {
+    let mut r = Response::new(body::empty());
+    *r.status_mut() = status;
+    r
+}
+
+pub fn set_header(r: &mut Response<ResponseBody>, name: &str, value: &str) {
+    if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::from_str(value)) {
+        r.headers_mut().insert(name, value);
+    }
+}
+
+pub fn quoted(etag: &str) -> String {
+    format!("\"{etag}\"")
+}
+
+/// Parses `max-keys`-style integers: 0..=cap, default when absent.
+pub fn parse_max(q: &Query, name: &str, default: usize, cap: usize) -> S3Result<usize> {
+    match q.get(name) {
+        None | Some("") => Ok(default),
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .map(|n| (n as usize).min(cap))
+            .ok_or_else(|| {
+                S3Error::invalid_argument(
+                    format!("Provided {name} not an integer or within integer range"),
+                    name,
+                    v,
+                )
+            }),
+    }
+}
+
+/// Object keys: at most 1024 bytes (S3's limit).
+pub fn check_key(key: &str) -> S3Result<()> {
+    if key.len() > 1024 {
+        return Err(S3Error::new(Code::KeyTooLongError)
+            .detail("Size", key.len().to_string())
+            .detail("MaxSizeAllowed", "1024"));
+    }
+    Ok(())
+}
+
+/// Only `versionId=null` exists in an unversioned bucket.
+pub fn check_version_id(q: &Query) -> S3Result<()> {
+    match q.get("versionId") {
+        None | Some("null") => Ok(()),
+        Some(v) => Err(S3Error::invalid_argument(
+            "Invalid version id specified",
+            "versionId",
+            v,
+        )),
+    }
+}
+
+/// The user metadata of a PutObject, CopyObject (REPLACE) or
+/// CreateMultipartUpload, from its headers. S3 caps user metadata at 2 KiB.
+pub fn object_meta(headers: &HeaderMap) -> S3Result<ObjectMeta> {
+    let get = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let mut user = Vec::new();
+    let mut user_size = 0;
+    for (name, value) in headers {
+        if let Some(suffix) = name.as_str().strip_prefix("x-amz-meta-") {
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            user_size += suffix.len() + value.len();
+            user.push((suffix.to_owned(), value));
+        }
+    }
+    if user_size > 2048 {
+        return Err(Code::MetadataTooLarge.into());
+    }
+    user.sort();
+    // aws-chunked is transfer framing, never part of the stored object.
+    let content_encoding = get("content-encoding").and_then(|v| {
+        let kept: Vec<&str> = v
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty() && *e != "aws-chunked")
+            .collect();
+        (!kept.is_empty()).then(|| kept.join(","))
+    });
+    Ok(ObjectMeta {
+        content_type: get("content-type"),
+        content_encoding,
+        content_disposition: get("content-disposition"),
+        content_language: get("content-language"),
+        cache_control: get("cache-control"),
+        expires: get("expires"),
+        user,
+    })
+}
+
+/// Writes an object's stored metadata as response headers.
+pub fn meta_headers(r: &mut Response<ResponseBody>, meta: &ObjectMeta) {
+    set_header(
+        r,
+        "content-type",
+        meta.content_type
+            .as_deref()
+            .unwrap_or("binary/octet-stream"),
+    );
+    let optional = [
+        ("content-encoding", &meta.content_encoding),
+        ("content-disposition", &meta.content_disposition),
+        ("content-language", &meta.content_language),
+        ("cache-control", &meta.cache_control),
+        ("expires", &meta.expires),
+    ];
+    for (name, value) in optional {
+        if let Some(value) = value {
+            set_header(r, name, value);
+        }
+    }
+    for (name, value) in &meta.user {
+        set_header(r, &format!("x-amz-meta-{name}"), value);
+    }
+}
+
+/// The owner block of listings and ACLs.
+pub fn write_owner(w: &mut crate::xml::XmlWriter, tag: &str, owner: &str) {
+    w.open(tag);
+    w.elem("ID", owner);
+    w.elem("DisplayName", owner);
+    w.close(tag);
+}

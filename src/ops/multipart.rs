@@ -1,0 +1,302 @@
+//! Multipart upload operations: CreateMultipartUpload, UploadPart,
+//! UploadPartCopy, ListParts, CompleteMultipartUpload, AbortMultipartUpload.
+//! (ListMultipartUploads lives with the other listings.)
+
+use http::{Response, StatusCode};
+use serde::Deserialize;
+
+use super::objects::{
+    check_copy_source_conditions, copy_source, precheck, receive_blob, write_condition,
+};
+use super::{
+    Ctx, check_key, object_meta, parse_max, quoted, set_header, status_response, write_owner,
+    xml_response,
+};
+use crate::body::ResponseBody;
+use crate::error::{Code, S3Error, S3Result};
+use crate::store::blobs::{self, BlobWriter};
+use crate::store::tables::UploadRecord;
+use crate::store::{CompletedPart, hex};
+use crate::time::{iso8601, now_ms};
+use crate::xml::XmlWriter;
+
+/// Part numbers are 1..=10000; anything else is `InvalidArgument`.
+pub fn parse_part_number(v: &str) -> S3Result<u32> {
+    v.parse::<u32>()
+        .ok()
+        .filter(|n| (1..=10_000).contains(n))
+        .ok_or_else(|| {
+            S3Error::invalid_argument(
+                "Part number must be an integer between 1 and 10000, inclusive",
+                "partNumber",
+                v,
+            )
+        })
+}
+
+fn upload_id(ctx: &Ctx) -> S3Result<String> {
+    match ctx.query.get("uploadId") {
+        Some(id) if !id.is_empty() => Ok(id.to_owned()),
+        _ => Err(Code::NoSuchUpload.into()),
+    }
+}
+
+pub async fn create(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
+    check_key(ctx.key())?;
+    let record = UploadRecord {
+        initiated_ms: now_ms(),
+        owner: ctx.owner.clone(),
+        meta: object_meta(&ctx.headers)?,
+    };
+    let (bucket, key) = (ctx.bucket().to_owned(), ctx.key().to_owned());
+    let (b, k) = (bucket.clone(), key.clone());
+    let id = ctx
+        .store()
+        .run(move |s| s.create_upload(&b, &k, &record))
+        .await?;
+    let mut w = XmlWriter::new();
+    w.root("InitiateMultipartUploadResult");
+    w.elem("Bucket", &bucket);
+    w.elem("Key", &key);
+    w.elem("UploadId", &id);
+    w.close("InitiateMultipartUploadResult");
+    Ok(xml_response(w.finish()))
+}
+
+/// Checks that the upload exists; done before a part's body is read, so a
+/// client waiting on `100 Continue` learns of a bad upload id at once.
+async fn check_upload(ctx: &Ctx, id: &str) -> S3Result<UploadRecord> {
+    let (bucket, key, id) = (ctx.bucket().to_owned(), ctx.key().to_owned(), id.to_owned());
+    ctx.store().run(move |s| s.upload(&bucket, &key, &id)).await
+}
+
+pub async fn upload_part(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
+    let part_number = parse_part_number(ctx.query.get("partNumber").unwrap_or(""))?;
+    let id = upload_id(ctx)?;
+    let body = ctx.body(ctx.state.config.limits.max_object_size)?;
+    check_upload(ctx, &id).await?;
+    let blob = receive_blob(ctx, body).await?;
+    let (bucket, key) = (ctx.bucket().to_owned(), ctx.key().to_owned());
+    let part = ctx
+        .store()
+        .run(move |s| s.put_part(&bucket, &key, &id, part_number, blob))
+        .await?;
+    let mut r = status_response(StatusCode::OK);
+    set_header(&mut r, "etag", &quoted(&hex(&part.md5)));
+    Ok(r)
+}
+
+/// `x-amz-copy-source-range: bytes=first-last`, both ends required.
+fn parse_copy_range(v: &str, size: u64) -> S3Result<(u64, u64)> {
+    let invalid = || {
+        S3Error::invalid_argument(
+            "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy",
+            "x-amz-copy-source-range",
+            v,
+        )
+    };
+    let (a, b) = v
+        .trim()
+        .strip_prefix("bytes=")
+        .and_then(|s| s.split_once('-'))
+        .ok_or_else(invalid)?;
+    let (first, last): (u64, u64) = (
+        a.parse().map_err(|_| invalid())?,
+        b.parse().map_err(|_| invalid())?,
+    );
+    if first > last {
+        return Err(invalid());
+    }
+    if last >= size {
+        return Err(S3Error::with_message(
+            Code::InvalidRange,
+            "The requested range is not satisfiable",
+        )
+        .detail("ActualObjectSize", size.to_string()));
+    }
+    Ok((first, last + 1))
+}
+
+pub async fn upload_part_copy(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
+    let part_number = parse_part_number(ctx.query.get("partNumber").unwrap_or(""))?;
+    let id = upload_id(ctx)?;
+    let (src_bucket, src_key) = copy_source(ctx)?;
+    let source = ctx
+        .store()
+        .run(move |s| s.object(&src_bucket, &src_key))
+        .await?;
+    check_copy_source_conditions(&ctx.headers, &source)?;
+    let (start, end) = match ctx.header("x-amz-copy-source-range") {
+        Some(v) => parse_copy_range(v, source.size)?,
+        None => (0, source.size),
+    };
+    if end - start > ctx.state.config.limits.max_object_size {
+        return Err(Code::EntityTooLarge.into());
+    }
+    check_upload(ctx, &id).await?;
+    let dir = ctx.store().blobs.clone();
+    let pin = dir.pin(source.segments.iter().map(|s| s.blob));
+    let mut rx = blobs::spawn_reader(dir.clone(), source.segments.clone(), start, end, pin);
+    let mut writer = BlobWriter::create(&dir);
+    while let Some(data) = rx.recv().await {
+        writer.write(data?).await?;
+    }
+    let blob = writer.finish(&dir).await?;
+    if blob.written.len != end - start {
+        return Err(S3Error::internal("copy source ended early"));
+    }
+    let (bucket, key) = (ctx.bucket().to_owned(), ctx.key().to_owned());
+    let part = ctx
+        .store()
+        .run(move |s| s.put_part(&bucket, &key, &id, part_number, blob))
+        .await?;
+    let mut w = XmlWriter::new();
+    w.root("CopyPartResult");
+    w.elem("LastModified", &iso8601(part.last_modified_ms));
+    w.elem("ETag", &quoted(&hex(&part.md5)));
+    w.close("CopyPartResult");
+    Ok(xml_response(w.finish()))
+}
+
+pub async fn list_parts(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
+    let id = upload_id(ctx)?;
+    let max = parse_max(&ctx.query, "max-parts", 1000, 1000)?;
+    let marker = match ctx.query.get("part-number-marker") {
+        None | Some("") => 0,
+        Some(v) => v.parse::<u32>().map_err(|_| {
+            S3Error::invalid_argument("Invalid part number marker", "part-number-marker", v)
+        })?,
+    };
+    let upload = check_upload(ctx, &id).await?;
+    let id2 = id.clone();
+    let (parts, truncated) = ctx.store().run(move |s| s.parts(&id2, marker, max)).await?;
+    let mut w = XmlWriter::new();
+    w.root("ListPartsResult");
+    w.elem("Bucket", ctx.bucket());
+    w.elem("Key", ctx.key());
+    w.elem("UploadId", &id);
+    write_owner(&mut w, "Initiator", &upload.owner);
+    write_owner(&mut w, "Owner", &upload.owner);
+    w.elem("StorageClass", "STANDARD");
+    w.elem_display("PartNumberMarker", marker);
+    if let Some((last, _)) = parts.last() {
+        w.elem_display("NextPartNumberMarker", last);
+    }
+    w.elem_display("MaxParts", max);
+    w.elem_display("IsTruncated", truncated);
+    for (number, part) in &parts {
+        w.open("Part");
+        w.elem_display("PartNumber", number);
+        w.elem("LastModified", &iso8601(part.last_modified_ms));
+        w.elem("ETag", &quoted(&hex(&part.md5)));
+        w.elem_display("Size", part.size);
+        w.close("Part");
+    }
+    w.close("ListPartsResult");
+    Ok(xml_response(w.finish()))
+}
+
+#[derive(Debug, Deserialize)]
+struct CompleteRequest {
+    #[serde(rename = "Part", default)]
+    parts: Vec<CompleteRequestPart>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CompleteRequestPart {
+    #[serde(rename = "PartNumber")]
+    part_number: u32,
+    #[serde(rename = "ETag")]
+    etag: String,
+}
+
+pub async fn complete(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
+    let id = upload_id(ctx)?;
+    let condition = write_condition(ctx)?;
+    let body = ctx.xml_body().await?;
+    let request: CompleteRequest = crate::xml::parse(&body)?;
+    let listed: Vec<CompletedPart> = request
+        .parts
+        .into_iter()
+        .map(|p| CompletedPart {
+            part_number: p.part_number,
+            etag: p.etag.trim().trim_matches('"').to_owned(),
+        })
+        .collect();
+    // The condition is checked after NoSuchUpload, and not at all when the
+    // request replays an earlier success.
+    if check_upload(ctx, &id).await.is_ok() {
+        precheck(ctx, &condition).await?;
+    }
+    let min = ctx.state.config.limits.min_part_size;
+    let (bucket, key) = (ctx.bucket().to_owned(), ctx.key().to_owned());
+    let (b, k) = (bucket.clone(), key.clone());
+    let record = ctx
+        .store()
+        .run(move |s| s.complete_upload(&b, &k, &id, &listed, min, &condition))
+        .await?;
+    let host = ctx.header("host").unwrap_or("localhost");
+    let mut w = XmlWriter::new();
+    w.root("CompleteMultipartUploadResult");
+    w.elem("Location", &format!("http://{host}/{bucket}/{key}"));
+    w.elem("Bucket", &bucket);
+    w.elem("Key", &key);
+    w.elem("ETag", &quoted(&record.etag));
+    w.close("CompleteMultipartUploadResult");
+    Ok(xml_response(w.finish()))
+}
+
+pub async fn abort(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
+    let id = upload_id(ctx)?;
+    let (bucket, key) = (ctx.bucket().to_owned(), ctx.key().to_owned());
+    ctx.store()
+        .run(move |s| s.abort_upload(&bucket, &key, &id))
+        .await?;
+    Ok(status_response(StatusCode::NO_CONTENT))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn part_numbers_are_1_to_10000() {
+        assert_eq!(parse_part_number("1").unwrap(), 1);
+        assert_eq!(parse_part_number("10000").unwrap(), 10000);
+        for bad in ["0", "10001", "-1", "x", ""] {
+            assert_eq!(
+                parse_part_number(bad).unwrap_err().code,
+                Code::InvalidArgument
+            );
+        }
+    }
+
+    #[test]
+    fn copy_ranges_need_both_ends_inside_the_source() {
+        assert_eq!(parse_copy_range("bytes=0-4", 10).unwrap(), (0, 5));
+        assert_eq!(
+            parse_copy_range("bytes=0-10", 10).unwrap_err().code,
+            Code::InvalidRange
+        );
+        assert_eq!(
+            parse_copy_range("bytes=5-", 10).unwrap_err().code,
+            Code::InvalidArgument
+        );
+        assert_eq!(
+            parse_copy_range("bytes=5-4", 10).unwrap_err().code,
+            Code::InvalidArgument
+        );
+    }
+
+    #[test]
+    fn complete_body_parses_and_ignores_checksums() {
+        let xml = br#"<CompleteMultipartUpload xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
+            <Part><ETag>"abc"</ETag><PartNumber>1</PartNumber><ChecksumCRC32>AAAA</ChecksumCRC32></Part>
+            <Part><PartNumber>2</PartNumber><ETag>def</ETag></Part></CompleteMultipartUpload>"#;
+        let r: CompleteRequest = crate::xml::parse(xml).unwrap();
+        assert_eq!(r.parts.len(), 2);
+        assert_eq!(r.parts[0].part_number, 1);
+        assert_eq!(r.parts[1].etag, "def");
+        assert!(crate::xml::parse::<CompleteRequest>(b"<nope").is_err());
+    }
+}

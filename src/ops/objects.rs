@@ -1,0 +1,484 @@
+//! Object operations: PutObject, GetObject/HeadObject (ranges, parts,
+//! conditions, response overrides), DeleteObject, DeleteObjects, CopyObject.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use http::{Response, StatusCode};
+use serde::Deserialize;
+
+use super::{
+    Ctx, check_key, check_version_id, meta_headers, object_meta, quoted, set_header,
+    status_response, xml_response,
+};
+use crate::body::{ChannelBody, RequestBody, ResponseBody};
+use crate::error::{Code, S3Error, S3Result};
+use crate::store::blobs::{self, BlobWriter, PendingBlob};
+use crate::store::tables::{ObjectMeta, ObjectRecord};
+use crate::store::{WriteCondition, etag_matches, hex};
+use crate::time::{http_date, iso8601, parse_http_date};
+use crate::xml::XmlWriter;
+
+/// Streams a request body into a new blob, checking `Content-MD5` if sent.
+pub async fn receive_blob(ctx: &Ctx, mut body: RequestBody) -> S3Result<PendingBlob> {
+    let content_md5 = match ctx.header("content-md5") {
+        Some(v) => Some(
+            BASE64
+                .decode(v.trim())
+                .ok()
+                .filter(|d| d.len() == 16)
+                .ok_or_else(|| S3Error::new(Code::InvalidDigest))?,
+        ),
+        None => None,
+    };
+    let dir = &ctx.store().blobs;
+    let mut writer = BlobWriter::create(dir);
+    while let Some(data) = body.next().await? {
+        writer.write(data).await?;
+    }
+    let blob = writer.finish(dir).await?;
+    if let Some(expected) = content_md5
+        && expected != blob.written.md5
+    {
+        // Dropping `blob` deletes the temporary file: nothing is stored.
+        return Err(S3Error::new(Code::BadDigest)
+            .detail("ExpectedDigest", BASE64.encode(&expected))
+            .detail("CalculatedDigest", BASE64.encode(blob.written.md5)));
+    }
+    Ok(blob)
+}
+
+/// `If-None-Match: *` / `If-Match` on a write (PutObject, Complete).
+pub fn write_condition(ctx: &Ctx) -> S3Result<WriteCondition> {
+    match (ctx.header("if-none-match"), ctx.header("if-match")) {
+        (Some(_), Some(_)) => Err(S3Error::with_message(
+            Code::NotImplemented,
+            "If-Match and If-None-Match together are not supported on writes.",
+        )),
+        (Some(v), None) if v.trim() == "*" => Ok(WriteCondition::IfNoneMatch),
+        (Some(_), None) => Err(S3Error::with_message(
+            Code::NotImplemented,
+            "If-None-Match on a write only supports '*'.",
+        )),
+        (None, Some(v)) => Ok(WriteCondition::IfMatch(v.trim().to_owned())),
+        (None, None) => Ok(WriteCondition::None),
+    }
+}
+
+/// Checks a write condition against the current object before the body is
+/// read, so a request that cannot succeed fails fast (and before
+/// `100 Continue`).
+pub async fn precheck(ctx: &Ctx, condition: &WriteCondition) -> S3Result<()> {
+    if *condition == WriteCondition::None {
+        return Ok(());
+    }
+    let (bucket, key) = (ctx.bucket().to_owned(), ctx.key().to_owned());
+    let current = ctx
+        .store()
+        .run(move |s| s.object_opt(&bucket, &key))
+        .await?;
+    condition.check(current.as_ref())
+}
+
+pub async fn put_object(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
+    check_key(ctx.key())?;
+    let meta = object_meta(&ctx.headers)?;
+    let condition = write_condition(ctx)?;
+    let body = ctx.body(ctx.state.config.limits.max_object_size)?;
+    let (bucket, key) = (ctx.bucket().to_owned(), ctx.key().to_owned());
+    {
+        let bucket = bucket.clone();
+        ctx.store().run(move |s| s.bucket(&bucket)).await?;
+    }
+    precheck(ctx, &condition).await?;
+    let blob = receive_blob(ctx, body).await?;
+    let record = ObjectRecord {
+        size: blob.written.len,
+        etag: hex(&blob.written.md5),
+        last_modified_ms: 0,
+        meta,
+        segments: vec![crate::store::tables::Segment {
+            blob: blob.id,
+            len: blob.written.len,
+            md5: blob.written.md5,
+        }],
+        upload_id: None,
+    };
+    let record = ctx
+        .store()
+        .run(move |s| s.put_object(&bucket, &key, record, blob, &condition))
+        .await?;
+    let mut r = status_response(StatusCode::OK);
+    set_header(&mut r, "etag", &quoted(&record.etag));
+    Ok(r)
+}
+
+/// A byte range as sent in `Range:` (`bytes=a-b`, `bytes=a-`, `bytes=-n`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ByteRange {
+    From(u64, Option<u64>),
+    Suffix(u64),
+}
+
+impl ByteRange {
+    /// `None` when the header is not a single byte range: S3 then ignores it
+    /// and sends the whole object.
+    pub fn parse(header: &str) -> Option<ByteRange> {
+        let spec = header.trim().strip_prefix("bytes=")?;
+        if spec.contains(',') {
+            return None;
+        }
+        let (a, b) = spec.split_once('-')?;
+        let (a, b) = (a.trim(), b.trim());
+        if a.is_empty() {
+            return Some(ByteRange::Suffix(b.parse().ok()?));
+        }
+        let start = a.parse().ok()?;
+        let end = if b.is_empty() {
+            None
+        } else {
+            Some(b.parse().ok()?)
+        };
+        if end.is_some_and(|e| e < start) {
+            return None;
+        }
+        Some(ByteRange::From(start, end))
+    }
+
+    /// The half-open range `[start, end)` within an object of `size` bytes,
+    /// or `InvalidRange`.
+    pub fn resolve(self, size: u64) -> S3Result<(u64, u64)> {
+        let range = match self {
+            ByteRange::From(start, _) if start >= size => None,
+            ByteRange::From(start, end) => Some((start, end.map_or(size, |e| (e + 1).min(size)))),
+            ByteRange::Suffix(0) => None,
+            ByteRange::Suffix(n) => Some((size.saturating_sub(n), size)),
+        };
+        range.filter(|(s, e)| s < e).ok_or_else(|| {
+            S3Error::new(Code::InvalidRange).detail("ActualObjectSize", size.to_string())
+        })
+    }
+}
+
+/// GET/HEAD preconditions, in the order RFC 7232 and S3 evaluate them.
+fn check_read_conditions(ctx: &Ctx, obj: &ObjectRecord) -> S3Result<Option<StatusCode>> {
+    let modified_after = |h: &str| {
+        ctx.header(h)
+            .and_then(parse_http_date)
+            .map(|t| obj.last_modified_ms / 1000 > t / 1000)
+    };
+    let if_match = ctx.header("if-match");
+    if let Some(list) = if_match {
+        if !etag_matches(list, &obj.etag) {
+            return Err(Code::PreconditionFailed.into());
+        }
+    } else if modified_after("if-unmodified-since") == Some(true) {
+        return Err(Code::PreconditionFailed.into());
+    }
+    if let Some(list) = ctx.header("if-none-match") {
+        if etag_matches(list, &obj.etag) {
+            return Ok(Some(StatusCode::NOT_MODIFIED));
+        }
+    } else if modified_after("if-modified-since") == Some(false) {
+        return Ok(Some(StatusCode::NOT_MODIFIED));
+    }
+    Ok(None)
+}
+
+pub async fn get_object(ctx: &mut Ctx, head: bool) -> S3Result<Response<ResponseBody>> {
+    check_version_id(&ctx.query)?;
+    let part_number = match ctx.query.get("partNumber") {
+        Some(v) => Some(super::multipart::parse_part_number(v)?),
+        None => None,
+    };
+    let range = ctx.header("range").and_then(ByteRange::parse);
+    if part_number.is_some() && ctx.header("range").is_some() {
+        return Err(S3Error::with_message(
+            Code::InvalidRequest,
+            "Cannot specify both Range header and partNumber query parameter",
+        ));
+    }
+    let (bucket, key) = (ctx.bucket().to_owned(), ctx.key().to_owned());
+    let obj = ctx.store().run(move |s| s.object(&bucket, &key)).await?;
+    if let Some(status) = check_read_conditions(ctx, &obj)? {
+        let mut r = status_response(status);
+        set_header(&mut r, "etag", &quoted(&obj.etag));
+        set_header(&mut r, "last-modified", &http_date(obj.last_modified_ms));
+        return Ok(r);
+    }
+    let size = obj.size;
+    let (start, end, partial) = match (part_number, range) {
+        (Some(n), _) => {
+            let n = n as usize;
+            if obj.is_multipart() {
+                let seg = obj
+                    .segments
+                    .get(n - 1)
+                    .ok_or_else(|| S3Error::new(Code::InvalidPartNumber))?;
+                let start: u64 = obj.segments[..n - 1].iter().map(|s| s.len).sum();
+                (start, start + seg.len, true)
+            } else if n == 1 {
+                (0, size, size > 0)
+            } else {
+                return Err(Code::InvalidPartNumber.into());
+            }
+        }
+        (None, Some(range)) => {
+            let (s, e) = range.resolve(size)?;
+            (s, e, true)
+        }
+        (None, None) => (0, size, false),
+    };
+    let len = end - start;
+    let mut r = if head || len == 0 {
+        status_response(StatusCode::OK)
+    } else {
+        let pin = ctx.store().blobs.pin(obj.segments.iter().map(|s| s.blob));
+        let rx = blobs::spawn_reader(
+            ctx.store().blobs.clone(),
+            obj.segments.clone(),
+            start,
+            end,
+            pin,
+        );
+        Response::new(ChannelBody::new(rx, len))
+    };
+    if partial {
+        *r.status_mut() = StatusCode::PARTIAL_CONTENT;
+        set_header(
+            &mut r,
+            "content-range",
+            &format!("bytes {start}-{}/{size}", end - 1),
+        );
+    }
+    if part_number.is_some() && obj.is_multipart() {
+        set_header(
+            &mut r,
+            "x-amz-mp-parts-count",
+            &obj.segments.len().to_string(),
+        );
+    }
+    set_header(&mut r, "content-length", &len.to_string());
+    set_header(&mut r, "etag", &quoted(&obj.etag));
+    set_header(&mut r, "last-modified", &http_date(obj.last_modified_ms));
+    set_header(&mut r, "accept-ranges", "bytes");
+    meta_headers(&mut r, &obj.meta);
+    for (param, header) in [
+        ("response-content-type", "content-type"),
+        ("response-content-language", "content-language"),
+        ("response-expires", "expires"),
+        ("response-cache-control", "cache-control"),
+        ("response-content-disposition", "content-disposition"),
+        ("response-content-encoding", "content-encoding"),
+    ] {
+        if let Some(v) = ctx.query.get(param) {
+            set_header(&mut r, header, v);
+        }
+    }
+    Ok(r)
+}
+
+pub async fn delete_object(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
+    check_version_id(&ctx.query)?;
+    let (bucket, key) = (ctx.bucket().to_owned(), ctx.key().to_owned());
+    ctx.store()
+        .run(move |s| s.delete_object(&bucket, &key))
+        .await?;
+    Ok(status_response(StatusCode::NO_CONTENT))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DeleteRequest {
+    #[serde(default)]
+    quiet: bool,
+    #[serde(default)]
+    object: Vec<DeleteEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DeleteEntry {
+    key: String,
+    version_id: Option<String>,
+}
+
+/// DeleteObjects: up to 1000 keys, one result each.
+pub async fn delete_objects(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
+    let body = ctx.xml_body().await?;
+    let request: DeleteRequest = crate::xml::parse(&body)?;
+    if request.object.is_empty() || request.object.len() > 1000 {
+        return Err(Code::MalformedXML.into());
+    }
+    let mut w = XmlWriter::new();
+    w.root("DeleteResult");
+    let mut keys = Vec::new();
+    let mut refused = Vec::new();
+    for entry in request.object {
+        match entry.version_id.as_deref() {
+            None | Some("null") => keys.push(entry),
+            Some(_) => refused.push(entry),
+        }
+    }
+    let bucket = ctx.bucket().to_owned();
+    let names: Vec<String> = keys.iter().map(|e| e.key.clone()).collect();
+    let results = ctx
+        .store()
+        .run(move |s| s.delete_objects(&bucket, &names))
+        .await?;
+    for (entry, result) in keys.iter().zip(results) {
+        match result {
+            Ok(()) if request.quiet => {}
+            Ok(()) => {
+                w.open("Deleted");
+                w.elem("Key", &entry.key);
+                w.elem_opt("VersionId", entry.version_id.as_deref());
+                w.close("Deleted");
+            }
+            Err(e) => write_delete_error(&mut w, &entry.key, entry.version_id.as_deref(), &e),
+        }
+    }
+    for entry in refused {
+        let e = S3Error::with_message(Code::NoSuchKey, "The specified version does not exist.");
+        write_delete_error(&mut w, &entry.key, entry.version_id.as_deref(), &e);
+    }
+    w.close("DeleteResult");
+    Ok(xml_response(w.finish()))
+}
+
+fn write_delete_error(w: &mut XmlWriter, key: &str, version: Option<&str>, e: &S3Error) {
+    w.open("Error");
+    w.elem("Key", key);
+    w.elem_opt("VersionId", version);
+    w.elem("Code", &format!("{:?}", e.code));
+    w.elem("Message", &e.message);
+    w.close("Error");
+}
+
+/// Parses `x-amz-copy-source` (`bucket/key` or `/bucket/key`, URL-encoded,
+/// optionally `?versionId=null`).
+pub fn copy_source(ctx: &Ctx) -> S3Result<(String, String)> {
+    let raw = ctx.header("x-amz-copy-source").unwrap_or_default();
+    let (path, version) = match raw.split_once('?') {
+        Some((p, q)) => (p, q.strip_prefix("versionId=")),
+        None => (raw, None),
+    };
+    if version.is_some_and(|v| v != "null") {
+        return Err(S3Error::invalid_argument(
+            "Invalid version id specified",
+            "x-amz-copy-source",
+            raw,
+        ));
+    }
+    let decoded = percent_encoding::percent_decode_str(path.trim_start_matches('/'))
+        .decode_utf8()
+        .map_err(|_| S3Error::new(Code::InvalidURI))?;
+    match decoded.split_once('/') {
+        Some((b, k)) if !b.is_empty() && !k.is_empty() => Ok((b.to_owned(), k.to_owned())),
+        _ => Err(S3Error::invalid_argument(
+            "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
+            "x-amz-copy-source",
+            raw,
+        )),
+    }
+}
+
+/// `x-amz-copy-source-if-*` conditions on the source object.
+pub fn check_copy_source_conditions(headers: &http::HeaderMap, obj: &ObjectRecord) -> S3Result<()> {
+    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    let date = |n: &str| header(n).and_then(parse_http_date).map(|t| t / 1000);
+    let modified = obj.last_modified_ms / 1000;
+    let failed = header("x-amz-copy-source-if-match").is_some_and(|l| !etag_matches(l, &obj.etag))
+        || header("x-amz-copy-source-if-none-match").is_some_and(|l| etag_matches(l, &obj.etag))
+        || (header("x-amz-copy-source-if-match").is_none()
+            && date("x-amz-copy-source-if-unmodified-since").is_some_and(|t| modified > t))
+        || (header("x-amz-copy-source-if-none-match").is_none()
+            && date("x-amz-copy-source-if-modified-since").is_some_and(|t| modified <= t));
+    if failed {
+        Err(Code::PreconditionFailed.into())
+    } else {
+        Ok(())
+    }
+}
+
+/// CopyObject shares the source's blobs: no byte is copied.
+pub async fn copy_object(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
+    check_key(ctx.key())?;
+    let (src_bucket, src_key) = copy_source(ctx)?;
+    let replace = match ctx.header("x-amz-metadata-directive") {
+        None | Some("COPY") => false,
+        Some("REPLACE") => true,
+        Some(v) => {
+            return Err(S3Error::invalid_argument(
+                "Unknown metadata directive.",
+                "x-amz-metadata-directive",
+                v,
+            ));
+        }
+    };
+    let (bucket, key) = (ctx.bucket().to_owned(), ctx.key().to_owned());
+    if !replace && src_bucket == bucket && src_key == key {
+        return Err(S3Error::with_message(
+            Code::InvalidRequest,
+            "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
+        ));
+    }
+    let meta: Option<ObjectMeta> = if replace {
+        Some(object_meta(&ctx.headers)?)
+    } else {
+        None
+    };
+    let headers = ctx.headers.clone();
+    let record = ctx
+        .store()
+        .run(move |s| {
+            s.copy_object((&src_bucket, &src_key), (&bucket, &key), meta, &|src| {
+                check_copy_source_conditions(&headers, src)
+            })
+        })
+        .await?;
+    let mut w = XmlWriter::new();
+    w.root("CopyObjectResult");
+    w.elem("LastModified", &iso8601(record.last_modified_ms));
+    w.elem("ETag", &quoted(&record.etag));
+    w.close("CopyObjectResult");
+    Ok(xml_response(w.finish()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_parse_like_s3() {
+        assert_eq!(
+            ByteRange::parse("bytes=0-9"),
+            Some(ByteRange::From(0, Some(9)))
+        );
+        assert_eq!(ByteRange::parse("bytes=5-"), Some(ByteRange::From(5, None)));
+        assert_eq!(ByteRange::parse("bytes=-3"), Some(ByteRange::Suffix(3)));
+        assert_eq!(ByteRange::parse("bytes=9-5"), None);
+        assert_eq!(ByteRange::parse("bytes=0-1,4-5"), None);
+        assert_eq!(ByteRange::parse("items=0-1"), None);
+        assert_eq!(ByteRange::parse("bytes=a-b"), None);
+    }
+
+    #[test]
+    fn ranges_resolve_against_the_size() {
+        assert_eq!(ByteRange::From(0, Some(9)).resolve(5).unwrap(), (0, 5));
+        assert_eq!(ByteRange::From(2, None).resolve(5).unwrap(), (2, 5));
+        assert_eq!(ByteRange::Suffix(3).resolve(5).unwrap(), (2, 5));
+        assert_eq!(ByteRange::Suffix(30).resolve(5).unwrap(), (0, 5));
+        assert_eq!(
+            ByteRange::From(5, None).resolve(5).unwrap_err().code,
+            Code::InvalidRange
+        );
+        assert_eq!(
+            ByteRange::Suffix(0).resolve(5).unwrap_err().code,
+            Code::InvalidRange
+        );
+        assert_eq!(
+            ByteRange::From(0, None).resolve(0).unwrap_err().code,
+            Code::InvalidRange
+        );
+    }
+}

@@ -1,0 +1,301 @@
+//! Routing is data: method, bucket, key and the names of query parameters
+//! become one [`Operation`], before any I/O. Unknown query parameters (such
+//! as the SDKs' `x-id`) are ignored; known S3 sub-resources that Stowage does
+//! not implement answer `NotImplemented`.
+
+use http::Method;
+use percent_encoding::percent_decode_str;
+
+use crate::error::{Code, S3Error, S3Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    ListBuckets,
+    CreateBucket,
+    DeleteBucket,
+    HeadBucket,
+    GetBucketLocation,
+    GetBucketVersioning,
+    GetBucketAcl,
+    PutBucketAcl,
+    ListObjects,
+    ListObjectsV2,
+    ListObjectVersions,
+    ListMultipartUploads,
+    DeleteObjects,
+    PutObject,
+    CopyObject,
+    GetObject,
+    HeadObject,
+    DeleteObject,
+    GetObjectAcl,
+    PutObjectAcl,
+    CreateMultipartUpload,
+    UploadPart,
+    UploadPartCopy,
+    ListParts,
+    CompleteMultipartUpload,
+    AbortMultipartUpload,
+    /// A request S3 knows but Stowage does not implement.
+    NotImplemented,
+}
+
+/// S3 sub-resources Stowage does not implement; a request naming one must
+/// not fall through to a plain object or bucket operation.
+const UNSUPPORTED: &[&str] = &[
+    "accelerate",
+    "analytics",
+    "attributes",
+    "cors",
+    "encryption",
+    "intelligent-tiering",
+    "inventory",
+    "legal-hold",
+    "lifecycle",
+    "logging",
+    "metadataTable",
+    "metrics",
+    "notification",
+    "object-lock",
+    "ownershipControls",
+    "policy",
+    "policyStatus",
+    "publicAccessBlock",
+    "renameObject",
+    "replication",
+    "requestPayment",
+    "restore",
+    "retention",
+    "select",
+    "session",
+    "tagging",
+    "torrent",
+    "website",
+];
+
+/// Decoded query parameters, in request order.
+#[derive(Debug, Clone, Default)]
+pub struct Query(pub Vec<(String, String)>);
+
+impl Query {
+    pub fn parse(raw: Option<&str>) -> S3Result<Query> {
+        let mut out = Vec::new();
+        for pair in raw.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            out.push((decode_query(k)?, decode_query(v)?));
+        }
+        Ok(Query(out))
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.0.iter().any(|(k, _)| k == name)
+    }
+}
+
+fn decode_query(s: &str) -> S3Result<String> {
+    // In a query string `+` stands for a space (form encoding); SDKs send
+    // `%2B` for a plus.
+    let s = s.replace('+', " ");
+    percent_decode_str(&s)
+        .decode_utf8()
+        .map(|c| c.into_owned())
+        .map_err(|_| S3Error::new(Code::InvalidURI))
+}
+
+/// Splits a request path into bucket and key. In a path `+` is a literal
+/// plus. `domain` enables virtual-hosted-style addressing.
+pub fn split_target(
+    path: &str,
+    host: Option<&str>,
+    domain: Option<&str>,
+) -> S3Result<(Option<String>, Option<String>)> {
+    let decoded = percent_decode_str(path)
+        .decode_utf8()
+        .map_err(|_| S3Error::new(Code::InvalidURI))?;
+    let path = decoded.strip_prefix('/').unwrap_or(&decoded);
+    let host_bucket = match (host, domain) {
+        (Some(host), Some(domain)) if !domain.is_empty() => {
+            let host = host.rsplit_once(':').map_or(host, |(h, port)| {
+                if port.chars().all(|c| c.is_ascii_digit()) {
+                    h
+                } else {
+                    host
+                }
+            });
+            host.strip_suffix(domain)
+                .and_then(|h| h.strip_suffix('.'))
+                .filter(|b| !b.is_empty())
+        }
+        _ => None,
+    };
+    let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+    Ok(match host_bucket {
+        Some(bucket) => (Some(bucket.to_owned()), non_empty(path)),
+        None => match path.split_once('/') {
+            Some((bucket, key)) => (non_empty(bucket), non_empty(key)),
+            None => (non_empty(path), None),
+        },
+    })
+}
+
+/// Chooses the operation. `copy_source` says whether `x-amz-copy-source` was
+/// sent.
+pub fn route(
+    method: &Method,
+    bucket: Option<&str>,
+    key: Option<&str>,
+    q: &Query,
+    copy_source: bool,
+) -> Operation {
+    use Operation::*;
+    if UNSUPPORTED.iter().any(|name| q.has(name)) {
+        return NotImplemented;
+    }
+    let Some(_bucket) = bucket else {
+        return if method == Method::GET {
+            ListBuckets
+        } else {
+            NotImplemented
+        };
+    };
+    match (key.is_some(), method.as_str()) {
+        (false, "GET") if q.has("location") => GetBucketLocation,
+        (false, "GET") if q.has("versioning") => GetBucketVersioning,
+        (false, "GET") if q.has("acl") => GetBucketAcl,
+        (false, "GET") if q.has("uploads") => ListMultipartUploads,
+        (false, "GET") if q.has("versions") => ListObjectVersions,
+        (false, "GET") if q.get("list-type") == Some("2") => ListObjectsV2,
+        (false, "GET") => ListObjects,
+        (false, "HEAD") => HeadBucket,
+        (false, "PUT") if q.has("acl") => PutBucketAcl,
+        (false, "PUT") if q.has("versioning") => NotImplemented,
+        (false, "PUT") => CreateBucket,
+        (false, "DELETE") => DeleteBucket,
+        (false, "POST") if q.has("delete") => DeleteObjects,
+        (true, "GET") if q.has("uploadId") => ListParts,
+        (true, "GET") if q.has("acl") => GetObjectAcl,
+        (true, "GET") => GetObject,
+        (true, "HEAD") => HeadObject,
+        (true, "PUT") if q.has("partNumber") && q.has("uploadId") => {
+            if copy_source {
+                UploadPartCopy
+            } else {
+                UploadPart
+            }
+        }
+        (true, "PUT") if q.has("acl") => PutObjectAcl,
+        (true, "PUT") if copy_source => CopyObject,
+        (true, "PUT") => PutObject,
+        (true, "POST") if q.has("uploads") => CreateMultipartUpload,
+        (true, "POST") if q.has("uploadId") => CompleteMultipartUpload,
+        (true, "DELETE") if q.has("uploadId") => AbortMultipartUpload,
+        (true, "DELETE") => DeleteObject,
+        _ => NotImplemented,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(line: &str, copy: bool) -> Operation {
+        let (method, target) = line.split_once(' ').unwrap();
+        let (path, query) = match target.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (target, None),
+        };
+        let (b, k) = split_target(path, None, None).unwrap();
+        let q = Query::parse(query).unwrap();
+        route(
+            &method.parse().unwrap(),
+            b.as_deref(),
+            k.as_deref(),
+            &q,
+            copy,
+        )
+    }
+
+    #[test]
+    fn request_lines_from_the_aws_docs() {
+        use Operation::*;
+        assert_eq!(op("GET /", false), ListBuckets);
+        assert_eq!(op("PUT /photos", false), CreateBucket);
+        assert_eq!(op("GET /photos?list-type=2&prefix=a", false), ListObjectsV2);
+        assert_eq!(op("GET /photos?prefix=a&marker=b", false), ListObjects);
+        assert_eq!(op("GET /photos?location", false), GetBucketLocation);
+        assert_eq!(
+            op("GET /photos?uploads&max-uploads=3", false),
+            ListMultipartUploads
+        );
+        assert_eq!(op("GET /photos?versions", false), ListObjectVersions);
+        assert_eq!(op("POST /photos?delete", false), DeleteObjects);
+        assert_eq!(
+            op("POST /photos/a.mp4?uploads", false),
+            CreateMultipartUpload
+        );
+        assert_eq!(
+            op("PUT /photos/a.mp4?partNumber=1&uploadId=x", false),
+            UploadPart
+        );
+        assert_eq!(
+            op("PUT /photos/a.mp4?partNumber=1&uploadId=x", true),
+            UploadPartCopy
+        );
+        assert_eq!(
+            op("GET /photos/a.mp4?uploadId=x&max-parts=2", false),
+            ListParts
+        );
+        assert_eq!(
+            op("POST /photos/a.mp4?uploadId=x", false),
+            CompleteMultipartUpload
+        );
+        assert_eq!(
+            op("DELETE /photos/a.mp4?uploadId=x", false),
+            AbortMultipartUpload
+        );
+        assert_eq!(op("PUT /photos/a.mp4", true), CopyObject);
+        assert_eq!(op("PUT /photos/a.mp4?x-id=PutObject", false), PutObject);
+        assert_eq!(op("GET /photos/a.mp4?partNumber=2", false), GetObject);
+        assert_eq!(
+            op("DELETE /photos/a.mp4?versionId=null", false),
+            DeleteObject
+        );
+        assert_eq!(op("GET /photos/a.mp4?tagging", false), NotImplemented);
+        assert_eq!(op("PUT /photos?lifecycle", false), NotImplemented);
+        assert_eq!(op("DELETE /", false), NotImplemented);
+        assert_eq!(op("PATCH /photos/a", false), NotImplemented);
+    }
+
+    #[test]
+    fn keys_decode_once_and_keep_plus() {
+        let (b, k) = split_target("/b/a%20b+c/%2E%2E/x", None, None).unwrap();
+        assert_eq!(b.as_deref(), Some("b"));
+        assert_eq!(k.as_deref(), Some("a b+c/../x"));
+        let (_, k) = split_target("/b/dir/", None, None).unwrap();
+        assert_eq!(k.as_deref(), Some("dir/"));
+        assert!(split_target("/b/%FF", None, None).is_err());
+    }
+
+    #[test]
+    fn virtual_hosted_style_takes_the_bucket_from_the_host() {
+        let (b, k) = split_target("/k/x", Some("photos.s3.local:9000"), Some("s3.local")).unwrap();
+        assert_eq!((b.as_deref(), k.as_deref()), (Some("photos"), Some("k/x")));
+        let (b, k) = split_target("/photos/k", Some("s3.local:9000"), Some("s3.local")).unwrap();
+        assert_eq!((b.as_deref(), k.as_deref()), (Some("photos"), Some("k")));
+    }
+
+    #[test]
+    fn query_values_decode() {
+        let q = Query::parse(Some("prefix=a%2Fb+c%2B&uploads")).unwrap();
+        assert_eq!(q.get("prefix"), Some("a/b c+"));
+        assert!(q.has("uploads"));
+        assert_eq!(q.get("uploads"), Some(""));
+    }
+}

@@ -1,0 +1,162 @@
+//! The HTTP server: accepts connections (TCP_NODELAY on each), serves
+//! HTTP/1.1 with hyper, stamps every response with a request id, writes one
+//! access-log line per request, runs the background tasks, and shuts down
+//! gracefully on SIGINT/SIGTERM.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::header::HeaderValue;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+
+use crate::body::ResponseBody;
+use crate::ops::{self, AppState};
+use crate::store::blobs::new_id;
+
+/// How often the collector looks for freed blobs.
+const GC_INTERVAL: Duration = Duration::from_secs(10);
+/// How often abandoned uploads are swept.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Serves until `shutdown` resolves, then lets in-flight requests finish
+/// for at most the configured grace period.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let background = spawn_background(Arc::clone(&state));
+    let graceful = GracefulShutdown::new();
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(60))
+        .keep_alive(true);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off
+                        // rather than spin.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let state = Arc::clone(&state);
+                let service = service_fn(move |req| {
+                    let state = Arc::clone(&state);
+                    async move { Ok::<_, Infallible>(handle(state, req).await) }
+                });
+                let conn = builder.serve_connection(TokioIo::new(stream), service);
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    let grace = Duration::from_secs(state.config.limits.shutdown_grace_secs);
+    tracing::info!(
+        grace_secs = grace.as_secs(),
+        "shutting down: finishing in-flight requests"
+    );
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("grace period over; closing remaining connections");
+    }
+    background.abort();
+}
+
+async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<ResponseBody> {
+    let started = Instant::now();
+    let request_id = format!("{:016X}", new_id() as u64);
+    let method = req.method().clone();
+    let bytes_in = req
+        .headers()
+        .get("x-amz-decoded-content-length")
+        .or_else(|| req.headers().get("content-length"))
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    let outcome = ops::handle(state, req, &request_id).await;
+    let mut response = outcome.response;
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        headers.insert("x-amz-request-id", v.clone());
+        headers.insert("x-amz-id-2", v);
+    }
+    headers.insert("server", HeaderValue::from_static("Stowage"));
+    let bytes_out = headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    let status = response.status().as_u16();
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let bucket = outcome.bucket.as_deref().unwrap_or("");
+    let key = outcome.key.as_deref().unwrap_or("");
+    match &outcome.error {
+        Some(e) if e.cause.is_some() || status >= 500 => tracing::error!(
+            request_id, op = ?outcome.op, %method, bucket, key, status, bytes_in, bytes_out,
+            ms = format_args!("{ms:.1}"), error = %e, "request"
+        ),
+        Some(e) => tracing::info!(
+            request_id, op = ?outcome.op, %method, bucket, key, status, bytes_in, bytes_out,
+            ms = format_args!("{ms:.1}"), code = ?e.code, "request"
+        ),
+        None => tracing::info!(
+            request_id, op = ?outcome.op, %method, bucket, key, status, bytes_in, bytes_out,
+            ms = format_args!("{ms:.1}"), "request"
+        ),
+    }
+    response
+}
+
+/// The collector and the abandoned-upload sweeper.
+fn spawn_background(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let grace_ms = (state.config.limits.gc_grace_secs * 1000) as i64;
+        let max_age = state.config.limits.abandoned_upload_age();
+        let mut gc = tokio::time::interval(GC_INTERVAL);
+        let mut sweep = tokio::time::interval(SWEEP_INTERVAL);
+        loop {
+            tokio::select! {
+                _ = gc.tick() => {
+                    match state.store.run(move |s| s.collect_garbage(grace_ms)).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::debug!(blobs = n, "collected freed blobs"),
+                        Err(e) => tracing::error!(error = %e, "garbage collection failed"),
+                    }
+                }
+                _ = sweep.tick() => {
+                    let cutoff = crate::time::now_ms() - max_age.as_millis() as i64;
+                    match state.store.run(move |s| s.sweep_uploads(cutoff)).await {
+                        Ok((aborted, freed, held)) => tracing::info!(
+                            aborted, freed_bytes = freed, incomplete_upload_bytes = held,
+                            "swept abandoned multipart uploads"
+                        ),
+                        Err(e) => tracing::error!(error = %e, "sweeping uploads failed"),
+                    }
+                }
+            }
+        }
+    })
+}

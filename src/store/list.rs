@@ -1,0 +1,231 @@
+//! Listing objects and uploads in key order with prefix, delimiter and a
+//! resume point. A page reads only the rows it returns: a common prefix is
+//! skipped with one range seek past all keys that share it, so a page costs
+//! the same on a bucket of a million keys as on one of ten.
+
+use std::ops::Bound;
+
+use redb::ReadableDatabase;
+
+use super::Store;
+use super::tables::*;
+use crate::error::{Code, S3Result};
+
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub prefix: String,
+    pub delimiter: Option<String>,
+    /// Resume strictly after this key (or after the common prefix it names).
+    pub after: Option<String>,
+    pub max: usize,
+}
+
+#[derive(Debug, Default)]
+pub struct ListPage {
+    pub objects: Vec<(String, ObjectRecord)>,
+    pub common_prefixes: Vec<String>,
+    pub truncated: bool,
+    /// The last key or common prefix on the page: where the next page starts.
+    pub last: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct UploadListPage {
+    /// (key, upload id, record)
+    pub uploads: Vec<(String, String, UploadRecord)>,
+    pub common_prefixes: Vec<String>,
+    pub truncated: bool,
+}
+
+/// The smallest string greater than every string that starts with `s`, or
+/// `None` when no such string exists.
+pub fn prefix_successor(s: &str) -> Option<String> {
+    let mut chars: Vec<char> = s.chars().collect();
+    while let Some(c) = chars.pop() {
+        let next = match c as u32 + 1 {
+            0xD800 => Some('\u{E000}'),
+            n => char::from_u32(n),
+        };
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+/// If `key` under `prefix` contains the delimiter, the common prefix it rolls
+/// up into.
+fn common_prefix<'k>(key: &'k str, prefix: &str, delimiter: Option<&str>) -> Option<&'k str> {
+    let delimiter = delimiter.filter(|d| !d.is_empty())?;
+    let rest = key.get(prefix.len()..)?;
+    rest.find(delimiter)
+        .map(|i| &key[..prefix.len() + i + delimiter.len()])
+}
+
+/// Where a listing resumes: after a key, or past every key of a common
+/// prefix that a previous page returned.
+fn start_bound(q: &ListQuery) -> Bound<String> {
+    match &q.after {
+        Some(after) if after.as_str() >= q.prefix.as_str() => {
+            match common_prefix(after, &q.prefix, q.delimiter.as_deref()) {
+                Some(cp) if cp.len() == after.len() => match prefix_successor(cp) {
+                    Some(next) => Bound::Included(next),
+                    None => Bound::Excluded(after.clone()),
+                },
+                _ => Bound::Excluded(after.clone()),
+            }
+        }
+        _ => Bound::Included(q.prefix.clone()),
+    }
+}
+
+impl Store {
+    pub fn list_objects(&self, bucket: &str, q: &ListQuery) -> S3Result<ListPage> {
+        let txn = self.db.begin_read()?;
+        if txn.open_table(BUCKETS)?.get(bucket)?.is_none() {
+            return Err(Code::NoSuchBucket.into());
+        }
+        let objects = txn.open_table(OBJECTS)?;
+        let mut page = ListPage::default();
+        let mut from = start_bound(q);
+        let mut count = 0;
+        'seek: loop {
+            let lower = match &from {
+                Bound::Included(k) => Bound::Included((bucket, k.as_str())),
+                Bound::Excluded(k) => Bound::Excluded((bucket, k.as_str())),
+                Bound::Unbounded => Bound::Included((bucket, "")),
+            };
+            for row in objects.range::<(&str, &str)>((lower, Bound::Unbounded))? {
+                let (k, v) = row?;
+                let (b, key) = k.value();
+                if b != bucket || !key.starts_with(q.prefix.as_str()) {
+                    break 'seek;
+                }
+                if count == q.max {
+                    page.truncated = true;
+                    break 'seek;
+                }
+                count += 1;
+                if let Some(cp) = common_prefix(key, &q.prefix, q.delimiter.as_deref()) {
+                    page.common_prefixes.push(cp.to_owned());
+                    page.last = Some(cp.to_owned());
+                    match prefix_successor(cp) {
+                        Some(next) => {
+                            from = Bound::Included(next);
+                            continue 'seek;
+                        }
+                        None => break 'seek,
+                    }
+                }
+                page.objects.push((key.to_owned(), decode(v.value())?));
+                page.last = Some(key.to_owned());
+            }
+            break;
+        }
+        Ok(page)
+    }
+
+    /// ListMultipartUploads: by key, then initiation time. `after` is
+    /// (key-marker, upload-id-marker); without a key marker the id marker is
+    /// ignored, as on S3.
+    pub fn list_uploads(
+        &self,
+        bucket: &str,
+        q: &ListQuery,
+        upload_id_marker: Option<&str>,
+    ) -> S3Result<UploadListPage> {
+        let txn = self.db.begin_read()?;
+        if txn.open_table(BUCKETS)?.get(bucket)?.is_none() {
+            return Err(Code::NoSuchBucket.into());
+        }
+        let uploads = txn.open_table(UPLOADS)?;
+        let mut page = UploadListPage::default();
+        let mut from: Bound<(String, String)> = match (&q.after, upload_id_marker) {
+            (Some(key), Some(id)) if !id.is_empty() => {
+                Bound::Excluded((key.clone(), id.to_owned()))
+            }
+            _ => match start_bound(q) {
+                Bound::Included(k) => Bound::Included((k, String::new())),
+                // Past every upload of the marker key.
+                Bound::Excluded(k) => Bound::Included((format!("{k}\0"), String::new())),
+                Bound::Unbounded => Bound::Unbounded,
+            },
+        };
+        let mut count = 0;
+        'seek: loop {
+            let lower = match &from {
+                Bound::Included((k, id)) => Bound::Included((bucket, k.as_str(), id.as_str())),
+                Bound::Excluded((k, id)) => Bound::Excluded((bucket, k.as_str(), id.as_str())),
+                Bound::Unbounded => Bound::Included((bucket, "", "")),
+            };
+            for row in uploads.range::<(&str, &str, &str)>((lower, Bound::Unbounded))? {
+                let (k, v) = row?;
+                let (b, key, id) = k.value();
+                if b != bucket || !key.starts_with(q.prefix.as_str()) {
+                    break 'seek;
+                }
+                if count == q.max {
+                    page.truncated = true;
+                    break 'seek;
+                }
+                count += 1;
+                if let Some(cp) = common_prefix(key, &q.prefix, q.delimiter.as_deref()) {
+                    page.common_prefixes.push(cp.to_owned());
+                    match prefix_successor(cp) {
+                        Some(next) => {
+                            from = Bound::Included((next, String::new()));
+                            continue 'seek;
+                        }
+                        None => break 'seek,
+                    }
+                }
+                page.uploads
+                    .push((key.to_owned(), id.to_owned(), decode(v.value())?));
+            }
+            break;
+        }
+        Ok(page)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn successor_bounds_every_extension() {
+        assert_eq!(prefix_successor("a/").as_deref(), Some("a0"));
+        assert_eq!(prefix_successor("").as_deref(), None);
+        assert_eq!(prefix_successor("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(prefix_successor("\u{D7FF}").as_deref(), Some("\u{E000}"));
+        let s = prefix_successor("photos/").unwrap();
+        assert!("photos/zzz\u{10FFFF}" < s.as_str());
+        assert!("photos0" <= s.as_str());
+    }
+
+    #[test]
+    fn common_prefix_rolls_up_at_the_first_delimiter_after_the_prefix() {
+        assert_eq!(common_prefix("a/b/c", "", Some("/")), Some("a/"));
+        assert_eq!(common_prefix("a/b/c", "a/", Some("/")), Some("a/b/"));
+        assert_eq!(common_prefix("a/b", "a/", Some("/")), None);
+        assert_eq!(common_prefix("a/b", "", None), None);
+        assert_eq!(common_prefix("a/b", "", Some("")), None);
+    }
+
+    #[test]
+    fn resuming_after_a_common_prefix_skips_its_keys() {
+        let q = ListQuery {
+            prefix: String::new(),
+            delimiter: Some("/".into()),
+            after: Some("a/".into()),
+            max: 10,
+        };
+        assert_eq!(start_bound(&q), Bound::Included("a0".to_owned()));
+        let q = ListQuery {
+            after: Some("a/b".into()),
+            ..q
+        };
+        assert_eq!(start_bound(&q), Bound::Excluded("a/b".to_owned()));
+    }
+}

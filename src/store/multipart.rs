@@ -1,0 +1,374 @@
+//! Multipart uploads in the store. Parts are blobs; completion is a
+//! metadata-only transaction that turns the listed parts into the object's
+//! segments, so no byte is copied whatever the object's size.
+
+use md5::{Digest, Md5};
+use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
+
+use super::blobs::{self, PendingBlob};
+use super::tables::*;
+use super::{Store, WriteCondition, check_bucket, decref, hex, replace_object};
+use crate::error::{Code, S3Error, S3Result};
+use crate::time::now_ms;
+
+/// One `<Part>` of a CompleteMultipartUpload body.
+#[derive(Debug, Clone)]
+pub struct CompletedPart {
+    pub part_number: u32,
+    /// Unquoted.
+    pub etag: String,
+}
+
+pub fn new_upload_id(now_ms: i64) -> String {
+    // Time first, so one key's uploads sort by initiation; 128 random bits
+    // make the id unguessable. Hex keeps it URL-safe.
+    format!("{:012x}{}", now_ms as u64, blobs::id_hex(blobs::new_id()))
+}
+
+impl Store {
+    pub fn create_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        record: &UploadRecord,
+    ) -> S3Result<String> {
+        let txn = self.write_txn()?;
+        let id = new_upload_id(record.initiated_ms);
+        {
+            check_bucket(&txn, bucket)?;
+            let mut uploads = txn.open_table(UPLOADS)?;
+            uploads.insert((bucket, key, id.as_str()), encode(record).as_slice())?;
+        }
+        txn.commit()?;
+        Ok(id)
+    }
+
+    pub fn upload(&self, bucket: &str, key: &str, upload_id: &str) -> S3Result<UploadRecord> {
+        let txn = self.db.begin_read()?;
+        if txn.open_table(BUCKETS)?.get(bucket)?.is_none() {
+            return Err(Code::NoSuchBucket.into());
+        }
+        let uploads = txn.open_table(UPLOADS)?;
+        let raw = uploads
+            .get((bucket, key, upload_id))?
+            .ok_or(Code::NoSuchUpload)?;
+        decode(raw.value())
+    }
+
+    /// Stores `blob` as part `part_number`, replacing an earlier part with
+    /// that number. The upload is checked inside the commit, so a part that
+    /// was in flight while the upload was aborted is refused, not revived.
+    pub fn put_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        blob: PendingBlob,
+    ) -> S3Result<PartRecord> {
+        let txn = self.write_txn()?;
+        let record = PartRecord {
+            blob: blob.id,
+            size: blob.written.len,
+            md5: blob.written.md5,
+            last_modified_ms: now_ms(),
+        };
+        {
+            if txn
+                .open_table(UPLOADS)?
+                .get((bucket, key, upload_id))?
+                .is_none()
+            {
+                return Err(Code::NoSuchUpload.into());
+            }
+            let mut parts = txn.open_table(PARTS)?;
+            let old = parts.insert((upload_id, part_number), encode(&record).as_slice())?;
+            let old: Option<PartRecord> = old.map(|raw| decode(raw.value())).transpose()?;
+            drop(parts);
+            let mut blobs = txn.open_table(BLOBS)?;
+            blobs.insert(blob.id, 1)?;
+            if let Some(old) = old {
+                let mut garbage = txn.open_table(GARBAGE)?;
+                decref(&mut blobs, &mut garbage, old.blob, record.last_modified_ms)?;
+            }
+        }
+        txn.commit()?;
+        blob.committed();
+        Ok(record)
+    }
+
+    /// One part of an upload (for UploadPartCopy sources and ListParts).
+    pub fn parts(
+        &self,
+        upload_id: &str,
+        after: u32,
+        max: usize,
+    ) -> S3Result<(Vec<(u32, PartRecord)>, bool)> {
+        let txn = self.db.begin_read()?;
+        let parts = txn.open_table(PARTS)?;
+        let mut out = Vec::new();
+        let mut truncated = false;
+        for row in parts.range((upload_id, after.saturating_add(1))..=(upload_id, u32::MAX))? {
+            let (k, v) = row?;
+            if out.len() == max {
+                truncated = true;
+                break;
+            }
+            out.push((k.value().1, decode(v.value())?));
+        }
+        Ok((out, truncated))
+    }
+
+    /// CompleteMultipartUpload. `listed` has been parsed but not validated.
+    pub fn complete_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        listed: &[CompletedPart],
+        min_part_size: u64,
+        condition: &WriteCondition,
+    ) -> S3Result<ObjectRecord> {
+        let txn = self.write_txn()?;
+        let record = {
+            check_bucket(&txn, bucket)?;
+            let upload: Option<UploadRecord> = {
+                let uploads = txn.open_table(UPLOADS)?;
+                let raw = uploads.get((bucket, key, upload_id))?;
+                raw.map(|raw| decode(raw.value())).transpose()?
+            };
+            let Some(upload) = upload else {
+                return replay_completion(&txn, bucket, key, upload_id);
+            };
+            let now = now_ms();
+            let stored = {
+                let parts = txn.open_table(PARTS)?;
+                let mut stored = std::collections::BTreeMap::new();
+                for row in parts.range((upload_id, 0)..=(upload_id, u32::MAX))? {
+                    let (k, v) = row?;
+                    stored.insert(k.value().1, decode::<PartRecord>(v.value())?);
+                }
+                stored
+            };
+            let segments = validate_parts(listed, &stored, min_part_size)?;
+            let mut md5s = Md5::new();
+            for seg in &segments {
+                md5s.update(seg.md5);
+            }
+            let digest: [u8; 16] = md5s.finalize().into();
+            let record = ObjectRecord {
+                size: segments.iter().map(|s| s.len).sum(),
+                etag: format!("{}-{}", hex(&digest), segments.len()),
+                last_modified_ms: now,
+                meta: upload.meta,
+                segments,
+                upload_id: Some(upload_id.to_owned()),
+            };
+            // The listed parts' references move to the object; the others
+            // are freed with the upload.
+            let keep: Vec<u128> = record.segments.iter().map(|s| s.blob).collect();
+            drop_upload(&txn, bucket, key, upload_id, Some(&keep), now)?;
+            replace_object(&txn, bucket, key, &record, condition, now)?;
+            record
+        };
+        txn.commit()?;
+        Ok(record)
+    }
+
+    pub fn abort_upload(&self, bucket: &str, key: &str, upload_id: &str) -> S3Result<()> {
+        let txn = self.write_txn()?;
+        {
+            check_bucket(&txn, bucket)?;
+            if txn
+                .open_table(UPLOADS)?
+                .get((bucket, key, upload_id))?
+                .is_none()
+            {
+                return Err(Code::NoSuchUpload.into());
+            }
+            drop_upload(&txn, bucket, key, upload_id, None, now_ms())?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Aborts every upload initiated before `cutoff_ms`. Returns the number
+    /// aborted, the bytes they freed, and the bytes still held by the
+    /// remaining incomplete uploads.
+    pub fn sweep_uploads(&self, cutoff_ms: i64) -> S3Result<(usize, u64, u64)> {
+        let (expired, held) = {
+            let txn = self.db.begin_read()?;
+            let uploads = txn.open_table(UPLOADS)?;
+            let parts = txn.open_table(PARTS)?;
+            let mut expired = Vec::new();
+            let mut held = (0u64, 0u64);
+            for row in uploads.iter()? {
+                let (k, v) = row?;
+                let (bucket, key, id) = k.value();
+                let record: UploadRecord = decode(v.value())?;
+                let mut bytes = 0;
+                for part in parts.range((id, 0)..=(id, u32::MAX))? {
+                    bytes += decode::<PartRecord>(part?.1.value())?.size;
+                }
+                if record.initiated_ms < cutoff_ms {
+                    expired.push((bucket.to_owned(), key.to_owned(), id.to_owned()));
+                    held.0 += bytes;
+                } else {
+                    held.1 += bytes;
+                }
+            }
+            (expired, held)
+        };
+        if expired.is_empty() {
+            return Ok((0, 0, held.1));
+        }
+        let txn = self.write_txn()?;
+        let now = now_ms();
+        for (bucket, key, id) in &expired {
+            drop_upload(&txn, bucket, key, id, None, now)?;
+        }
+        txn.commit()?;
+        Ok((expired.len(), held.0, held.1))
+    }
+}
+
+/// Removes an upload and its parts, freeing every part blob not in `keep`.
+pub(super) fn drop_upload(
+    txn: &WriteTransaction,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+    keep: Option<&[u128]>,
+    now: i64,
+) -> S3Result<()> {
+    txn.open_table(UPLOADS)?.remove((bucket, key, upload_id))?;
+    let mut parts = txn.open_table(PARTS)?;
+    let mut blobs = txn.open_table(BLOBS)?;
+    let mut garbage = txn.open_table(GARBAGE)?;
+    let removed = parts.extract_from_if((upload_id, 0)..=(upload_id, u32::MAX), |_, _| true)?;
+    for row in removed {
+        let (_, v) = row?;
+        let part: PartRecord = decode(v.value())?;
+        if !keep.is_some_and(|keep| keep.contains(&part.blob)) {
+            decref(&mut blobs, &mut garbage, part.blob, now)?;
+        }
+    }
+    Ok(())
+}
+
+/// A Complete for an upload that no longer exists succeeds again if that
+/// upload became the current object (a client retrying after a lost
+/// response); otherwise the upload is unknown.
+fn replay_completion(
+    txn: &WriteTransaction,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+) -> S3Result<ObjectRecord> {
+    let objects = txn.open_table(OBJECTS)?;
+    if let Some(raw) = objects.get((bucket, key))? {
+        let current: ObjectRecord = decode(raw.value())?;
+        if current.upload_id.as_deref() == Some(upload_id) {
+            return Ok(current);
+        }
+    }
+    Err(Code::NoSuchUpload.into())
+}
+
+/// S3's checks on a completion's part list, in S3's order; returns the
+/// object's segments.
+fn validate_parts(
+    listed: &[CompletedPart],
+    stored: &std::collections::BTreeMap<u32, PartRecord>,
+    min_part_size: u64,
+) -> S3Result<Vec<Segment>> {
+    if listed.is_empty() {
+        return Err(S3Error::with_message(
+            Code::MalformedXML,
+            "The XML you provided was not well-formed or did not validate against our published schema",
+        ));
+    }
+    if listed
+        .windows(2)
+        .any(|w| w[0].part_number >= w[1].part_number)
+    {
+        return Err(Code::InvalidPartOrder.into());
+    }
+    let mut segments = Vec::with_capacity(listed.len());
+    for (i, want) in listed.iter().enumerate() {
+        let part = stored
+            .get(&want.part_number)
+            .filter(|p| hex(&p.md5) == want.etag.trim_matches('"'))
+            .ok_or_else(|| {
+                S3Error::new(Code::InvalidPart)
+                    .detail("PartNumber", want.part_number.to_string())
+                    .detail("ETag", want.etag.clone())
+            })?;
+        let last = i + 1 == listed.len();
+        if !last && part.size < min_part_size {
+            return Err(S3Error::new(Code::EntityTooSmall)
+                .detail("ProposedSize", part.size.to_string())
+                .detail("MinSizeAllowed", min_part_size.to_string())
+                .detail("PartNumber", want.part_number.to_string())
+                .detail("ETag", hex(&part.md5)));
+        }
+        segments.push(Segment {
+            blob: part.blob,
+            len: part.size,
+            md5: part.md5,
+        });
+    }
+    Ok(segments)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(size: u64, md5: u8) -> PartRecord {
+        PartRecord {
+            blob: md5 as u128,
+            size,
+            md5: [md5; 16],
+            last_modified_ms: 0,
+        }
+    }
+
+    fn listed(n: u32, md5: u8) -> CompletedPart {
+        CompletedPart {
+            part_number: n,
+            etag: format!("\"{}\"", hex(&[md5; 16])),
+        }
+    }
+
+    #[test]
+    fn parts_must_ascend_exist_match_and_be_large_enough() {
+        let stored: std::collections::BTreeMap<u32, PartRecord> =
+            [(1, part(10, 1)), (2, part(3, 2)), (3, part(1, 3))].into();
+        let ok = validate_parts(&[listed(1, 1), listed(3, 3)], &stored, 5).unwrap();
+        assert_eq!(ok.len(), 2);
+        let e = validate_parts(&[listed(3, 3), listed(1, 1)], &stored, 5).unwrap_err();
+        assert_eq!(e.code, Code::InvalidPartOrder);
+        let e = validate_parts(&[listed(1, 1), listed(1, 1)], &stored, 5).unwrap_err();
+        assert_eq!(e.code, Code::InvalidPartOrder);
+        let e = validate_parts(&[listed(1, 9)], &stored, 5).unwrap_err();
+        assert_eq!(e.code, Code::InvalidPart);
+        let e = validate_parts(&[listed(4, 3)], &stored, 5).unwrap_err();
+        assert_eq!(e.code, Code::InvalidPart);
+        let e = validate_parts(&[listed(2, 2), listed(3, 3)], &stored, 5).unwrap_err();
+        assert_eq!(e.code, Code::EntityTooSmall);
+        assert_eq!(
+            validate_parts(&[], &stored, 5).unwrap_err().code,
+            Code::MalformedXML
+        );
+    }
+
+    #[test]
+    fn upload_ids_sort_by_time_and_are_url_safe() {
+        let a = new_upload_id(1_000);
+        let b = new_upload_id(2_000);
+        assert!(a < b);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(new_upload_id(1_000), a);
+    }
+}
