@@ -37,7 +37,7 @@ pub struct ChannelBody {
 }
 
 impl ChannelBody {
-    pub fn new(rx: mpsc::Receiver<io::Result<Bytes>>, len: u64) -> ResponseBody {
+    pub fn boxed(rx: mpsc::Receiver<io::Result<Bytes>>, len: u64) -> ResponseBody {
         ChannelBody { rx, remaining: len }.boxed()
     }
 }

@@ -40,14 +40,18 @@ pub struct Limits {
     pub min_part_size: u64,
     /// Largest XML request body (CompleteMultipartUpload, DeleteObjects).
     pub max_xml_body: usize,
-    /// Incomplete multipart uploads older than this are aborted by the
-    /// background sweeper (S3's AbortIncompleteMultipartUpload), in hours.
-    pub abandoned_upload_hours: u64,
+    /// Incomplete multipart uploads older than this many seconds are
+    /// aborted by the background sweeper (S3's AbortIncompleteMultipartUpload).
+    pub abandoned_upload_secs: u64,
+    /// How often the sweeper looks for abandoned uploads, in seconds.
+    pub sweep_interval_secs: u64,
     /// How long a request may take to finish once a shutdown signal arrives.
     pub shutdown_grace_secs: u64,
     /// Freed blobs are unlinked no sooner than this after they were freed,
     /// and never while a reader holds them open.
     pub gc_grace_secs: u64,
+    /// How often the collector looks for freed blobs, in seconds.
+    pub gc_interval_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -77,16 +81,26 @@ impl Default for Limits {
             max_object_size: 5 << 30,
             min_part_size: 5 << 20,
             max_xml_body: 2 << 20,
-            abandoned_upload_hours: 7 * 24,
+            abandoned_upload_secs: 7 * 24 * 3600,
+            sweep_interval_secs: 3600,
             shutdown_grace_secs: 30,
             gc_grace_secs: 60,
+            gc_interval_secs: 10,
         }
     }
 }
 
 impl Limits {
     pub fn abandoned_upload_age(&self) -> Duration {
-        Duration::from_secs(self.abandoned_upload_hours * 3600)
+        Duration::from_secs(self.abandoned_upload_secs)
+    }
+
+    pub fn gc_interval(&self) -> Duration {
+        Duration::from_secs(self.gc_interval_secs.max(1))
+    }
+
+    pub fn sweep_interval(&self) -> Duration {
+        Duration::from_secs(self.sweep_interval_secs.max(1))
     }
 }
 

@@ -20,11 +20,6 @@ use crate::body::ResponseBody;
 use crate::ops::{self, AppState};
 use crate::store::blobs::new_id;
 
-/// How often the collector looks for freed blobs.
-const GC_INTERVAL: Duration = Duration::from_secs(10);
-/// How often abandoned uploads are swept.
-const SWEEP_INTERVAL: Duration = Duration::from_secs(3600);
-
 /// Serves until `shutdown` resolves, then lets in-flight requests finish
 /// for at most the configured grace period.
 pub async fn serve(
@@ -135,8 +130,8 @@ fn spawn_background(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let grace_ms = (state.config.limits.gc_grace_secs * 1000) as i64;
         let max_age = state.config.limits.abandoned_upload_age();
-        let mut gc = tokio::time::interval(GC_INTERVAL);
-        let mut sweep = tokio::time::interval(SWEEP_INTERVAL);
+        let mut gc = tokio::time::interval(state.config.limits.gc_interval());
+        let mut sweep = tokio::time::interval(state.config.limits.sweep_interval());
         loop {
             tokio::select! {
                 _ = gc.tick() => {

@@ -240,7 +240,7 @@ pub async fn get_object(ctx: &mut Ctx, head: bool) -> S3Result<Response<Response
             end,
             pin,
         );
-        Response::new(ChannelBody::new(rx, len))
+        Response::new(ChannelBody::boxed(rx, len))
     };
     if partial {
         *r.status_mut() = StatusCode::PARTIAL_CONTENT;

@@ -1,0 +1,238 @@
+"""Fixtures for the compatibility suite: one Stowage server per session, and
+real clients (boto3, the aws CLI, s5cmd) configured the way a user would
+configure them against it.
+
+The server binary is $STOWAGE_BIN (default: target/release/stowage). It runs
+with an empty config file, a temporary data directory and a free port; its
+log is attached to every failing test's report, and its tail is printed at
+the end of a run that had failures.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+ACCESS_KEY = "stowage"
+SECRET_KEY = "stowage-dev-secret"
+REGION = "us-east-1"
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+LISTENING = re.compile(r"stowage listening on (http://[0-9.]+:[0-9]+)")
+
+# Keep the user's own AWS configuration (profiles, checksum settings,
+# endpoints) out of every client this process creates.
+for _name in list(os.environ):
+    if _name.startswith("AWS_"):
+        del os.environ[_name]
+os.environ["AWS_CONFIG_FILE"] = os.devnull
+os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
+os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+
+
+class Server:
+    """A running stowage process and its log file."""
+
+    def __init__(self, binary, workdir):
+        self.log_path = workdir / "stowage.log"
+        config = workdir / "config.toml"
+        config.write_text("")
+        data_dir = workdir / "data"
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [str(binary), "--config", str(config),
+             "--listen", "127.0.0.1:0", "--data-dir", str(data_dir)],
+            stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+        self.endpoint = self._wait_for_listening(timeout=30)
+
+    def _wait_for_listening(self, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            match = LISTENING.search(self.read_log())
+            if match:
+                return match.group(1)
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"stowage exited with {self.proc.returncode} before listening:\n"
+                    + self.read_log())
+            time.sleep(0.05)
+        self.proc.kill()
+        raise RuntimeError("stowage did not log its listening line in time:\n"
+                           + self.read_log())
+
+    def log_size(self):
+        return self.log_path.stat().st_size
+
+    def read_log(self, start=0):
+        with open(self.log_path, "rb") as f:
+            f.seek(start)
+            return f.read().decode("utf-8", "replace")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+_server = None  # the session's Server, for the reporting hooks below
+_LOG_START = pytest.StashKey[int]()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    global _server
+    binary = Path(os.environ.get("STOWAGE_BIN", REPO / "target/release/stowage"))
+    if not binary.is_file():
+        pytest.exit(f"no stowage binary at {binary}: build it or set STOWAGE_BIN", 2)
+    _server = Server(binary, tmp_path_factory.mktemp("stowage"))
+    yield _server
+    died = _server.proc.poll()
+    _server.stop()
+    if died is not None:
+        pytest.fail(f"stowage died during the session (exit status {died})")
+
+
+@pytest.fixture(scope="session")
+def endpoint(server):
+    return server.endpoint
+
+
+@pytest.fixture(scope="session")
+def s3(endpoint):
+    """A boto3 client with default settings except path-style addressing."""
+    session = boto3.session.Session(
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+        region_name=REGION,
+    )
+    return session.client(
+        "s3", endpoint_url=endpoint,
+        config=Config(s3={"addressing_style": "path"}),
+    )
+
+
+def unique_bucket_name(tag="compat"):
+    return f"{tag}-{uuid.uuid4().hex[:16]}"
+
+
+def empty_and_delete(s3, bucket):
+    """Best-effort cleanup: abort uploads, delete objects, delete the bucket."""
+    try:
+        for page in s3.get_paginator("list_multipart_uploads").paginate(Bucket=bucket):
+            for u in page.get("Uploads", []):
+                s3.abort_multipart_upload(Bucket=bucket, Key=u["Key"],
+                                          UploadId=u["UploadId"])
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for obj in page.get("Contents", []):
+                s3.delete_object(Bucket=bucket, Key=obj["Key"])
+        s3.delete_bucket(Bucket=bucket)
+    except ClientError:
+        pass
+
+
+@pytest.fixture
+def bucket(s3):
+    """A fresh, empty bucket for one test, removed afterwards."""
+    name = unique_bucket_name()
+    s3.create_bucket(Bucket=name)
+    yield name
+    empty_and_delete(s3, name)
+
+
+@pytest.fixture(scope="session")
+def cli_env(endpoint, tmp_path_factory):
+    """Environment for the aws CLI and s5cmd: the dev credential, the region,
+    and an aws config file that asks for path-style addressing."""
+    home = tmp_path_factory.mktemp("cli-home")
+    config = home / "aws-config"
+    config.write_text("[default]\ns3 =\n    addressing_style = path\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        HOME=str(home),
+        PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
+        AWS_ACCESS_KEY_ID=ACCESS_KEY,
+        AWS_SECRET_ACCESS_KEY=SECRET_KEY,
+        AWS_DEFAULT_REGION=REGION,
+        AWS_REGION=REGION,
+        AWS_CONFIG_FILE=str(config),
+        AWS_SHARED_CREDENTIALS_FILE=str(home / "no-credentials"),
+        AWS_EC2_METADATA_DISABLED="true",
+        AWS_PAGER="",
+    )
+    return env
+
+
+def _tool(name):
+    local = Path(sys.executable).parent / name
+    found = str(local) if local.exists() else shutil.which(name)
+    if not found:
+        pytest.skip(f"{name} is not installed (run compat-tests/run)")
+    return found
+
+
+def _runner(argv0, endpoint, env):
+    def run(*args, check=True, cwd=None, timeout=600):
+        cmd = [argv0, "--endpoint-url", endpoint, *map(str, args)]
+        proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True,
+                              text=True, timeout=timeout)
+        if check and proc.returncode != 0:
+            pytest.fail(f"{' '.join(cmd)} exited with {proc.returncode}\n"
+                        f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+        return proc
+    return run
+
+
+@pytest.fixture(scope="session")
+def aws(endpoint, cli_env):
+    """Runs `aws --endpoint-url URL ARGS...`; returns the CompletedProcess."""
+    return _runner(_tool("aws"), endpoint, cli_env)
+
+
+@pytest.fixture(scope="session")
+def s5cmd(endpoint, cli_env):
+    """Runs `s5cmd --endpoint-url URL ARGS...`; returns the CompletedProcess."""
+    return _runner(_tool("s5cmd"), endpoint, cli_env)
+
+
+# --- reporting: the server log beside each failure ---------------------------
+
+def pytest_runtest_setup(item):
+    item.stash[_LOG_START] = _server.log_size() if _server else 0
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and _server is not None:
+        lines = _server.read_log(item.stash.get(_LOG_START, 0)).splitlines()
+        text = "\n".join(lines[-200:])
+        if _server.proc.poll() is not None:
+            text += f"\n[stowage has exited with status {_server.proc.returncode}]"
+        report.sections.append(("stowage log during this test", text))
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus):
+    if _server is None or exitstatus == 0:
+        return
+    lines = _server.read_log().splitlines()
+    terminalreporter.section("stowage log (last 60 lines)")
+    for line in lines[-60:]:
+        terminalreporter.write_line(line)
+    terminalreporter.write_line(f"full log: {_server.log_path}")

@@ -1,0 +1,288 @@
+//! The store's promises: acknowledged writes survive a crash, freed blobs
+//! are reclaimed, abandoned uploads expire, shutdown lets requests finish.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::primitives::ByteStream;
+
+use crate::harness::{RawResponse, Server, md5_hex, random_bytes};
+
+fn count_files(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| {
+            if e.path().is_dir() {
+                count_files(&e.path())
+            } else {
+                1
+            }
+        })
+        .sum()
+}
+
+async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledged_writes_survive_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start_in(dir.path(), "");
+    let s3 = server.client();
+    s3.create_bucket().bucket("bkt").send().await.unwrap();
+    let acked: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let mut writers = Vec::new();
+    for w in 0..4u64 {
+        let s3 = s3.clone();
+        let acked = Arc::clone(&acked);
+        writers.push(tokio::spawn(async move {
+            for i in 0..10_000u64 {
+                let data = random_bytes(
+                    ((w * 7919 + i * 104_729) % (512 << 10)) as usize + 1,
+                    w * 1000 + i,
+                );
+                let key = format!("w{w}/{i}");
+                let put = s3
+                    .put_object()
+                    .bucket("bkt")
+                    .key(&key)
+                    .body(ByteStream::from(data.clone()))
+                    .send()
+                    .await;
+                match put {
+                    Ok(out) => {
+                        assert_eq!(out.e_tag().unwrap(), format!("\"{}\"", md5_hex(&data)));
+                        acked.lock().unwrap().push((key, md5_hex(&data)));
+                    }
+                    Err(_) => return,
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.kill();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() > 10,
+        "only {} writes before the crash",
+        acked.len()
+    );
+
+    let server = Server::start_in(dir.path(), "");
+    assert_eq!(
+        count_files(&server.data_dir.join("tmp")),
+        0,
+        "recovery empties tmp/"
+    );
+    let s3 = server.client();
+    for (key, md5) in &acked {
+        let got = s3.get_object().bucket("bkt").key(key).send().await.unwrap();
+        assert_eq!(got.e_tag().unwrap(), format!("\"{md5}\""));
+        let bytes = got.body.collect().await.unwrap().into_bytes();
+        assert_eq!(&md5_hex(&bytes), md5, "{key}");
+    }
+    // Every blob on disk belongs to a listed object: nothing half-written
+    // became visible, nothing acknowledged was lost.
+    let listed = s3
+        .list_objects_v2()
+        .bucket("bkt")
+        .max_keys(1000)
+        .send()
+        .await
+        .unwrap();
+    assert!(listed.key_count().unwrap() as usize >= acked.len().min(1000));
+}
+
+#[tokio::test]
+async fn freed_blobs_are_reclaimed() {
+    let server = Server::start_with("gc_grace_secs = 0\ngc_interval_secs = 1\n");
+    let s3 = server.client();
+    let blobs = server.data_dir.join("blobs");
+    s3.create_bucket().bucket("bkt").send().await.unwrap();
+    s3.put_object()
+        .bucket("bkt")
+        .key("k")
+        .body(ByteStream::from_static(b"one"))
+        .send()
+        .await
+        .unwrap();
+    s3.put_object()
+        .bucket("bkt")
+        .key("k")
+        .body(ByteStream::from_static(b"two"))
+        .send()
+        .await
+        .unwrap();
+    wait_for("the overwritten blob to go", || count_files(&blobs) == 1).await;
+    s3.copy_object()
+        .bucket("bkt")
+        .key("copy")
+        .copy_source("bkt/k")
+        .send()
+        .await
+        .unwrap();
+    s3.delete_object()
+        .bucket("bkt")
+        .key("k")
+        .send()
+        .await
+        .unwrap();
+    // The copy still holds the shared blob.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(count_files(&blobs), 1);
+    let got = s3
+        .get_object()
+        .bucket("bkt")
+        .key("copy")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        got.body.collect().await.unwrap().into_bytes().as_ref(),
+        b"two"
+    );
+
+    // Parts left out of a completion are freed with the upload.
+    let id = s3
+        .create_multipart_upload()
+        .bucket("bkt")
+        .key("m")
+        .send()
+        .await
+        .unwrap()
+        .upload_id
+        .unwrap();
+    let mut etags = Vec::new();
+    for n in 1..=2 {
+        let out = s3
+            .upload_part()
+            .bucket("bkt")
+            .key("m")
+            .upload_id(&id)
+            .part_number(n)
+            .body(ByteStream::from_static(b"part"))
+            .send()
+            .await
+            .unwrap();
+        etags.push(out.e_tag.unwrap());
+    }
+    assert_eq!(count_files(&blobs), 3);
+    let parts = aws_sdk_s3::types::CompletedMultipartUpload::builder()
+        .parts(
+            aws_sdk_s3::types::CompletedPart::builder()
+                .part_number(1)
+                .e_tag(&etags[0])
+                .build(),
+        )
+        .build();
+    s3.complete_multipart_upload()
+        .bucket("bkt")
+        .key("m")
+        .upload_id(&id)
+        .multipart_upload(parts)
+        .send()
+        .await
+        .unwrap();
+    wait_for("the unlisted part to go", || count_files(&blobs) == 2).await;
+    s3.delete_object()
+        .bucket("bkt")
+        .key("copy")
+        .send()
+        .await
+        .unwrap();
+    s3.delete_object()
+        .bucket("bkt")
+        .key("m")
+        .send()
+        .await
+        .unwrap();
+    wait_for("every blob to go", || count_files(&blobs) == 0).await;
+}
+
+#[tokio::test]
+async fn abandoned_uploads_expire() {
+    let server = Server::start_with(
+        "abandoned_upload_secs = 1\nsweep_interval_secs = 1\ngc_grace_secs = 0\ngc_interval_secs = 1\n",
+    );
+    let s3 = server.client();
+    s3.create_bucket().bucket("bkt").send().await.unwrap();
+    let id = s3
+        .create_multipart_upload()
+        .bucket("bkt")
+        .key("k")
+        .send()
+        .await
+        .unwrap()
+        .upload_id
+        .unwrap();
+    s3.upload_part()
+        .bucket("bkt")
+        .key("k")
+        .upload_id(&id)
+        .part_number(1)
+        .body(ByteStream::from_static(b"abandoned"))
+        .send()
+        .await
+        .unwrap();
+    let blobs = server.data_dir.join("blobs");
+    wait_for("the abandoned part to go", || count_files(&blobs) == 0).await;
+    let e = s3
+        .list_parts()
+        .bucket("bkt")
+        .key("k")
+        .upload_id(&id)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(crate::harness::err_code(&e), "NoSuchUpload");
+    assert!(
+        server
+            .log()
+            .contains("swept abandoned multipart uploads aborted=1")
+    );
+}
+
+#[test]
+fn shutdown_lets_in_flight_requests_finish() {
+    let mut server = Server::start();
+    let r = server
+        .raw(b"PUT /bkt HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 200);
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(
+        b"PUT /bkt/k HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nConnection: close\r\n\r\nhello",
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let addr = server.addr;
+    let finisher = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(500));
+        s.write_all(b"world").unwrap();
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf);
+        RawResponse::parse(&buf)
+    });
+    let status = server.terminate();
+    let r = finisher.join().unwrap();
+    assert_eq!(r.status, 200, "the in-flight upload completed");
+    assert!(status.success(), "clean exit: {status:?}");
+    assert!(TcpStream::connect(addr).is_err(), "no longer listening");
+}

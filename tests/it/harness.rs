@@ -1,0 +1,270 @@
+//! Starts the real `stowage` binary on a free port with a temporary data
+//! directory, and talks to it with aws-sdk-s3 or raw HTTP.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+
+pub struct Server {
+    child: Option<Child>,
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    log: Arc<Mutex<String>>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// A server with the default configuration in a fresh data directory.
+    pub fn start() -> Server {
+        Server::start_with("")
+    }
+
+    /// A server with extra `[limits]` settings (TOML lines).
+    pub fn start_with(limits: &str) -> Server {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let mut s = Server::start_in(tmp.path(), limits);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// A server on an existing data directory (for restart tests).
+    pub fn start_in(dir: &Path, limits: &str) -> Server {
+        let data_dir = dir.join("data");
+        let config = dir.join("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nlog_level = \"info\"\n[limits]\n{limits}\n",
+                data_dir.display().to_string()
+            ),
+        )
+        .expect("write config");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_stowage"))
+            .arg("--config")
+            .arg(&config)
+            .env_remove("RUST_LOG")
+            .env_remove("STOWAGE_ACCESS_KEY_ID")
+            .env_remove("STOWAGE_SECRET_ACCESS_KEY")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start stowage");
+        let stdout = child.stdout.take().expect("stdout");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log2 = Arc::clone(&log);
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(i) = line.find("listening on http://")
+                    && let Some(tx) = tx.take()
+                {
+                    let rest = &line[i + "listening on http://".len()..];
+                    let addr = rest.split_whitespace().next().unwrap_or("").to_owned();
+                    let _ = tx.send(addr);
+                }
+                let mut log = log2.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("server did not report its address")
+            .parse()
+            .expect("address");
+        Server {
+            child: Some(child),
+            addr,
+            data_dir,
+            log,
+            _tmp: None,
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Stops the server abruptly, as a crash or power loss would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        child.wait().expect("wait")
+    }
+
+    pub fn client(&self) -> Client {
+        let http = aws_smithy_http_client::Builder::new().build_http();
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(self.endpoint())
+            .force_path_style(true)
+            .credentials_provider(Credentials::new(
+                "stowage",
+                "stowage-dev-secret",
+                None,
+                None,
+                "test",
+            ))
+            .http_client(http)
+            .build();
+        Client::from_conf(config)
+    }
+
+    /// Sends `request` verbatim on a new connection and reads the response
+    /// until the server closes it.
+    pub fn raw(&self, request: &[u8]) -> RawResponse {
+        let mut stream = TcpStream::connect(self.addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        stream.write_all(request).expect("send");
+        let mut buf = Vec::new();
+        let _ = stream.read_to_end(&mut buf);
+        RawResponse::parse(&buf)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    pub fn parse(buf: &[u8]) -> RawResponse {
+        let mut buf = buf;
+        // Skip interim 1xx responses.
+        loop {
+            let end = find(buf, b"\r\n\r\n").expect("response head");
+            let head = std::str::from_utf8(&buf[..end]).expect("ascii head");
+            let mut lines = head.split("\r\n");
+            let status: u16 = lines
+                .next()
+                .and_then(|l| l.split(' ').nth(1))
+                .and_then(|s| s.parse().ok())
+                .expect("status line");
+            let headers: Vec<(String, String)> = lines
+                .filter_map(|l| l.split_once(':'))
+                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+                .collect();
+            let rest = &buf[end + 4..];
+            if (100..200).contains(&status) {
+                buf = rest;
+                continue;
+            }
+            return RawResponse {
+                status,
+                headers,
+                body: rest.to_vec(),
+            };
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn body_str(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The `<Code>` of an S3 error body.
+    pub fn code(&self) -> String {
+        let body = self.body_str();
+        body.split("<Code>")
+            .nth(1)
+            .and_then(|s| s.split("</Code>").next())
+            .unwrap_or("")
+            .to_owned()
+    }
+}
+
+pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so tests need no RNG crate.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+pub fn md5_hex(data: &[u8]) -> String {
+    use md5::{Digest, Md5};
+    hex(&Md5::digest(data))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The multipart ETag, computed independently of the server.
+pub fn multipart_etag(parts: &[&[u8]]) -> String {
+    use md5::{Digest, Md5};
+    let mut all = Vec::new();
+    for p in parts {
+        all.extend_from_slice(&Md5::digest(p));
+    }
+    format!("\"{}-{}\"", hex(&Md5::digest(&all)), parts.len())
+}
+
+/// The S3 error code of an SDK error.
+pub fn err_code<E, R>(e: &aws_sdk_s3::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::fmt::Debug,
+    R: std::fmt::Debug,
+{
+    match e.as_service_error() {
+        Some(se) => se.code().unwrap_or("").to_owned(),
+        None => format!("not a service error: {e:?}"),
+    }
+}
+
+/// The HTTP status of an SDK error.
+pub fn err_status<E>(
+    e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> u16 {
+    e.raw_response().map(|r| r.status().as_u16()).unwrap_or(0)
+}

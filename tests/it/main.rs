@@ -1,0 +1,10 @@
+//! Integration tests: the real binary, a real S3 client (aws-sdk-s3), and
+//! raw HTTP for what an SDK will not send. One test binary, several modules.
+
+mod buckets;
+mod durability;
+mod harness;
+mod listing;
+mod multipart;
+mod objects;
+mod raw;

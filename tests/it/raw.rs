@@ -1,0 +1,261 @@
+//! Raw HTTP: what an SDK will not send, byte for byte.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use crate::harness::{RawResponse, Server, find, md5_hex};
+
+fn setup() -> Server {
+    let server = Server::start();
+    let r = server
+        .raw(b"PUT /bkt HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 200);
+    server
+}
+
+fn get(server: &Server, path: &str) -> RawResponse {
+    server.raw(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+}
+
+fn put(server: &Server, path: &str, headers: &str, body: &[u8]) -> RawResponse {
+    let mut req = format!("PUT {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{headers}\r\n")
+        .into_bytes();
+    req.extend_from_slice(body);
+    server.raw(&req)
+}
+
+#[test]
+fn signed_aws_chunked_body_is_stored_decoded() {
+    let server = setup();
+    let body = b"5;chunk-signature=0000000000000000000000000000000000000000000000000000000000000000\r\nhello\r\n\
+                 6;chunk-signature=1111111111111111111111111111111111111111111111111111111111111111\r\n world\r\n\
+                 0;chunk-signature=2222222222222222222222222222222222222222222222222222222222222222\r\n\r\n";
+    let r = put(
+        &server,
+        "/bkt/chunked",
+        &format!(
+            "Content-Length: {}\r\nx-amz-content-sha256: STREAMING-AWS4-HMAC-SHA256-PAYLOAD\r\n\
+             Content-Encoding: aws-chunked,gzip\r\nx-amz-decoded-content-length: 11\r\n",
+            body.len()
+        ),
+        body,
+    );
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    assert_eq!(
+        r.header("etag").unwrap(),
+        format!("\"{}\"", md5_hex(b"hello world"))
+    );
+    let g = get(&server, "/bkt/chunked");
+    assert_eq!(g.body, b"hello world");
+    // The framing is not part of the object's stored encoding.
+    assert_eq!(g.header("content-encoding"), Some("gzip"));
+}
+
+#[test]
+fn unsigned_trailer_body_over_transfer_encoding_chunked() {
+    let server = setup();
+    let inner = b"3\r\nabc\r\n0\r\nx-amz-checksum-crc32:NSRBwg==\r\n\r\n";
+    // HTTP chunked transfer encoding around the aws-chunked body.
+    let mut body = format!("{:x}\r\n", inner.len()).into_bytes();
+    body.extend_from_slice(inner);
+    body.extend_from_slice(b"\r\n0\r\n\r\n");
+    let r = put(
+        &server,
+        "/bkt/trailer",
+        "Transfer-Encoding: chunked\r\nx-amz-content-sha256: STREAMING-UNSIGNED-PAYLOAD-TRAILER\r\n\
+         x-amz-trailer: x-amz-checksum-crc32\r\nx-amz-decoded-content-length: 3\r\n",
+        &body,
+    );
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    assert_eq!(get(&server, "/bkt/trailer").body, b"abc");
+}
+
+#[test]
+fn decoded_length_mismatch_stores_nothing() {
+    let server = setup();
+    let body = b"3\r\nabc\r\n0\r\n\r\n";
+    let r = put(
+        &server,
+        "/bkt/short",
+        &format!(
+            "Content-Length: {}\r\nx-amz-decoded-content-length: 4\r\nContent-Encoding: aws-chunked\r\n",
+            body.len()
+        ),
+        body,
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(r.code(), "IncompleteBody");
+    assert_eq!(get(&server, "/bkt/short").status, 404);
+    let tmp = std::fs::read_dir(server.data_dir.join("tmp"))
+        .unwrap()
+        .count();
+    assert_eq!(tmp, 0, "no temporary file is left behind");
+}
+
+#[test]
+fn content_md5_is_checked() {
+    let server = setup();
+    let ok = put(
+        &server,
+        "/bkt/m",
+        "Content-Length: 3\r\nContent-MD5: kAFQmDzST7DWlj99KOF/cg==\r\n",
+        b"abc",
+    );
+    assert_eq!(ok.status, 200, "{}", ok.body_str());
+    let bad = put(
+        &server,
+        "/bkt/m",
+        "Content-Length: 3\r\nContent-MD5: kAFQmDzST7DWlj99KOF/cg==\r\n",
+        b"abd",
+    );
+    assert_eq!(bad.code(), "BadDigest");
+    assert_eq!(bad.status, 400);
+    let malformed = put(
+        &server,
+        "/bkt/m",
+        "Content-Length: 3\r\nContent-MD5: nope\r\n",
+        b"abd",
+    );
+    assert_eq!(malformed.code(), "InvalidDigest");
+    // The object stored before the failed writes is untouched.
+    assert_eq!(get(&server, "/bkt/m").body, b"abc");
+}
+
+#[test]
+fn expect_continue_is_answered_only_after_validation() {
+    let server = setup();
+    // A request that cannot succeed is refused without reading its body.
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(
+        b"PUT /nobucket/k HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .unwrap();
+    let mut buf = [0u8; 4096];
+    let n = s.read(&mut buf).unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]);
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+
+    // A good one gets 100 Continue, then its answer.
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"PUT /bkt/k HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n").unwrap();
+    let n = s.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 100"));
+    s.write_all(b"hello").unwrap();
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    assert_eq!(RawResponse::parse(&rest).status, 200);
+    assert_eq!(get(&server, "/bkt/k").body, b"hello");
+}
+
+#[test]
+fn malformed_requests_get_s3_errors() {
+    let server = setup();
+    let r = get(&server, "/bkt/%FF%FE");
+    assert_eq!((r.status, r.code().as_str()), (400, "InvalidURI"));
+    let r = server.raw(b"PATCH /bkt/k HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_eq!((r.status, r.code().as_str()), (501, "NotImplemented"));
+    assert!(r.header("x-amz-request-id").is_some());
+    let r = put(
+        &server,
+        "/bkt/k",
+        "Transfer-Encoding: chunked\r\n",
+        b"3\r\nabc\r\n0\r\n\r\n",
+    );
+    assert_eq!((r.status, r.code().as_str()), (411, "MissingContentLength"));
+    let r = server.raw(b"HEAD /bkt/missing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 404);
+    assert!(r.body.is_empty());
+    let r = server.raw(b"POST /bkt?delete HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\nConnection: close\r\n\r\n<Delete");
+    assert_eq!((r.status, r.code().as_str()), (400, "MalformedXML"));
+    let r = server
+        .raw(b"GET /bkt?list-type=2&max-keys=-1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_eq!((r.status, r.code().as_str()), (400, "InvalidArgument"));
+    let r = server.raw(b"GET /bkt?list-type=2&continuation-token=%21%21 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_eq!((r.status, r.code().as_str()), (400, "InvalidArgument"));
+}
+
+fn create_upload(server: &Server, key: &str) -> String {
+    let r = server.raw(
+        format!("POST /bkt/{key}?uploads HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+    );
+    assert_eq!(r.status, 200);
+    let body = r.body_str();
+    body.split("<UploadId>")
+        .nth(1)
+        .unwrap()
+        .split("</UploadId>")
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn complete_with_a_malformed_body_is_malformed_xml() {
+    let server = setup();
+    let id = create_upload(&server, "k");
+    for body in [
+        "",
+        "<CompleteMultipartUpload>",
+        "<CompleteMultipartUpload></CompleteMultipartUpload>",
+    ] {
+        let r = server.raw(
+            format!(
+                "POST /bkt/k?uploadId={id} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (400, "MalformedXML"),
+            "{body:?}"
+        );
+    }
+}
+
+#[test]
+fn a_part_in_flight_when_its_upload_is_aborted_is_refused() {
+    let server = setup();
+    let id = create_upload(&server, "k");
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(
+        format!("PUT /bkt/k?partNumber=1&uploadId={id} HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nConnection: close\r\n\r\nhello")
+            .as_bytes(),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let r = server.raw(
+        format!("DELETE /bkt/k?uploadId={id} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+    );
+    assert_eq!(r.status, 204);
+    s.write_all(b"world").unwrap();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let r = RawResponse::parse(&buf);
+    assert_eq!((r.status, r.code().as_str()), (404, "NoSuchUpload"));
+    let r = get(&server, &format!("/bkt/k?uploadId={id}"));
+    assert_eq!(r.code(), "NoSuchUpload");
+    assert_eq!(
+        std::fs::read_dir(server.data_dir.join("tmp"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn every_response_has_a_request_id_and_errors_name_the_resource() {
+    let server = setup();
+    let r = get(&server, "/bkt/nope");
+    let id = r.header("x-amz-request-id").unwrap().to_owned();
+    let body = r.body_str();
+    assert!(body.contains("<Resource>/bkt/nope</Resource>"), "{body}");
+    assert!(body.contains(&format!("<RequestId>{id}</RequestId>")));
+    assert!(find(&r.body, b"<?xml").is_some());
+}
