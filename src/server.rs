@@ -99,10 +99,8 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Respon
         headers.insert("x-amz-id-2", v);
     }
     headers.insert("server", HeaderValue::from_static("Stowage"));
-    let bytes_out = headers
-        .get("content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
+    let bytes_out = hyper::body::Body::size_hint(response.body())
+        .exact()
         .unwrap_or(0);
     let status = response.status().as_u16();
     let ms = started.elapsed().as_secs_f64() * 1000.0;

@@ -27,20 +27,29 @@ impl Server {
 
     /// A server with extra `[limits]` settings (TOML lines).
     pub fn start_with(limits: &str) -> Server {
+        Server::start_with_config("", limits)
+    }
+
+    /// A server with extra top-level and `[limits]` settings (TOML lines).
+    pub fn start_with_config(top: &str, limits: &str) -> Server {
         let tmp = tempfile::tempdir().expect("temp dir");
-        let mut s = Server::start_in(tmp.path(), limits);
+        let mut s = Server::launch(tmp.path(), top, limits);
         s._tmp = Some(tmp);
         s
     }
 
     /// A server on an existing data directory (for restart tests).
     pub fn start_in(dir: &Path, limits: &str) -> Server {
+        Server::launch(dir, "", limits)
+    }
+
+    fn launch(dir: &Path, top: &str, limits: &str) -> Server {
         let data_dir = dir.join("data");
         let config = dir.join("config.toml");
         std::fs::write(
             &config,
             format!(
-                "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nlog_level = \"info\"\n[limits]\n{limits}\n",
+                "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nlog_level = \"info\"\n{top}\n[limits]\n{limits}\n",
                 data_dir.display().to_string()
             ),
         )

@@ -259,3 +259,14 @@ fn every_response_has_a_request_id_and_errors_name_the_resource() {
     assert!(body.contains(&format!("<RequestId>{id}</RequestId>")));
     assert!(find(&r.body, b"<?xml").is_some());
 }
+
+#[test]
+fn virtual_hosted_style_addressing_with_a_configured_domain() {
+    let server = Server::start_with_config("domain = \"s3.test\"", "");
+    let r = server.raw(b"PUT / HTTP/1.1\r\nHost: vhost.s3.test:9000\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    let r = server.raw(b"PUT /dir/k HTTP/1.1\r\nHost: vhost.s3.test\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi");
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    // Path-style still works, and sees the same object.
+    assert_eq!(get(&server, "/vhost/dir/k").body, b"hi");
+}
