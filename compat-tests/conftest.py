@@ -4,8 +4,8 @@ configure them against it.
 
 The server binary is $STOWAGE_BIN (default: target/release/stowage). It runs
 with an empty config file, a temporary data directory and a free port; its
-log is attached to every failing test's report, and its tail is printed at
-the end of a run that had failures.
+log is attached to every failing test's report, and its tail and path are
+printed at the end of a run that had failures.
 """
 
 import os
@@ -48,7 +48,8 @@ class Server:
         config = workdir / "config.toml"
         config.write_text("")
         data_dir = workdir / "data"
-        self.log = open(self.log_path, "wb")
+        self.log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [str(binary), "--config", str(config),
              "--listen", "127.0.0.1:0", "--data-dir", str(data_dir)],
@@ -59,7 +60,7 @@ class Server:
     def _wait_for_listening(self, timeout):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            match = LISTENING.search(self.read_log())
+            match = LISTENING.search(self.read_log(self.log_start))
             if match:
                 return match.group(1)
             if self.proc.poll() is not None:
@@ -113,8 +114,7 @@ def endpoint(server):
     return server.endpoint
 
 
-@pytest.fixture(scope="session")
-def s3(endpoint):
+def make_client(endpoint):
     """A boto3 client with default settings except path-style addressing."""
     session = boto3.session.Session(
         aws_access_key_id=ACCESS_KEY,
@@ -125,6 +125,30 @@ def s3(endpoint):
         "s3", endpoint_url=endpoint,
         config=Config(s3={"addressing_style": "path"}),
     )
+
+
+@pytest.fixture(scope="session")
+def s3(endpoint):
+    """A boto3 client with default settings except path-style addressing."""
+    return make_client(endpoint)
+
+
+def _checksum_in_trailer(params, model, **_):
+    algorithm = params["context"].get("checksum", {}).get("request_algorithm")
+    if model.has_streaming_input and isinstance(algorithm, dict) \
+            and algorithm.get("in") == "header":
+        algorithm["in"] = "trailer"
+
+
+@pytest.fixture(scope="session")
+def s3_chunked(endpoint):
+    """A boto3 client that sends PutObject/UploadPart bodies as it does to AWS
+    over HTTPS: `aws-chunked` with an unsigned CRC32 trailer
+    (STREAMING-UNSIGNED-PAYLOAD-TRAILER). Over plain HTTP boto3 would put the
+    checksum in a header instead, so this flips botocore's choice."""
+    client = make_client(endpoint)
+    client.meta.events.register("before-call.s3", _checksum_in_trailer)
+    return client
 
 
 def unique_bucket_name(tag="compat"):
@@ -232,7 +256,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus):
     if _server is None or exitstatus == 0:
         return
     lines = _server.read_log().splitlines()
-    terminalreporter.section("stowage log (last 60 lines)")
-    for line in lines[-60:]:
+    terminalreporter.section("stowage log (last 20 lines)")
+    for line in lines[-20:]:
         terminalreporter.write_line(line)
     terminalreporter.write_line(f"full log: {_server.log_path}")

@@ -1,12 +1,15 @@
 """boto3 multipart upload: the low-level calls and their S3 error cases, part
-reads and part copies, and the transfer manager (upload_file/download_file)."""
+reads and part copies, and the transfer manager (upload_file/download_file),
+with parts sent both with a checksum header and as aws-chunked bodies."""
 
 import os
 import time
 
 import boto3.s3.transfer
 import pytest
+from botocore.exceptions import ClientError
 
+from conftest import REPO, Server, make_client
 from helpers import (MiB, etag, file_multipart_etag, file_sha256, multipart_etag, s3_error,
                      write_random_file)
 
@@ -63,6 +66,16 @@ def test_multipart_upload_list_parts_complete(s3, bucket, blocks):
         s3.list_parts(Bucket=bucket, Key="mp", UploadId=uid)
 
 
+def test_aws_chunked_parts(s3_chunked, s3, bucket, blocks):
+    uid = new_upload(s3_chunked, bucket, "chunked")
+    parts = upload_parts(s3_chunked, bucket, "chunked", uid, {1: blocks[0], 2: blocks[2]})
+    out = complete(s3_chunked, bucket, "chunked", uid, parts)
+    assert out["ETag"] == multipart_etag([blocks[0], blocks[2]])
+    got = s3.get_object(Bucket=bucket, Key="chunked")
+    assert got["Body"].read() == blocks[0] + blocks[2]
+    assert "aws-chunked" not in got.get("ContentEncoding", "")
+
+
 def test_single_small_part(s3, bucket):
     uid = new_upload(s3, bucket, "one")
     parts = upload_parts(s3, bucket, "one", uid, {1: b"tiny"})
@@ -105,9 +118,18 @@ def test_invalid_part(s3, bucket, blocks):
     with s3_error("InvalidPart", 400):
         complete(s3, bucket, "inv", uid,
                  [parts[0], {"PartNumber": 2, "ETag": '"00000000000000000000000000000000"'}])
+    # Part 3 was never uploaded.
     with s3_error("InvalidPart", 400):
-        complete(s3, bucket, "inv", uid, parts + [{"PartNumber": 3, "ETag": parts[1]["ETag"]}])
+        complete(s3, bucket, "inv", uid, [parts[0], {"PartNumber": 3, "ETag": parts[1]["ETag"]}])
     assert complete(s3, bucket, "inv", uid, parts)["ETag"] == multipart_etag([blocks[0], blocks[2]])
+
+
+def test_complete_accepts_unquoted_etags(s3, bucket, blocks):
+    uid = new_upload(s3, bucket, "unquoted")
+    parts = upload_parts(s3, bucket, "unquoted", uid, {1: blocks[0], 2: blocks[2]})
+    bare = [{"PartNumber": p["PartNumber"], "ETag": p["ETag"].strip('"')} for p in parts]
+    out = complete(s3, bucket, "unquoted", uid, bare)
+    assert out["ETag"] == multipart_etag([blocks[0], blocks[2]])
 
 
 def test_invalid_part_order(s3, bucket, blocks):
@@ -201,6 +223,10 @@ def test_get_and_head_part_number(s3, bucket, blocks):
     assert head["PartsCount"] == 3 and head["ContentLength"] == len(blocks[1])
     with s3_error("InvalidPartNumber", 416):
         s3.get_object(Bucket=bucket, Key="pp", PartNumber=4)
+    # partNumber and Range together are refused.
+    with pytest.raises(ClientError) as info:
+        s3.get_object(Bucket=bucket, Key="pp", PartNumber=1, Range="bytes=0-9")
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
 
     # On a single-part object, part 1 is the whole object.
     s3.put_object(Bucket=bucket, Key="plain", Body=b"plain bytes")
@@ -239,7 +265,11 @@ def test_complete_if_none_match(s3, bucket, blocks):
     assert s3.get_object(Bucket=bucket, Key="cond")["Body"].read() == blocks[2]
 
 
-def test_transfer_manager_round_trip(s3, bucket, tmp_path):
+@pytest.mark.parametrize("client", ["s3", "s3_chunked"])
+def test_transfer_manager_round_trip(request, client, s3, bucket, tmp_path):
+    """upload_file sets ChecksumAlgorithm=CRC32 on the upload and sends the
+    part checksums in CompleteMultipartUpload; download_file reads ranges."""
+    s3 = request.getfixturevalue(client)
     src = tmp_path / "upload.bin"
     size = 40 * MiB + 12345
     digest = write_random_file(src, size)
@@ -253,3 +283,31 @@ def test_transfer_manager_round_trip(s3, bucket, tmp_path):
     dst = tmp_path / "download.bin"
     s3.download_file(bucket, "big/object.bin", str(dst), Config=config)
     assert file_sha256(dst) == digest
+
+
+def test_upload_and_objects_survive_a_crash(tmp_path, blocks):
+    """A multipart upload in progress and an acknowledged object outlive a
+    SIGKILL of the server; the upload then completes after the restart."""
+    binary = os.environ.get("STOWAGE_BIN", str(REPO / "target/release/stowage"))
+    print(f"server log: {tmp_path / 'stowage.log'}")  # shown if the test fails
+    first = Server(binary, tmp_path)
+    try:
+        c = make_client(first.endpoint)
+        c.create_bucket(Bucket="crash")
+        c.put_object(Bucket="crash", Key="acked", Body=blocks[2])
+        uid = new_upload(c, "crash", "resumed")
+        parts = upload_parts(c, "crash", "resumed", uid, {1: blocks[0]})
+    finally:
+        first.proc.kill()
+        first.stop()
+    second = Server(binary, tmp_path)
+    try:
+        c = make_client(second.endpoint)
+        assert c.get_object(Bucket="crash", Key="acked")["Body"].read() == blocks[2]
+        listed = c.list_parts(Bucket="crash", Key="resumed", UploadId=uid)["Parts"]
+        assert [(p["PartNumber"], p["ETag"]) for p in listed] == [(1, etag(blocks[0]))]
+        parts += upload_parts(c, "crash", "resumed", uid, {2: blocks[1]})
+        assert complete(c, "crash", "resumed", uid, parts)["ETag"] == multipart_etag(blocks[:2])
+        assert c.get_object(Bucket="crash", Key="resumed")["Body"].read() == blocks[0] + blocks[1]
+    finally:
+        second.stop()

@@ -1,4 +1,4 @@
-"""boto3 (default settings: CRC32 checksums in aws-chunked bodies) against
+"""boto3 with default settings (a CRC32 checksum on every upload) against
 buckets, single-part objects, copies, conditional requests and listings."""
 
 import datetime
@@ -175,6 +175,14 @@ def test_conditional_get(s3, bucket):
         s3.head_object(Bucket=bucket, Key="c", IfNoneMatch=tag)
     with s3_error("412", 412):
         s3.head_object(Bucket=bucket, Key="c", IfMatch='"0123456789abcdef0123456789abcdef"')
+    day = datetime.timedelta(days=1)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    with s3_error("304", 304):
+        s3.get_object(Bucket=bucket, Key="c", IfModifiedSince=now + day)
+    with s3_error("PreconditionFailed", 412):
+        s3.get_object(Bucket=bucket, Key="c", IfUnmodifiedSince=now - day)
+    assert s3.get_object(Bucket=bucket, Key="c", IfModifiedSince=now - day)["Body"].read() \
+        == b"conditional"
 
 
 def test_response_header_overrides(s3, bucket):
@@ -251,6 +259,18 @@ def test_copy_object_onto_itself(s3, bucket):
                    MetadataDirective="REPLACE", Metadata={"v": "2"})
     got = s3.get_object(Bucket=bucket, Key="self")
     assert got["Body"].read() == b"same" and got["Metadata"] == {"v": "2"}
+
+
+def test_copy_source_conditions(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="src", Body=b"abc")
+    src = {"Bucket": bucket, "Key": "src"}
+    with s3_error("PreconditionFailed", 412):
+        s3.copy_object(Bucket=bucket, Key="dst", CopySource=src, CopySourceIfMatch=etag(b"x"))
+    with s3_error("PreconditionFailed", 412):
+        s3.copy_object(Bucket=bucket, Key="dst", CopySource=src,
+                       CopySourceIfNoneMatch=etag(b"abc"))
+    s3.copy_object(Bucket=bucket, Key="dst", CopySource=src, CopySourceIfMatch=etag(b"abc"))
+    assert s3.get_object(Bucket=bucket, Key="dst")["Body"].read() == b"abc"
 
 
 def test_copy_from_missing_key(s3, bucket):
@@ -395,7 +415,11 @@ def test_list_object_versions_of_unversioned_bucket(s3, bucket):
     assert (v["Key"], v["VersionId"], v["IsLatest"], v["Size"], v["ETag"]) == \
         ("v", "null", True, 5, etag(b"12345"))
     assert not out.get("DeleteMarkers")
-    s3.delete_object(Bucket=bucket, Key="v")
+    # The only version of an object in an unversioned bucket is "null".
+    assert s3.get_object(Bucket=bucket, Key="v", VersionId="null")["Body"].read() == b"12345"
+    s3.delete_object(Bucket=bucket, Key="v", VersionId="null")
+    with s3_error("NoSuchKey", 404):
+        s3.get_object(Bucket=bucket, Key="v")
     assert not s3.list_object_versions(Bucket=bucket).get("Versions")
 
 
