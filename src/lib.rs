@@ -3,6 +3,7 @@
 //! local disk. See DESIGN.md in the shared notes for the shape.
 
 pub mod body;
+pub mod checksum;
 pub mod chunked;
 pub mod config;
 pub mod error;

@@ -13,6 +13,7 @@ use super::{
     xml_response,
 };
 use crate::body::ResponseBody;
+use crate::checksum::Algorithm;
 use crate::error::{Code, S3Error, S3Result};
 use crate::store::blobs::{self, BlobWriter};
 use crate::store::tables::UploadRecord;
@@ -83,6 +84,9 @@ pub async fn upload_part(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
         .await?;
     let mut r = status_response(StatusCode::OK);
     set_header(&mut r, "etag", &quoted(&hex(&part.md5)));
+    if let Some(c) = &part.checksum {
+        set_header(&mut r, c.algorithm.header(), &c.value);
+    }
     Ok(r)
 }
 
@@ -137,7 +141,7 @@ pub async fn upload_part_copy(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>>
     let dir = ctx.store().blobs.clone();
     let pin = dir.pin(source.segments.iter().map(|s| s.blob));
     let mut rx = blobs::spawn_reader(dir.clone(), source.segments.clone(), start, end, pin);
-    let mut writer = BlobWriter::create(&dir);
+    let mut writer = BlobWriter::create(&dir, Algorithm::Crc64Nvme);
     while let Some(data) = rx.recv().await {
         writer.write(data?).await?;
     }

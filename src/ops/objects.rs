@@ -11,6 +11,7 @@ use super::{
     status_response, xml_response,
 };
 use crate::body::{ChannelBody, RequestBody, ResponseBody};
+use crate::checksum::{self, Algorithm, Checksum};
 use crate::error::{Code, S3Error, S3Result};
 use crate::store::blobs::{self, BlobWriter, PendingBlob};
 use crate::store::tables::{ObjectMeta, ObjectRecord};
@@ -18,7 +19,9 @@ use crate::store::{WriteCondition, etag_matches, hex};
 use crate::time::{http_date, iso8601, parse_http_date};
 use crate::xml::XmlWriter;
 
-/// Streams a request body into a new blob, checking `Content-MD5` if sent.
+/// Streams a request body into a new blob, verifying `Content-MD5` and the
+/// flexible checksum if the client sent them. Without a requested
+/// algorithm the blob gets a CRC64NVME, as S3 computes by default.
 pub async fn receive_blob(ctx: &Ctx, mut body: RequestBody) -> S3Result<PendingBlob> {
     let content_md5 = match ctx.header("content-md5") {
         Some(v) => Some(
@@ -30,21 +33,36 @@ pub async fn receive_blob(ctx: &Ctx, mut body: RequestBody) -> S3Result<PendingB
         ),
         None => None,
     };
+    let requested = checksum::requested(&ctx.headers)?;
+    let algorithm = requested
+        .as_ref()
+        .map_or(Algorithm::Crc64Nvme, |r| r.algorithm);
     let dir = &ctx.store().blobs;
-    let mut writer = BlobWriter::create(dir);
+    let mut writer = BlobWriter::create(dir, algorithm);
     while let Some(data) = body.next().await? {
         writer.write(data).await?;
     }
+    // Dropping `blob` on an error below deletes the temporary file:
+    // nothing is stored.
     let blob = writer.finish(dir).await?;
     if let Some(expected) = content_md5
         && expected != blob.written.md5
     {
-        // Dropping `blob` deletes the temporary file: nothing is stored.
         return Err(S3Error::new(Code::BadDigest)
             .detail("ExpectedDigest", BASE64.encode(&expected))
             .detail("CalculatedDigest", BASE64.encode(blob.written.md5)));
     }
+    if let Some(requested) = &requested {
+        checksum::verify(requested, &blob.written.checksum, body.trailers())?;
+    }
     Ok(blob)
+}
+
+/// `x-amz-checksum-<algorithm>` and `x-amz-checksum-type` of a whole
+/// object or part.
+pub fn checksum_headers(r: &mut Response<ResponseBody>, checksum: &Checksum) {
+    set_header(r, checksum.algorithm.header(), &checksum.value);
+    set_header(r, "x-amz-checksum-type", "FULL_OBJECT");
 }
 
 /// `If-None-Match: *` / `If-Match` on a write (PutObject, Complete).
@@ -102,6 +120,7 @@ pub async fn put_object(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
             md5: blob.written.md5,
         }],
         upload_id: None,
+        checksum: Some(blob.written.checksum.clone()),
     };
     let record = ctx
         .store()
@@ -109,6 +128,9 @@ pub async fn put_object(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
         .await?;
     let mut r = status_response(StatusCode::OK);
     set_header(&mut r, "etag", &quoted(&record.etag));
+    if let Some(c) = &record.checksum {
+        checksum_headers(&mut r, c);
+    }
     Ok(r)
 }
 
@@ -261,6 +283,14 @@ pub async fn get_object(ctx: &mut Ctx, head: bool) -> S3Result<Response<Response
     set_header(&mut r, "etag", &quoted(&obj.etag));
     set_header(&mut r, "last-modified", &http_date(obj.last_modified_ms));
     set_header(&mut r, "accept-ranges", "bytes");
+    // A checksum describes the whole object, so only a whole-object read
+    // carries it.
+    if ctx.header("x-amz-checksum-mode") == Some("ENABLED")
+        && len == size
+        && let Some(c) = &obj.checksum
+    {
+        checksum_headers(&mut r, c);
+    }
     meta_headers(&mut r, &obj.meta);
     for (param, header) in [
         ("response-content-type", "content-type"),

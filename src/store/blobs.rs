@@ -18,6 +18,7 @@ use bytes::{Bytes, BytesMut};
 use md5::{Digest, Md5};
 use tokio::sync::mpsc;
 
+use crate::checksum::{Algorithm, Checksum, Hasher};
 use crate::error::{S3Error, S3Result};
 use crate::store::tables::Segment;
 
@@ -163,34 +164,39 @@ enum Msg {
 }
 
 /// What a finished write knows about its bytes.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Written {
     pub len: u64,
     pub md5: [u8; 16],
+    pub checksum: Checksum,
 }
 
-/// Streams bytes into a new blob in `tmp/`, hashing on a blocking thread.
+/// Streams bytes into a new blob in `tmp/`. Writing and hashing run on two
+/// blocking threads side by side, so a PUT goes as fast as the slower of the
+/// two rather than their sum.
 pub struct BlobWriter {
     id: u128,
-    tx: Option<mpsc::Sender<Msg>>,
-    done: tokio::task::JoinHandle<io::Result<Written>>,
+    to_file: Option<mpsc::Sender<Msg>>,
+    to_hasher: Option<mpsc::Sender<Msg>>,
+    written: tokio::task::JoinHandle<io::Result<u64>>,
+    hashed: tokio::task::JoinHandle<Option<([u8; 16], Checksum)>>,
 }
 
 impl BlobWriter {
-    pub fn create(dir: &Arc<BlobDir>) -> BlobWriter {
+    /// A writer that computes the MD5 and the `algorithm` checksum.
+    pub fn create(dir: &Arc<BlobDir>, algorithm: Algorithm) -> BlobWriter {
         let id = new_id();
-        let (tx, mut rx) = mpsc::channel::<Msg>(8);
+        let (to_file, mut file_rx) = mpsc::channel::<Msg>(8);
+        let (to_hasher, mut hash_rx) = mpsc::channel::<Msg>(8);
         let dir2 = Arc::clone(dir);
-        let done = tokio::task::spawn_blocking(move || {
+        let written = tokio::task::spawn_blocking(move || {
             let path = dir2.tmp_path(id);
             let result = (|| {
                 let mut file = File::create_new(&path)?;
-                let mut md5 = Md5::new();
                 let mut len = 0u64;
                 loop {
-                    match rx.blocking_recv() {
+                    match file_rx.blocking_recv() {
                         Some(Msg::Data(data)) => {
-                            md5.update(&data);
                             file.write_all(&data)?;
                             len += data.len() as u64;
                         }
@@ -205,30 +211,46 @@ impl BlobWriter {
                 }
                 file.sync_all()?;
                 dir2.fsync_tmp_dir()?;
-                Ok(Written {
-                    len,
-                    md5: md5.finalize().into(),
-                })
+                Ok(len)
             })();
             if result.is_err() {
                 let _ = fs::remove_file(&path);
             }
             result
         });
+        let hashed = tokio::task::spawn_blocking(move || {
+            let mut md5 = Md5::new();
+            let mut checksum = Hasher::new(algorithm);
+            loop {
+                match hash_rx.blocking_recv()? {
+                    Msg::Data(data) => {
+                        md5.update(&data);
+                        checksum.update(&data);
+                    }
+                    Msg::Finish => return Some((md5.finalize().into(), checksum.finish())),
+                }
+            }
+        });
         BlobWriter {
             id,
-            tx: Some(tx),
-            done,
+            to_file: Some(to_file),
+            to_hasher: Some(to_hasher),
+            written,
+            hashed,
         }
     }
 
     pub async fn write(&mut self, data: Bytes) -> S3Result<()> {
-        let tx = self.tx.as_ref().expect("writer not finished");
-        if tx.send(Msg::Data(data)).await.is_err() {
-            // The writer thread stopped early: report its error.
-            self.tx = None;
-            let done = (&mut self.done).await;
-            return Err(match done {
+        let (Some(to_file), Some(to_hasher)) = (&self.to_file, &self.to_hasher) else {
+            return Err(S3Error::internal("blob writer already stopped"));
+        };
+        let sent = to_hasher.send(Msg::Data(data.clone())).await.is_ok()
+            && to_file.send(Msg::Data(data)).await.is_ok();
+        if !sent {
+            // A thread stopped early: report the file writer's error.
+            self.to_file = None;
+            self.to_hasher = None;
+            return Err(match (&mut self.written).await {
                 Ok(Err(e)) => S3Error::internal(format!("writing blob: {e}")),
                 _ => S3Error::internal("blob writer stopped"),
             });
@@ -239,16 +261,23 @@ impl BlobWriter {
     /// Flushes and fsyncs; the blob is then durable in `tmp/` and waits for
     /// its metadata commit.
     pub async fn finish(mut self, dir: &Arc<BlobDir>) -> S3Result<PendingBlob> {
-        let tx = self.tx.take().expect("writer not finished");
-        let _ = tx.send(Msg::Finish).await;
-        drop(tx);
-        let written = (&mut self.done)
+        let (Some(to_file), Some(to_hasher)) = (self.to_file.take(), self.to_hasher.take()) else {
+            return Err(S3Error::internal("blob writer already stopped"));
+        };
+        let _ = to_hasher.send(Msg::Finish).await;
+        let _ = to_file.send(Msg::Finish).await;
+        drop((to_file, to_hasher));
+        let len = (&mut self.written)
             .await
             .map_err(S3Error::internal)?
             .map_err(|e| S3Error::internal(format!("writing blob: {e}")))?;
+        let (md5, checksum) = (&mut self.hashed)
+            .await
+            .map_err(S3Error::internal)?
+            .ok_or_else(|| S3Error::internal("hasher stopped"))?;
         Ok(PendingBlob {
             id: self.id,
-            written,
+            written: Written { len, md5, checksum },
             dir: Some(Arc::clone(dir)),
         })
     }

@@ -72,6 +72,7 @@ impl Store {
             size: blob.written.len,
             md5: blob.written.md5,
             last_modified_ms: now_ms(),
+            checksum: Some(blob.written.checksum.clone()),
         };
         {
             if txn
@@ -163,6 +164,7 @@ impl Store {
                 meta: upload.meta,
                 segments,
                 upload_id: Some(upload_id.to_owned()),
+                checksum: None,
             };
             // The listed parts' references move to the object; the others
             // are freed with the upload.
@@ -331,6 +333,7 @@ mod tests {
             size,
             md5: [md5; 16],
             last_modified_ms: 0,
+            checksum: None,
         }
     }
 

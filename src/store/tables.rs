@@ -6,6 +6,7 @@
 use redb::TableDefinition;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
+use crate::checksum::Checksum;
 use crate::error::{S3Error, S3Result};
 
 /// bucket name → [`BucketRecord`]
@@ -87,6 +88,8 @@ pub struct ObjectRecord {
     /// The upload this object was completed from, so that a retried
     /// CompleteMultipartUpload can replay its success.
     pub upload_id: Option<String>,
+    /// The whole object's checksum, when known.
+    pub checksum: Option<Checksum>,
 }
 
 impl ObjectRecord {
@@ -108,6 +111,7 @@ pub struct PartRecord {
     pub size: u64,
     pub md5: [u8; 16],
     pub last_modified_ms: i64,
+    pub checksum: Option<Checksum>,
 }
 
 #[cfg(test)]
@@ -121,6 +125,7 @@ mod tests {
             size: 5,
             md5: [1; 16],
             last_modified_ms: 9,
+            checksum: None,
         };
         let bytes = encode(&p);
         assert_eq!(bytes[0], FORMAT_VERSION);

@@ -2,6 +2,7 @@
 //! raw HTTP for what an SDK will not send. One test binary, several modules.
 
 mod buckets;
+mod checksums;
 mod durability;
 mod harness;
 mod listing;

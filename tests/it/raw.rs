@@ -270,3 +270,31 @@ fn virtual_hosted_style_addressing_with_a_configured_domain() {
     // Path-style still works, and sees the same object.
     assert_eq!(get(&server, "/vhost/dir/k").body, b"hi");
 }
+
+#[test]
+fn racing_conditional_writers_one_wins_the_other_conflicts() {
+    let server = setup();
+    // The first writer passes its precondition and starts sending...
+    let mut slow = TcpStream::connect(server.addr).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    slow.write_all(b"PUT /bkt/race HTTP/1.1\r\nHost: x\r\nIf-None-Match: *\r\nContent-Length: 4\r\nConnection: close\r\n\r\nsl").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    // ...while a second one completes first.
+    let fast = put(
+        &server,
+        "/bkt/race",
+        "If-None-Match: *\r\nContent-Length: 4\r\n",
+        b"fast",
+    );
+    assert_eq!(fast.status, 200);
+    slow.write_all(b"ow").unwrap();
+    let mut buf = Vec::new();
+    let _ = slow.read_to_end(&mut buf);
+    let r = RawResponse::parse(&buf);
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (409, "ConditionalRequestConflict")
+    );
+    assert_eq!(get(&server, "/bkt/race").body, b"fast");
+}

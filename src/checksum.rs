@@ -1,0 +1,384 @@
+//! Flexible checksums (`x-amz-checksum-*`): the five algorithms, hashing
+//! while a body streams, and the request rules for which checksum a client
+//! asked to be verified.
+//!
+//! Reference: <https://docs.aws.amazon.com/AmazonS3/latest/userguide/checking-object-integrity.html>
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use http::HeaderMap;
+use serde::{Deserialize, Serialize};
+use sha1::Digest as _;
+
+use crate::error::{Code, S3Error, S3Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Algorithm {
+    Crc32,
+    Crc32c,
+    Crc64Nvme,
+    Sha1,
+    Sha256,
+}
+
+impl Algorithm {
+    pub const ALL: [Algorithm; 5] = [
+        Algorithm::Crc32,
+        Algorithm::Crc32c,
+        Algorithm::Crc64Nvme,
+        Algorithm::Sha1,
+        Algorithm::Sha256,
+    ];
+
+    /// The name S3 uses in `x-amz-sdk-checksum-algorithm` and XML.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Crc32 => "CRC32",
+            Algorithm::Crc32c => "CRC32C",
+            Algorithm::Crc64Nvme => "CRC64NVME",
+            Algorithm::Sha1 => "SHA1",
+            Algorithm::Sha256 => "SHA256",
+        }
+    }
+
+    /// The header (and trailer) carrying a value of this algorithm.
+    pub fn header(self) -> &'static str {
+        match self {
+            Algorithm::Crc32 => "x-amz-checksum-crc32",
+            Algorithm::Crc32c => "x-amz-checksum-crc32c",
+            Algorithm::Crc64Nvme => "x-amz-checksum-crc64nvme",
+            Algorithm::Sha1 => "x-amz-checksum-sha1",
+            Algorithm::Sha256 => "x-amz-checksum-sha256",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Algorithm> {
+        Algorithm::ALL
+            .into_iter()
+            .find(|a| a.name().eq_ignore_ascii_case(name.trim()))
+    }
+
+    fn digest_len(self) -> usize {
+        match self {
+            Algorithm::Crc32 | Algorithm::Crc32c => 4,
+            Algorithm::Crc64Nvme => 8,
+            Algorithm::Sha1 => 20,
+            Algorithm::Sha256 => 32,
+        }
+    }
+}
+
+/// A checksum as stored and sent: algorithm and base64 value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checksum {
+    pub algorithm: Algorithm,
+    pub value: String,
+}
+
+/// Computes one algorithm over a stream of bytes.
+pub enum Hasher {
+    Crc(crc_fast::Digest, Algorithm),
+    Sha1(sha1::Sha1),
+    Sha256(sha2::Sha256),
+}
+
+impl Hasher {
+    pub fn new(algorithm: Algorithm) -> Hasher {
+        use crc_fast::CrcAlgorithm as C;
+        let crc = |c| Hasher::Crc(crc_fast::Digest::new(c), algorithm);
+        match algorithm {
+            Algorithm::Crc32 => crc(C::Crc32IsoHdlc),
+            Algorithm::Crc32c => crc(C::Crc32Iscsi),
+            Algorithm::Crc64Nvme => crc(C::Crc64Nvme),
+            Algorithm::Sha1 => Hasher::Sha1(sha1::Sha1::new()),
+            Algorithm::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
+        }
+    }
+
+    pub fn update(&mut self, data: &[u8]) {
+        match self {
+            Hasher::Crc(d, _) => d.update(data),
+            Hasher::Sha1(h) => h.update(data),
+            Hasher::Sha256(h) => h.update(data),
+        }
+    }
+
+    pub fn finish(self) -> Checksum {
+        let (algorithm, raw) = match self {
+            Hasher::Crc(d, algorithm) => {
+                let v = d.finalize();
+                let raw = match algorithm {
+                    Algorithm::Crc64Nvme => v.to_be_bytes().to_vec(),
+                    _ => (v as u32).to_be_bytes().to_vec(),
+                };
+                (algorithm, raw)
+            }
+            Hasher::Sha1(h) => (Algorithm::Sha1, h.finalize().to_vec()),
+            Hasher::Sha256(h) => (Algorithm::Sha256, h.finalize().to_vec()),
+        };
+        Checksum {
+            algorithm,
+            value: BASE64.encode(raw),
+        }
+    }
+}
+
+/// Where the value a client wants verified comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A `x-amz-checksum-*` request header with this value.
+    Header(String),
+    /// An aws-chunked trailer, read after the body.
+    Trailer,
+    /// Only `x-amz-sdk-checksum-algorithm`: compute and store, nothing to check.
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requested {
+    pub algorithm: Algorithm,
+    pub source: Source,
+}
+
+fn invalid(message: impl Into<String>) -> S3Error {
+    S3Error::with_message(Code::InvalidRequest, message)
+}
+
+/// Reads which checksum, if any, a write asks for (S3's rules: one
+/// algorithm at most, as a header or as a trailer, not both).
+pub fn requested(headers: &HeaderMap) -> S3Result<Option<Requested>> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let mut sent = Algorithm::ALL
+        .into_iter()
+        .filter_map(|a| header(a.header()).map(|v| (a, v.trim().to_owned())));
+    let from_header = sent.next();
+    if sent.next().is_some() {
+        return Err(invalid(
+            "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.",
+        ));
+    }
+    let trailer = match header("x-amz-trailer") {
+        Some(names) => names
+            .split(',')
+            .map(str::trim)
+            .filter(|n| n.starts_with("x-amz-checksum-"))
+            .map(|n| {
+                Algorithm::ALL
+                    .into_iter()
+                    .find(|a| a.header().eq_ignore_ascii_case(n))
+                    .ok_or_else(|| invalid(format!("The trailer {n} is not supported.")))
+            })
+            .next()
+            .transpose()?,
+        None => None,
+    };
+    let sdk = match header("x-amz-sdk-checksum-algorithm") {
+        Some(name) => Some(Algorithm::parse(name).ok_or_else(|| {
+            invalid(format!(
+                "Value for x-amz-sdk-checksum-algorithm header is invalid: {name}"
+            ))
+        })?),
+        None => None,
+    };
+    let requested = match (from_header, trailer) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.",
+            ));
+        }
+        (Some((algorithm, value)), None) => {
+            check_value(algorithm, &value)?;
+            Some(Requested {
+                algorithm,
+                source: Source::Header(value),
+            })
+        }
+        (None, Some(algorithm)) => Some(Requested {
+            algorithm,
+            source: Source::Trailer,
+        }),
+        (None, None) => sdk.map(|algorithm| Requested {
+            algorithm,
+            source: Source::None,
+        }),
+    };
+    if let (Some(r), Some(sdk)) = (&requested, sdk)
+        && r.algorithm != sdk
+    {
+        return Err(invalid(format!(
+            "Value for x-amz-sdk-checksum-algorithm header is invalid: it names {} but {} was sent.",
+            sdk.name(),
+            r.algorithm.name()
+        )));
+    }
+    Ok(requested)
+}
+
+fn check_value(algorithm: Algorithm, value: &str) -> S3Result<()> {
+    match BASE64.decode(value) {
+        Ok(raw) if raw.len() == algorithm.digest_len() => Ok(()),
+        _ => Err(invalid(format!(
+            "Value for {} header is invalid.",
+            algorithm.header()
+        ))),
+    }
+}
+
+/// Compares what was computed with what the client sent (in a header, or
+/// in `trailers` once the body has been read).
+pub fn verify(
+    requested: &Requested,
+    computed: &Checksum,
+    trailers: &[(String, String)],
+) -> S3Result<()> {
+    let expected = match &requested.source {
+        Source::Header(v) => v.clone(),
+        Source::Trailer => {
+            match trailers
+                .iter()
+                .find(|(name, _)| name == requested.algorithm.header())
+            {
+                Some((_, v)) => {
+                    check_value(requested.algorithm, v)?;
+                    v.clone()
+                }
+                // Some SDKs declare a trailer they never send: there is
+                // nothing to compare against.
+                None => return Ok(()),
+            }
+        }
+        Source::None => return Ok(()),
+    };
+    if expected != computed.value {
+        return Err(S3Error::with_message(
+            Code::BadDigest,
+            format!(
+                "The {} you specified did not match the calculated checksum.",
+                requested.algorithm.name()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sum(algorithm: Algorithm, data: &[u8]) -> String {
+        let mut h = Hasher::new(algorithm);
+        h.update(data);
+        h.finish().value
+    }
+
+    #[test]
+    fn known_values_of_each_algorithm() {
+        // Check values for "123456789" from the CRC catalogue, and the
+        // published SHA digests of "abc".
+        let b64 = |raw: &[u8]| BASE64.encode(raw);
+        assert_eq!(
+            sum(Algorithm::Crc32, b"123456789"),
+            b64(&0xCBF4_3926u32.to_be_bytes())
+        );
+        assert_eq!(
+            sum(Algorithm::Crc32c, b"123456789"),
+            b64(&0xE306_9283u32.to_be_bytes())
+        );
+        assert_eq!(
+            sum(Algorithm::Crc64Nvme, b"123456789"),
+            b64(&0xAE8B_1486_0A79_9888u64.to_be_bytes())
+        );
+        assert_eq!(sum(Algorithm::Sha1, b"abc"), "qZk+NkcGgWq6PiVxeFDCbJzQ2J0=");
+        assert_eq!(
+            sum(Algorithm::Sha256, b"abc"),
+            "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0="
+        );
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn one_checksum_as_header_or_trailer() {
+        let r = requested(&headers(&[("x-amz-checksum-crc32", "AAAAAA==")]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.source, Source::Header("AAAAAA==".into()));
+        let r = requested(&headers(&[("x-amz-trailer", "x-amz-checksum-crc64nvme")]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (r.algorithm, r.source),
+            (Algorithm::Crc64Nvme, Source::Trailer)
+        );
+        let r = requested(&headers(&[("x-amz-sdk-checksum-algorithm", "sha256")]))
+            .unwrap()
+            .unwrap();
+        assert_eq!((r.algorithm, r.source), (Algorithm::Sha256, Source::None));
+        assert!(requested(&HeaderMap::new()).unwrap().is_none());
+        for bad in [
+            headers(&[
+                ("x-amz-checksum-crc32", "AAAAAA=="),
+                ("x-amz-checksum-sha1", "x"),
+            ]),
+            headers(&[
+                ("x-amz-checksum-crc32", "AAAAAA=="),
+                ("x-amz-trailer", "x-amz-checksum-crc32"),
+            ]),
+            headers(&[("x-amz-checksum-crc32", "not base64!")]),
+            headers(&[("x-amz-checksum-crc32", "AAAAAAAA")]),
+            headers(&[("x-amz-sdk-checksum-algorithm", "md4")]),
+            headers(&[
+                ("x-amz-sdk-checksum-algorithm", "CRC32C"),
+                ("x-amz-checksum-crc32", "AAAAAA=="),
+            ]),
+        ] {
+            assert_eq!(
+                requested(&bad).unwrap_err().code,
+                Code::InvalidRequest,
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn verification_compares_header_or_trailer() {
+        let computed = Checksum {
+            algorithm: Algorithm::Crc32,
+            value: "AAAAAA==".into(),
+        };
+        let header = |v: &str| Requested {
+            algorithm: Algorithm::Crc32,
+            source: Source::Header(v.into()),
+        };
+        assert!(verify(&header("AAAAAA=="), &computed, &[]).is_ok());
+        assert_eq!(
+            verify(&header("AAAAAQ=="), &computed, &[])
+                .unwrap_err()
+                .code,
+            Code::BadDigest
+        );
+        let trailer = Requested {
+            algorithm: Algorithm::Crc32,
+            source: Source::Trailer,
+        };
+        let sent = |v: &str| vec![("x-amz-checksum-crc32".to_owned(), v.to_owned())];
+        assert!(verify(&trailer, &computed, &sent("AAAAAA==")).is_ok());
+        assert_eq!(
+            verify(&trailer, &computed, &sent("AAAAAQ=="))
+                .unwrap_err()
+                .code,
+            Code::BadDigest
+        );
+        assert_eq!(
+            verify(&trailer, &computed, &sent("zz")).unwrap_err().code,
+            Code::InvalidRequest
+        );
+        assert!(verify(&trailer, &computed, &[]).is_ok());
+    }
+}
