@@ -205,6 +205,7 @@ fn main() {
         elapsed
     });
     let _ = child.kill();
+    let _ = child.wait();
 
     println!("object size: {mib} MiB (best of 3)");
     println!(
