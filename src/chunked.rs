@@ -14,6 +14,8 @@ use bytes::{Buf, Bytes, BytesMut};
 
 /// Longest chunk header or trailer line we accept.
 const MAX_LINE: usize = 4096;
+/// Most trailer lines we accept (the SDKs send one or two).
+const MAX_TRAILERS: usize = 16;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChunkError(pub &'static str);
@@ -35,8 +37,11 @@ enum State {
 pub struct ChunkedDecoder {
     state: State,
     pending: BytesMut,
-    /// Signatures of the chunks seen so far, in order (signed streams only).
-    pub signatures: Vec<String>,
+    /// The signature of the latest chunk header (signed streams only).
+    /// Only the latest is kept: a verifier checks each chunk as it ends.
+    pub signature: Option<String>,
+    /// Number of chunk headers read, the final empty chunk included.
+    pub chunks: u64,
     /// Trailer headers, names lower-cased.
     pub trailers: Vec<(String, String)>,
 }
@@ -52,7 +57,8 @@ impl ChunkedDecoder {
         ChunkedDecoder {
             state: State::Header,
             pending: BytesMut::new(),
-            signatures: Vec::new(),
+            signature: None,
+            chunks: 0,
             trailers: Vec::new(),
         }
     }
@@ -127,12 +133,13 @@ impl ChunkedDecoder {
                 };
                 let size = u64::from_str_radix(size.trim(), 16)
                     .map_err(|_| ChunkError("chunk size is not hexadecimal"))?;
+                self.chunks += 1;
                 if let Some(ext) = ext {
                     let sig = ext
                         .trim()
                         .strip_prefix("chunk-signature=")
                         .ok_or(ChunkError("unknown chunk extension"))?;
-                    self.signatures.push(sig.to_owned());
+                    self.signature = Some(sig.to_owned());
                 }
                 self.state = if size == 0 {
                     State::Trailer
@@ -150,6 +157,9 @@ impl ChunkedDecoder {
                 if line.is_empty() {
                     self.state = State::Done;
                 } else {
+                    if self.trailers.len() == MAX_TRAILERS {
+                        return Err(ChunkError("too many trailers"));
+                    }
                     let (name, value) = line
                         .split_once(':')
                         .ok_or(ChunkError("malformed trailer line"))?;
@@ -197,7 +207,8 @@ mod tests {
         for piece in 1..body.len() {
             let (data, d) = decode_in_pieces(body, piece).unwrap();
             assert_eq!(data, b"hello world", "piece size {piece}");
-            assert_eq!(d.signatures, ["aaaa", "bbbb", "cccc"]);
+            assert_eq!(d.signature.as_deref(), Some("cccc"));
+            assert_eq!(d.chunks, 3);
         }
     }
 
@@ -229,5 +240,7 @@ mod tests {
         assert!(decode_in_pieces(b"3;foo=bar\r\nabc\r\n0\r\n\r\n", 64).is_err());
         assert!(decode_in_pieces(&[b'1'; 5000], 64).is_err());
         assert!(decode_in_pieces(b"0\r\n\r\nextra", 64).is_err());
+        let many_trailers = format!("0\r\n{}\r\n", "a:b\r\n".repeat(17));
+        assert!(decode_in_pieces(many_trailers.as_bytes(), 64).is_err());
     }
 }

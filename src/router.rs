@@ -183,7 +183,9 @@ pub fn route(
         (true, "GET") if q.has("acl") => GetObjectAcl,
         (true, "GET") => GetObject,
         (true, "HEAD") => HeadObject,
-        (true, "PUT") if q.has("partNumber") && q.has("uploadId") => {
+        // Either parameter makes it a part upload, so that a malformed one
+        // is refused rather than taken for a PutObject.
+        (true, "PUT") if q.has("partNumber") || q.has("uploadId") => {
             if copy_source {
                 UploadPartCopy
             } else {
@@ -248,6 +250,8 @@ mod tests {
             op("PUT /photos/a.mp4?partNumber=1&uploadId=x", true),
             UploadPartCopy
         );
+        assert_eq!(op("PUT /photos/a.mp4?uploadId=x", false), UploadPart);
+        assert_eq!(op("PUT /photos/a.mp4?partNumber=1", false), UploadPart);
         assert_eq!(
             op("GET /photos/a.mp4?uploadId=x&max-parts=2", false),
             ListParts

@@ -125,9 +125,9 @@ pub async fn upload_part_copy(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>>
     let part_number = parse_part_number(ctx.query.get("partNumber").unwrap_or(""))?;
     let id = upload_id(ctx)?;
     let (src_bucket, src_key) = copy_source(ctx)?;
-    let source = ctx
+    let (source, pin) = ctx
         .store()
-        .run(move |s| s.object(&src_bucket, &src_key))
+        .run(move |s| s.object_for_read(&src_bucket, &src_key))
         .await?;
     check_copy_source_conditions(&ctx.headers, &source)?;
     let (start, end) = match ctx.header("x-amz-copy-source-range") {
@@ -139,13 +139,12 @@ pub async fn upload_part_copy(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>>
     }
     check_upload(ctx, &id).await?;
     let dir = ctx.store().blobs.clone();
-    let pin = dir.pin(source.segments.iter().map(|s| s.blob));
-    let mut rx = blobs::spawn_reader(dir.clone(), source.segments.clone(), start, end, pin);
-    let mut writer = BlobWriter::create(&dir, Algorithm::Crc64Nvme);
+    let mut writer = BlobWriter::create(&dir, Algorithm::Crc64Nvme).await?;
+    let mut rx = blobs::spawn_reader(dir, source.segments.clone(), start, end, pin);
     while let Some(data) = rx.recv().await {
         writer.write(data?).await?;
     }
-    let blob = writer.finish(&dir).await?;
+    let blob = writer.finish().await?;
     if blob.written.len != end - start {
         return Err(S3Error::internal("copy source ended early"));
     }

@@ -38,13 +38,13 @@ pub async fn receive_blob(ctx: &Ctx, mut body: RequestBody) -> S3Result<PendingB
         .as_ref()
         .map_or(Algorithm::Crc64Nvme, |r| r.algorithm);
     let dir = &ctx.store().blobs;
-    let mut writer = BlobWriter::create(dir, algorithm);
+    let mut writer = BlobWriter::create(dir, algorithm).await?;
     while let Some(data) = body.next().await? {
         writer.write(data).await?;
     }
     // Dropping `blob` on an error below deletes the temporary file:
     // nothing is stored.
-    let blob = writer.finish(dir).await?;
+    let blob = writer.finish().await?;
     if let Some(expected) = content_md5
         && expected != blob.written.md5
     {
@@ -171,7 +171,9 @@ impl ByteRange {
     pub fn resolve(self, size: u64) -> S3Result<(u64, u64)> {
         let range = match self {
             ByteRange::From(start, _) if start >= size => None,
-            ByteRange::From(start, end) => Some((start, end.map_or(size, |e| (e + 1).min(size)))),
+            ByteRange::From(start, end) => {
+                Some((start, end.map_or(size, |e| e.saturating_add(1).min(size))))
+            }
             ByteRange::Suffix(0) => None,
             ByteRange::Suffix(n) => Some((size.saturating_sub(n), size)),
         };
@@ -220,7 +222,10 @@ pub async fn get_object(ctx: &mut Ctx, head: bool) -> S3Result<Response<Response
         ));
     }
     let (bucket, key) = (ctx.bucket().to_owned(), ctx.key().to_owned());
-    let obj = ctx.store().run(move |s| s.object(&bucket, &key)).await?;
+    let (obj, pin) = ctx
+        .store()
+        .run(move |s| s.object_for_read(&bucket, &key))
+        .await?;
     if let Some(status) = check_read_conditions(ctx, &obj)? {
         let mut r = status_response(status);
         set_header(&mut r, "etag", &quoted(&obj.etag));
@@ -237,7 +242,8 @@ pub async fn get_object(ctx: &mut Ctx, head: bool) -> S3Result<Response<Response
                     .get(n - 1)
                     .ok_or_else(|| S3Error::new(Code::InvalidPartNumber))?;
                 let start: u64 = obj.segments[..n - 1].iter().map(|s| s.len).sum();
-                (start, start + seg.len, true)
+                // An empty part has no byte range to name.
+                (start, start + seg.len, seg.len > 0)
             } else if n == 1 {
                 (0, size, size > 0)
             } else {
@@ -254,7 +260,6 @@ pub async fn get_object(ctx: &mut Ctx, head: bool) -> S3Result<Response<Response
     let mut r = if head || len == 0 {
         status_response(StatusCode::OK)
     } else {
-        let pin = ctx.store().blobs.pin(obj.segments.iter().map(|s| s.blob));
         let rx = blobs::spawn_reader(
             ctx.store().blobs.clone(),
             obj.segments.clone(),

@@ -1,28 +1,36 @@
 //! Blob files: immutable byte files named by a random 128-bit id.
 //!
-//! A write streams into `tmp/<id>` on a blocking thread that hashes as it
-//! writes, then fsyncs the file and the `tmp/` directory. The metadata commit
-//! makes the blob live; only after it is the file renamed to
-//! `blobs/<ab>/<id>`. A crash between commit and rename leaves a referenced
-//! file in `tmp/`, which start-up recovery moves into place; so readers look
-//! in `blobs/` first and `tmp/` second. Nothing in `tmp/` that metadata does
-//! not reference survives a restart, and start-up never scans `blobs/`.
+//! A write streams into `tmp/<id>`, hashing as it goes, then fsyncs the file
+//! and the `tmp/` directory. The metadata commit makes the blob live; only
+//! after it is the file renamed to `blobs/<ab>/<id>`. A crash between commit
+//! and rename leaves a referenced file in `tmp/`, which start-up recovery
+//! moves into place; so readers look in `blobs/` first and `tmp/` second.
+//! Nothing in `tmp/` that metadata does not reference survives a restart,
+//! and start-up never scans `blobs/`.
+//!
+//! File I/O and hashing run in short `spawn_blocking` calls, one batch of
+//! bytes at a time: no thread ever waits on a slow client, so slow or stalled
+//! connections cannot use up the blocking pool that metadata work needs.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
 use bytes::{Bytes, BytesMut};
 use md5::{Digest, Md5};
 use tokio::sync::mpsc;
+use tokio::task::spawn_blocking;
 
 use crate::checksum::{Algorithm, Checksum, Hasher};
 use crate::error::{S3Error, S3Result};
 use crate::store::tables::Segment;
 
-const READ_CHUNK: usize = 256 * 1024;
+/// Bytes read from a blob per blocking call.
+const READ_CHUNK: usize = 512 * 1024;
+/// Bytes gathered from the socket before one blocking write-and-hash.
+const WRITE_BATCH: usize = 1 << 20;
 
 /// The blob directories of one data directory, and the pins of blobs that
 /// readers hold open.
@@ -31,6 +39,7 @@ pub struct BlobDir {
     blobs: PathBuf,
     tmp: PathBuf,
     pins: Mutex<HashMap<u128, usize>>,
+    gate: RwLock<()>,
 }
 
 pub fn new_id() -> u128 {
@@ -49,6 +58,7 @@ impl BlobDir {
             blobs: data_dir.join("blobs"),
             tmp: data_dir.join("tmp"),
             pins: Mutex::new(HashMap::new()),
+            gate: RwLock::new(()),
         };
         fs::create_dir_all(&dir.blobs)?;
         fs::create_dir_all(&dir.tmp)?;
@@ -87,8 +97,10 @@ impl BlobDir {
     }
 
     /// Unlinks a freed blob from wherever it is; a missing file is fine.
+    /// `tmp/` goes first: a rename is atomic, so if the file is not in
+    /// `tmp/` it is already under `blobs/`, where it is looked for next.
     pub fn remove(&self, id: u128) -> io::Result<()> {
-        for path in [self.final_path(id), self.tmp_path(id)] {
+        for path in [self.tmp_path(id), self.final_path(id)] {
             match fs::remove_file(path) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
                 _ => {}
@@ -117,8 +129,21 @@ impl BlobDir {
         Ok((ids, strays))
     }
 
-    pub fn is_pinned(&self, id: u128) -> bool {
-        self.pins.lock().expect("pin lock").contains_key(&id)
+    /// Held (shared) by a reader from before it reads an object's record
+    /// until it has pinned the record's blobs.
+    pub fn read_gate(&self) -> RwLockReadGuard<'_, ()> {
+        self.gate.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Drops from `ids` every blob that a reader holds or may be about to
+    /// pin. The ids are blobs freed by transactions that committed before
+    /// the caller read them: a reader that could still see such a blob began
+    /// its read before that commit, so once the exclusive gate is ours it
+    /// has pinned what it read.
+    pub fn unpinned(&self, ids: &mut Vec<u128>) {
+        let _gate = self.gate.write().unwrap_or_else(|e| e.into_inner());
+        let pins = self.pins.lock().expect("pin lock");
+        ids.retain(|id| !pins.contains_key(id));
     }
 
     /// Keeps the collector away from `ids` until the guard drops.
@@ -136,6 +161,19 @@ impl BlobDir {
 
     fn fsync_tmp_dir(&self) -> io::Result<()> {
         File::open(&self.tmp)?.sync_all()
+    }
+
+    /// Removes an uncommitted file from `tmp/`, off the async workers when
+    /// called from one (a multi-GiB unlink takes a while).
+    fn discard(self: &Arc<Self>, id: u128) {
+        let dir = Arc::clone(self);
+        let unlink = move || {
+            let _ = fs::remove_file(dir.tmp_path(id));
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn_blocking(unlink)),
+            Err(_) => unlink(),
+        }
     }
 }
 
@@ -158,11 +196,6 @@ impl Drop for PinGuard {
     }
 }
 
-enum Msg {
-    Data(Bytes),
-    Finish,
-}
-
 /// What a finished write knows about its bytes.
 #[derive(Debug, Clone)]
 pub struct Written {
@@ -171,115 +204,127 @@ pub struct Written {
     pub checksum: Checksum,
 }
 
-/// Streams bytes into a new blob in `tmp/`. Writing and hashing run on two
-/// blocking threads side by side, so a PUT goes as fast as the slower of the
-/// two rather than their sum.
+struct Hashes {
+    md5: Md5,
+    checksum: Hasher,
+}
+
+/// Streams bytes into a new blob in `tmp/`. Each batch is written and hashed
+/// by two blocking calls side by side, so a PUT goes as fast as the slower
+/// of the two rather than their sum. Dropping the writer (a failed or
+/// cancelled request) deletes the file.
 pub struct BlobWriter {
     id: u128,
-    to_file: Option<mpsc::Sender<Msg>>,
-    to_hasher: Option<mpsc::Sender<Msg>>,
-    written: tokio::task::JoinHandle<io::Result<u64>>,
-    hashed: tokio::task::JoinHandle<Option<([u8; 16], Checksum)>>,
+    dir: Arc<BlobDir>,
+    /// `None` only after a failed batch.
+    state: Option<(File, Hashes)>,
+    len: u64,
+    batch: Vec<Bytes>,
+    batch_len: usize,
+    armed: bool,
 }
 
 impl BlobWriter {
-    /// A writer that computes the MD5 and the `algorithm` checksum.
-    pub fn create(dir: &Arc<BlobDir>, algorithm: Algorithm) -> BlobWriter {
+    /// Creates `tmp/<id>` for a blob whose MD5 and `algorithm` checksum
+    /// are computed as it is written.
+    pub async fn create(dir: &Arc<BlobDir>, algorithm: Algorithm) -> S3Result<BlobWriter> {
         let id = new_id();
-        let (to_file, mut file_rx) = mpsc::channel::<Msg>(8);
-        let (to_hasher, mut hash_rx) = mpsc::channel::<Msg>(8);
-        let dir2 = Arc::clone(dir);
-        let written = tokio::task::spawn_blocking(move || {
-            let path = dir2.tmp_path(id);
-            let result = (|| {
-                let mut file = File::create_new(&path)?;
-                let mut len = 0u64;
-                loop {
-                    match file_rx.blocking_recv() {
-                        Some(Msg::Data(data)) => {
-                            file.write_all(&data)?;
-                            len += data.len() as u64;
-                        }
-                        Some(Msg::Finish) => break,
-                        None => {
-                            return Err(io::Error::new(
-                                io::ErrorKind::Interrupted,
-                                "upload abandoned",
-                            ));
-                        }
-                    }
-                }
-                file.sync_all()?;
-                dir2.fsync_tmp_dir()?;
-                Ok(len)
-            })();
-            if result.is_err() {
-                let _ = fs::remove_file(&path);
-            }
-            result
-        });
-        let hashed = tokio::task::spawn_blocking(move || {
-            let mut md5 = Md5::new();
-            let mut checksum = Hasher::new(algorithm);
-            loop {
-                match hash_rx.blocking_recv()? {
-                    Msg::Data(data) => {
-                        md5.update(&data);
-                        checksum.update(&data);
-                    }
-                    Msg::Finish => return Some((md5.finalize().into(), checksum.finish())),
-                }
-            }
-        });
-        BlobWriter {
+        let path = dir.tmp_path(id);
+        let file = spawn_blocking(move || File::create_new(path))
+            .await
+            .map_err(S3Error::internal)?
+            .map_err(|e| S3Error::internal(format!("creating blob: {e}")))?;
+        let hashes = Hashes {
+            md5: Md5::new(),
+            checksum: Hasher::new(algorithm),
+        };
+        Ok(BlobWriter {
             id,
-            to_file: Some(to_file),
-            to_hasher: Some(to_hasher),
-            written,
-            hashed,
-        }
+            dir: Arc::clone(dir),
+            state: Some((file, hashes)),
+            len: 0,
+            batch: Vec::new(),
+            batch_len: 0,
+            armed: true,
+        })
     }
 
     pub async fn write(&mut self, data: Bytes) -> S3Result<()> {
-        let (Some(to_file), Some(to_hasher)) = (&self.to_file, &self.to_hasher) else {
-            return Err(S3Error::internal("blob writer already stopped"));
-        };
-        let sent = to_hasher.send(Msg::Data(data.clone())).await.is_ok()
-            && to_file.send(Msg::Data(data)).await.is_ok();
-        if !sent {
-            // A thread stopped early: report the file writer's error.
-            self.to_file = None;
-            self.to_hasher = None;
-            return Err(match (&mut self.written).await {
-                Ok(Err(e)) => S3Error::internal(format!("writing blob: {e}")),
-                _ => S3Error::internal("blob writer stopped"),
-            });
+        self.batch_len += data.len();
+        self.batch.push(data);
+        if self.batch_len >= WRITE_BATCH {
+            self.flush().await?;
         }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> S3Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let (mut file, mut hashes) = self
+            .state
+            .take()
+            .ok_or_else(|| S3Error::internal("blob writer failed earlier"))?;
+        let batch = std::mem::take(&mut self.batch);
+        let to_hash = batch.clone();
+        self.len += self.batch_len as u64;
+        self.batch_len = 0;
+        let write = spawn_blocking(move || -> io::Result<File> {
+            for data in &batch {
+                file.write_all(data)?;
+            }
+            Ok(file)
+        });
+        let hash = spawn_blocking(move || {
+            for data in &to_hash {
+                hashes.md5.update(data);
+                hashes.checksum.update(data);
+            }
+            hashes
+        });
+        let (written, hashed) = tokio::join!(write, hash);
+        let file = written
+            .map_err(S3Error::internal)?
+            .map_err(|e| S3Error::internal(format!("writing blob: {e}")))?;
+        self.state = Some((file, hashed.map_err(S3Error::internal)?));
         Ok(())
     }
 
     /// Flushes and fsyncs; the blob is then durable in `tmp/` and waits for
     /// its metadata commit.
-    pub async fn finish(mut self, dir: &Arc<BlobDir>) -> S3Result<PendingBlob> {
-        let (Some(to_file), Some(to_hasher)) = (self.to_file.take(), self.to_hasher.take()) else {
-            return Err(S3Error::internal("blob writer already stopped"));
-        };
-        let _ = to_hasher.send(Msg::Finish).await;
-        let _ = to_file.send(Msg::Finish).await;
-        drop((to_file, to_hasher));
-        let len = (&mut self.written)
-            .await
-            .map_err(S3Error::internal)?
-            .map_err(|e| S3Error::internal(format!("writing blob: {e}")))?;
-        let (md5, checksum) = (&mut self.hashed)
-            .await
-            .map_err(S3Error::internal)?
-            .ok_or_else(|| S3Error::internal("hasher stopped"))?;
+    pub async fn finish(mut self) -> S3Result<PendingBlob> {
+        self.flush().await?;
+        let (file, hashes) = self
+            .state
+            .take()
+            .ok_or_else(|| S3Error::internal("blob writer failed earlier"))?;
+        let dir = Arc::clone(&self.dir);
+        spawn_blocking(move || {
+            file.sync_all()?;
+            dir.fsync_tmp_dir()
+        })
+        .await
+        .map_err(S3Error::internal)?
+        .map_err(|e| S3Error::internal(format!("syncing blob: {e}")))?;
+        self.armed = false;
         Ok(PendingBlob {
             id: self.id,
-            written: Written { len, md5, checksum },
-            dir: Some(Arc::clone(dir)),
+            written: Written {
+                len: self.len,
+                md5: hashes.md5.finalize().into(),
+                checksum: hashes.checksum.finish(),
+            },
+            dir: Some(Arc::clone(&self.dir)),
         })
+    }
+}
+
+impl Drop for BlobWriter {
+    fn drop(&mut self) {
+        if self.armed {
+            self.dir.discard(self.id);
+        }
     }
 }
 
@@ -302,19 +347,26 @@ impl PendingBlob {
             tracing::warn!(blob = %id_hex(self.id), error = %e, "moving committed blob");
         }
     }
+
+    /// Called when a commit failed in a way that leaves its outcome unknown
+    /// (it may be durable): the file stays for start-up recovery, which
+    /// keeps it exactly if the metadata refers to it.
+    pub fn outcome_unknown(mut self) {
+        self.dir = None;
+    }
 }
 
 impl Drop for PendingBlob {
     fn drop(&mut self) {
         if let Some(dir) = self.dir.take() {
-            let _ = fs::remove_file(dir.tmp_path(self.id));
+            dir.discard(self.id);
         }
     }
 }
 
 /// Streams the bytes `[start, end)` of an object made of `segments` into a
-/// channel, reading on a blocking thread. The pin keeps the collector away
-/// until the last byte is sent or the client goes away.
+/// channel, reading one chunk per blocking call. The pin keeps the collector
+/// away until the last byte is sent or the client goes away.
 pub fn spawn_reader(
     dir: Arc<BlobDir>,
     segments: Vec<Segment>,
@@ -322,24 +374,22 @@ pub fn spawn_reader(
     end: u64,
     pin: PinGuard,
 ) -> mpsc::Receiver<io::Result<Bytes>> {
-    let (tx, rx) = mpsc::channel(4);
-    tokio::task::spawn_blocking(move || {
+    let (tx, rx) = mpsc::channel(2);
+    tokio::spawn(async move {
         let _pin = pin;
         let mut seg_start = 0u64;
         for seg in &segments {
             let seg_end = seg_start + seg.len;
-            if seg_end <= start || seg.len == 0 {
-                seg_start = seg_end;
-                continue;
-            }
-            if seg_start >= end {
-                break;
-            }
-            let from = start.saturating_sub(seg_start);
-            let to = end.min(seg_end) - seg_start;
-            if let Err(e) = send_range(&dir, seg.blob, from, to, &tx) {
-                let _ = tx.blocking_send(Err(e));
-                return;
+            if seg_end > start && seg_start < end && seg.len > 0 {
+                let from = start.saturating_sub(seg_start);
+                let to = end.min(seg_end) - seg_start;
+                if let Err(e) = send_range(&dir, seg.blob, from, to, &tx).await {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+                if tx.is_closed() {
+                    return;
+                }
             }
             seg_start = seg_end;
         }
@@ -347,22 +397,34 @@ pub fn spawn_reader(
     rx
 }
 
-fn send_range(
-    dir: &BlobDir,
+async fn send_range(
+    dir: &Arc<BlobDir>,
     blob: u128,
     from: u64,
     to: u64,
     tx: &mpsc::Sender<io::Result<Bytes>>,
 ) -> io::Result<()> {
-    let mut file = dir.open_blob(blob)?;
-    file.seek(SeekFrom::Start(from))?;
+    let d = Arc::clone(dir);
+    let mut file = spawn_blocking(move || -> io::Result<File> {
+        let mut file = d.open_blob(blob)?;
+        file.seek(SeekFrom::Start(from))?;
+        Ok(file)
+    })
+    .await
+    .map_err(io::Error::other)??;
     let mut left = to - from;
     while left > 0 {
         let n = left.min(READ_CHUNK as u64) as usize;
-        let mut buf = BytesMut::zeroed(n);
-        file.read_exact(&mut buf)?;
+        let (f, buf) = spawn_blocking(move || -> io::Result<(File, BytesMut)> {
+            let mut buf = BytesMut::zeroed(n);
+            file.read_exact(&mut buf)?;
+            Ok((file, buf))
+        })
+        .await
+        .map_err(io::Error::other)??;
+        file = f;
         left -= n as u64;
-        if tx.blocking_send(Ok(buf.freeze())).is_err() {
+        if tx.send(Ok(buf.freeze())).await.is_err() {
             // The client went away.
             return Ok(());
         }

@@ -25,7 +25,7 @@ impl Store {
             for row in garbage.iter()? {
                 let (id, freed) = row?;
                 let id = id.value();
-                if freed.value() <= cutoff && !self.blobs.is_pinned(id) {
+                if freed.value() <= cutoff {
                     due.push(id);
                     if due.len() == BATCH {
                         break;
@@ -34,6 +34,8 @@ impl Store {
             }
             due
         };
+        let mut due = due;
+        self.blobs.unpinned(&mut due);
         if due.is_empty() {
             return Ok(0);
         }

@@ -142,7 +142,7 @@ impl Store {
         let uploads = txn.open_table(UPLOADS)?;
         let mut page = UploadListPage::default();
         let mut from: Bound<(String, String)> = match (&q.after, upload_id_marker) {
-            (Some(key), Some(id)) if !id.is_empty() => {
+            (Some(key), Some(id)) if !id.is_empty() && key.as_str() >= q.prefix.as_str() => {
                 Bound::Excluded((key.clone(), id.to_owned()))
             }
             _ => match start_bound(q) {

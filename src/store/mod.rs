@@ -243,6 +243,19 @@ impl Store {
         decode(record.value())
     }
 
+    /// The object at `key` with its blobs pinned against the collector
+    /// until the guard drops (see [`blobs::BlobDir::unpinned`]).
+    pub fn object_for_read(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> S3Result<(ObjectRecord, blobs::PinGuard)> {
+        let _gate = self.blobs.read_gate();
+        let record = self.object(bucket, key)?;
+        let pin = self.blobs.pin(record.segments.iter().map(|s| s.blob));
+        Ok((record, pin))
+    }
+
     /// The object at `key`, if any; `NoSuchBucket` if the bucket is gone.
     pub fn object_opt(&self, bucket: &str, key: &str) -> S3Result<Option<ObjectRecord>> {
         match self.object(bucket, key) {
@@ -271,8 +284,7 @@ impl Store {
             drop(blobs);
             replace_object(&txn, bucket, key, &record, condition, now)?;
         }
-        txn.commit()?;
-        blob.committed();
+        commit_with_blob(txn, blob)?;
         Ok(record)
     }
 
@@ -305,6 +317,9 @@ impl Store {
             if let Some(meta) = meta {
                 source.meta = meta;
             }
+            // A copy was not completed from any upload: a Complete retried
+            // against the copy's key must not replay.
+            source.upload_id = None;
             source.last_modified_ms = now;
             replace_object(&txn, dst.0, dst.1, &source, &WriteCondition::None, now)?;
             source
@@ -354,6 +369,22 @@ pub fn hex(bytes: &[u8]) -> String {
         let _ = write!(s, "{b:02x}");
     }
     s
+}
+
+/// Commits a transaction that makes `blob` live, then publishes the blob.
+/// A failed commit may still have reached the disk, so the file is left
+/// for start-up recovery to judge rather than deleted.
+fn commit_with_blob(txn: WriteTransaction, blob: PendingBlob) -> S3Result<()> {
+    match txn.commit() {
+        Ok(()) => {
+            blob.committed();
+            Ok(())
+        }
+        Err(e) => {
+            blob.outcome_unknown();
+            Err(e.into())
+        }
+    }
 }
 
 fn check_bucket(txn: &WriteTransaction, bucket: &str) -> S3Result<()> {

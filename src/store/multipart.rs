@@ -93,8 +93,7 @@ impl Store {
                 decref(&mut blobs, &mut garbage, old.blob, record.last_modified_ms)?;
             }
         }
-        txn.commit()?;
-        blob.committed();
+        super::commit_with_blob(txn, blob)?;
         Ok(record)
     }
 

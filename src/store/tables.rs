@@ -93,8 +93,10 @@ pub struct ObjectRecord {
 }
 
 impl ObjectRecord {
+    /// Multipart objects (and copies of them) keep their parts: their ETag
+    /// is `md5-N` and `partNumber` reads one segment.
     pub fn is_multipart(&self) -> bool {
-        self.upload_id.is_some()
+        self.etag.contains('-')
     }
 }
 

@@ -298,3 +298,124 @@ fn racing_conditional_writers_one_wins_the_other_conflicts() {
     );
     assert_eq!(get(&server, "/bkt/race").body, b"fast");
 }
+
+#[test]
+fn a_half_formed_part_upload_never_overwrites_the_object() {
+    let server = setup();
+    assert_eq!(
+        put(&server, "/bkt/k", "Content-Length: 8\r\n", b"original").status,
+        200
+    );
+    let r = put(
+        &server,
+        "/bkt/k?uploadId=nope",
+        "Content-Length: 4\r\n",
+        b"part",
+    );
+    assert_eq!(r.status, 400, "{}", r.body_str());
+    let r = put(
+        &server,
+        "/bkt/k?partNumber=1",
+        "Content-Length: 4\r\n",
+        b"part",
+    );
+    assert_eq!(r.code(), "NoSuchUpload");
+    assert_eq!(get(&server, "/bkt/k").body, b"original");
+}
+
+#[test]
+fn huge_range_ends_are_clamped() {
+    let server = setup();
+    assert_eq!(
+        put(&server, "/bkt/k", "Content-Length: 5\r\n", b"hello").status,
+        200
+    );
+    let r = server.raw(
+        b"GET /bkt/k HTTP/1.1\r\nHost: x\r\nRange: bytes=1-18446744073709551615\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 206);
+    assert_eq!(r.body, b"ello");
+    assert_eq!(r.header("content-range"), Some("bytes 1-4/5"));
+}
+
+#[test]
+fn stalled_uploads_do_not_starve_other_requests() {
+    let server = setup();
+    // Each of these uploads sends its headers and one byte, then stalls.
+    // None may hold a thread hostage while it waits.
+    let stalled: Vec<TcpStream> = (0..300)
+        .map(|i| {
+            let mut s = TcpStream::connect(server.addr).unwrap();
+            s.write_all(
+                format!("PUT /bkt/stall{i} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nx")
+                    .as_bytes(),
+            )
+            .unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let r = server.raw(b"HEAD /bkt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        put(&server, "/bkt/live", "Content-Length: 2\r\n", b"ok").status,
+        200
+    );
+    assert_eq!(get(&server, "/bkt/live").body, b"ok");
+    drop(stalled);
+}
+
+#[test]
+fn empty_parts_and_copies_of_multipart_objects() {
+    let server = setup();
+    let id = create_upload(&server, "k");
+    let r = put(
+        &server,
+        &format!("/bkt/k?partNumber=1&uploadId={id}"),
+        "Content-Length: 0\r\n",
+        b"",
+    );
+    let etag = r.header("etag").unwrap().to_owned();
+    let body = format!(
+        "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{etag}</ETag></Part></CompleteMultipartUpload>"
+    );
+    let r = server.raw(
+        format!("POST /bkt/k?uploadId={id} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+            .as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    let r = get(&server, "/bkt/k?partNumber=1");
+    assert_eq!(r.status, 200);
+    assert!(r.body.is_empty());
+    assert_eq!(r.header("content-range"), None);
+
+    // A copy keeps the parts view but was completed from no upload.
+    let r = put(
+        &server,
+        "/bkt/copy",
+        "x-amz-copy-source: /bkt/k\r\nContent-Length: 0\r\n",
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    assert_eq!(
+        get(&server, "/bkt/copy?partNumber=1").header("x-amz-mp-parts-count"),
+        Some("1")
+    );
+    let r = server.raw(
+        format!("POST /bkt/copy?uploadId={id} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+            .as_bytes(),
+    );
+    assert_eq!(r.code(), "NoSuchUpload");
+}
+
+#[test]
+fn upload_listing_markers_before_the_prefix_start_at_the_prefix() {
+    let server = setup();
+    let a = create_upload(&server, "a");
+    create_upload(&server, "p/x");
+    let r = get(
+        &server,
+        &format!("/bkt?uploads&prefix=p/&key-marker=a&upload-id-marker={a}"),
+    );
+    assert!(r.body_str().contains("<Key>p/x</Key>"), "{}", r.body_str());
+}
