@@ -221,9 +221,10 @@ fn main() {
         mib_per_s(size, md5)
     );
     println!(
-        "PutObject:                 {:8.1} MiB/s  ratio to file write {:.2}",
+        "PutObject:                 {:8.1} MiB/s  ratio to file write {:.2}, to md5 {:.2}",
         mib_per_s(size, put),
-        disk_write.as_secs_f64() / put.as_secs_f64()
+        disk_write.as_secs_f64() / put.as_secs_f64(),
+        md5.as_secs_f64() / put.as_secs_f64()
     );
     println!(
         "GetObject:                 {:8.1} MiB/s  ratio to file read  {:.2}",

@@ -210,19 +210,26 @@ struct Hashes {
 }
 
 /// Streams bytes into a new blob in `tmp/`. Each batch is written and hashed
-/// by two blocking calls side by side, so a PUT goes as fast as the slower
-/// of the two rather than their sum. Dropping the writer (a failed or
-/// cancelled request) deletes the file.
+/// by two blocking calls side by side while the next batch is received, so
+/// a PUT goes as fast as the slowest of socket, disk and hash rather than
+/// their sum. Dropping the writer (a failed or cancelled request) deletes
+/// the file.
 pub struct BlobWriter {
     id: u128,
     dir: Arc<BlobDir>,
-    /// `None` only after a failed batch.
-    state: Option<(File, Hashes)>,
+    /// The file and hashes when no batch is in flight.
+    idle: Option<(File, Hashes)>,
+    in_flight: Option<InFlight>,
     len: u64,
     batch: Vec<Bytes>,
     batch_len: usize,
     armed: bool,
 }
+
+type InFlight = (
+    tokio::task::JoinHandle<io::Result<File>>,
+    tokio::task::JoinHandle<Hashes>,
+);
 
 impl BlobWriter {
     /// Creates `tmp/<id>` for a blob whose MD5 and `algorithm` checksum
@@ -241,7 +248,8 @@ impl BlobWriter {
         Ok(BlobWriter {
             id,
             dir: Arc::clone(dir),
-            state: Some((file, hashes)),
+            idle: Some((file, hashes)),
+            in_flight: None,
             len: 0,
             batch: Vec::new(),
             batch_len: 0,
@@ -258,14 +266,29 @@ impl BlobWriter {
         Ok(())
     }
 
+    /// Waits for the batch in flight, if any, and takes back the file and
+    /// hashes.
+    async fn settle(&mut self) -> S3Result<(File, Hashes)> {
+        match self.in_flight.take() {
+            Some((write, hash)) => {
+                let (written, hashed) = tokio::join!(write, hash);
+                let file = written
+                    .map_err(S3Error::internal)?
+                    .map_err(|e| S3Error::internal(format!("writing blob: {e}")))?;
+                Ok((file, hashed.map_err(S3Error::internal)?))
+            }
+            None => self
+                .idle
+                .take()
+                .ok_or_else(|| S3Error::internal("blob writer failed earlier")),
+        }
+    }
+
     async fn flush(&mut self) -> S3Result<()> {
         if self.batch.is_empty() {
             return Ok(());
         }
-        let (mut file, mut hashes) = self
-            .state
-            .take()
-            .ok_or_else(|| S3Error::internal("blob writer failed earlier"))?;
+        let (mut file, mut hashes) = self.settle().await?;
         let batch = std::mem::take(&mut self.batch);
         let to_hash = batch.clone();
         self.len += self.batch_len as u64;
@@ -283,11 +306,7 @@ impl BlobWriter {
             }
             hashes
         });
-        let (written, hashed) = tokio::join!(write, hash);
-        let file = written
-            .map_err(S3Error::internal)?
-            .map_err(|e| S3Error::internal(format!("writing blob: {e}")))?;
-        self.state = Some((file, hashed.map_err(S3Error::internal)?));
+        self.in_flight = Some((write, hash));
         Ok(())
     }
 
@@ -295,10 +314,7 @@ impl BlobWriter {
     /// its metadata commit.
     pub async fn finish(mut self) -> S3Result<PendingBlob> {
         self.flush().await?;
-        let (file, hashes) = self
-            .state
-            .take()
-            .ok_or_else(|| S3Error::internal("blob writer failed earlier"))?;
+        let (file, hashes) = self.settle().await?;
         let dir = Arc::clone(&self.dir);
         spawn_blocking(move || {
             file.sync_all()?;
