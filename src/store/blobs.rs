@@ -31,6 +31,8 @@ use crate::store::tables::Segment;
 const READ_CHUNK: usize = 512 * 1024;
 /// Bytes gathered from the socket before one blocking write-and-hash.
 const WRITE_BATCH: usize = 1 << 20;
+/// How long a GET may wait for its client to take the next chunk.
+const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// The blob directories of one data directory, and the pins of blobs that
 /// readers hold open.
@@ -400,7 +402,11 @@ pub fn spawn_reader(
                 let from = start.saturating_sub(seg_start);
                 let to = end.min(seg_end) - seg_start;
                 if let Err(e) = send_range(&dir, seg.blob, from, to, &tx).await {
-                    let _ = tx.send(Err(e)).await;
+                    // The body then ends in an error, which cuts the
+                    // connection: a client never sees a short object as
+                    // complete. (If the channel is full the client is not
+                    // reading; dropping the sender has the same effect.)
+                    let _ = tx.try_send(Err(e));
                     return;
                 }
                 if tx.is_closed() {
@@ -440,9 +446,12 @@ async fn send_range(
         .map_err(io::Error::other)??;
         file = f;
         left -= n as u64;
-        if tx.send(Ok(buf.freeze())).await.is_err() {
-            // The client went away.
-            return Ok(());
+        match tokio::time::timeout(SEND_TIMEOUT, tx.send(Ok(buf.freeze()))).await {
+            Ok(Ok(())) => {}
+            // The client went away, or stopped reading: give up the pins
+            // and buffers rather than hold them for a dead connection.
+            Ok(Err(_)) => return Ok(()),
+            Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "client stopped reading")),
         }
     }
     Ok(())
