@@ -27,6 +27,8 @@ pub struct Config {
     pub domain: Option<String>,
     /// Default `tracing` filter; `RUST_LOG` overrides it.
     pub log_level: String,
+    /// When set, Prometheus metrics are served on this address.
+    pub metrics_listen: Option<SocketAddr>,
     pub limits: Limits,
     pub credentials: Vec<Credential>,
 }
@@ -69,6 +71,7 @@ impl Default for Config {
             region: "us-east-1".to_owned(),
             domain: None,
             log_level: "info".to_owned(),
+            metrics_listen: None,
             limits: Limits::default(),
             credentials: Vec::new(),
         }

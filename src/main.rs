@@ -102,9 +102,24 @@ async fn run(config: Config) -> Result<(), String> {
         region = %config.region,
         "stowage listening on http://{addr}"
     );
+    let store = Arc::new(store);
+    let metrics = Arc::new(stowage::metrics::Metrics::default());
+    if let Some(metrics_addr) = config.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(metrics_addr)
+            .await
+            .map_err(|e| format!("cannot listen on {metrics_addr} for metrics: {e}"))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        tracing::info!("metrics on http://{addr}/metrics");
+        tokio::spawn(stowage::metrics::serve(
+            listener,
+            Arc::clone(&metrics),
+            Arc::clone(&store),
+        ));
+    }
     let state = Arc::new(AppState {
         config,
-        store: Arc::new(store),
+        store,
+        metrics,
     });
     stowage::server::serve(listener, state, shutdown_signal()).await;
     tracing::info!("stopped");

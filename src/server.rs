@@ -91,7 +91,7 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Respon
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(0);
-    let outcome = ops::handle(state, req, &request_id).await;
+    let outcome = ops::handle(Arc::clone(&state), req, &request_id).await;
     let mut response = outcome.response;
     let headers = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&request_id) {
@@ -103,6 +103,9 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Respon
         .exact()
         .unwrap_or(0);
     let status = response.status().as_u16();
+    state
+        .metrics
+        .record(outcome.op, status, bytes_in, bytes_out);
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     let bucket = outcome.bucket.as_deref().unwrap_or("");
     let key = outcome.key.as_deref().unwrap_or("");

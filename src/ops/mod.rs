@@ -24,6 +24,7 @@ use crate::store::tables::ObjectMeta;
 pub struct AppState {
     pub config: Config,
     pub store: Arc<Store>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// One request, parsed.

@@ -451,7 +451,12 @@ async fn send_range(
             // The client went away, or stopped reading: give up the pins
             // and buffers rather than hold them for a dead connection.
             Ok(Err(_)) => return Ok(()),
-            Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "client stopped reading")),
+            Err(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "client stopped reading",
+                ));
+            }
         }
     }
     Ok(())

@@ -193,43 +193,57 @@ impl Store {
         Ok(())
     }
 
+    /// Every incomplete upload: (bucket, key, upload id), initiation time
+    /// and the bytes its parts hold.
+    fn upload_sizes(&self) -> S3Result<Vec<((String, String, String), i64, u64)>> {
+        let txn = self.db.begin_read()?;
+        let uploads = txn.open_table(UPLOADS)?;
+        let parts = txn.open_table(PARTS)?;
+        let mut out = Vec::new();
+        for row in uploads.iter()? {
+            let (k, v) = row?;
+            let (bucket, key, id) = k.value();
+            let record: UploadRecord = decode(v.value())?;
+            let mut bytes = 0;
+            for part in parts.range((id, 0)..=(id, u32::MAX))? {
+                bytes += decode::<PartRecord>(part?.1.value())?.size;
+            }
+            out.push((
+                (bucket.to_owned(), key.to_owned(), id.to_owned()),
+                record.initiated_ms,
+                bytes,
+            ));
+        }
+        Ok(out)
+    }
+
+    /// How many uploads are incomplete, and the bytes their parts hold.
+    pub fn incomplete_uploads(&self) -> S3Result<(u64, u64)> {
+        let sizes = self.upload_sizes()?;
+        Ok((sizes.len() as u64, sizes.iter().map(|s| s.2).sum()))
+    }
+
     /// Aborts every upload initiated before `cutoff_ms`. Returns the number
     /// aborted, the bytes they freed, and the bytes still held by the
     /// remaining incomplete uploads.
     pub fn sweep_uploads(&self, cutoff_ms: i64) -> S3Result<(usize, u64, u64)> {
-        let (expired, held) = {
-            let txn = self.db.begin_read()?;
-            let uploads = txn.open_table(UPLOADS)?;
-            let parts = txn.open_table(PARTS)?;
-            let mut expired = Vec::new();
-            let mut held = (0u64, 0u64);
-            for row in uploads.iter()? {
-                let (k, v) = row?;
-                let (bucket, key, id) = k.value();
-                let record: UploadRecord = decode(v.value())?;
-                let mut bytes = 0;
-                for part in parts.range((id, 0)..=(id, u32::MAX))? {
-                    bytes += decode::<PartRecord>(part?.1.value())?.size;
-                }
-                if record.initiated_ms < cutoff_ms {
-                    expired.push((bucket.to_owned(), key.to_owned(), id.to_owned()));
-                    held.0 += bytes;
-                } else {
-                    held.1 += bytes;
-                }
-            }
-            (expired, held)
-        };
+        let (expired, kept): (Vec<_>, Vec<_>) = self
+            .upload_sizes()?
+            .into_iter()
+            .partition(|(_, initiated, _)| *initiated < cutoff_ms);
+        let freed = expired.iter().map(|e| e.2).sum();
+        let held = kept.iter().map(|k| k.2).sum();
         if expired.is_empty() {
-            return Ok((0, 0, held.1));
+            return Ok((0, 0, held));
         }
         let txn = self.write_txn()?;
         let now = now_ms();
-        for (bucket, key, id) in &expired {
+        for ((bucket, key, id), _, _) in &expired {
+            // An upload completed or aborted since the scan is simply gone.
             drop_upload(&txn, bucket, key, id, None, now)?;
         }
         txn.commit()?;
-        Ok((expired.len(), held.0, held.1))
+        Ok((expired.len(), freed, held))
     }
 }
 

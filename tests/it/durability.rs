@@ -286,3 +286,58 @@ fn shutdown_lets_in_flight_requests_finish() {
     assert!(status.success(), "clean exit: {status:?}");
     assert!(TcpStream::connect(addr).is_err(), "no longer listening");
 }
+
+#[tokio::test]
+async fn metrics_show_requests_and_bytes_held_by_incomplete_uploads() {
+    let server = Server::start_with_config("metrics_listen = \"127.0.0.1:0\"", "");
+    let log = server.log();
+    let addr = log
+        .split("metrics on http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .expect("metrics address in the log")
+        .to_owned();
+    let s3 = server.client();
+    s3.create_bucket().bucket("bkt").send().await.unwrap();
+    s3.put_object()
+        .bucket("bkt")
+        .key("k")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap();
+    let id = s3
+        .create_multipart_upload()
+        .bucket("bkt")
+        .key("m")
+        .send()
+        .await
+        .unwrap()
+        .upload_id
+        .unwrap();
+    s3.upload_part()
+        .bucket("bkt")
+        .key("m")
+        .upload_id(&id)
+        .part_number(1)
+        .body(ByteStream::from_static(b"nine byte"))
+        .send()
+        .await
+        .unwrap();
+    let mut s = TcpStream::connect(&addr).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).unwrap();
+    let text = RawResponse::parse(&buf).body_str();
+    assert!(
+        text.contains("stowage_requests_total{operation=\"PutObject\",status=\"200\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("stowage_incomplete_uploads 1\n"), "{text}");
+    assert!(
+        text.contains("stowage_incomplete_upload_bytes 9\n"),
+        "{text}"
+    );
+    assert!(text.contains("stowage_garbage_blobs 0\n"), "{text}");
+}

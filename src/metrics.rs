@@ -1,0 +1,126 @@
+//! Prometheus metrics, served on their own address (`metrics_listen`) so
+//! that no path is taken from the S3 namespace: request counts by operation
+//! and status, bytes in and out, and what the store holds that costs disk
+//! without being visible as objects (incomplete uploads, freed blobs not yet
+//! reclaimed).
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+use crate::body::{self, ResponseBody};
+use crate::router::Operation;
+use crate::store::Store;
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, u16), u64>>,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+}
+
+impl Metrics {
+    pub fn record(&self, op: Operation, status: u16, bytes_in: u64, bytes_out: u64) {
+        let mut requests = self.requests.lock().expect("metrics lock");
+        *requests.entry((format!("{op:?}"), status)).or_default() += 1;
+        drop(requests);
+        self.bytes_in.fetch_add(bytes_in, Ordering::Relaxed);
+        self.bytes_out.fetch_add(bytes_out, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition of the counters and of `store`'s
+    /// gauges.
+    pub fn render(&self, store: &Store) -> String {
+        let mut out = String::new();
+        out.push_str(
+            "# HELP stowage_requests_total S3 requests answered, by operation and status.\n",
+        );
+        out.push_str("# TYPE stowage_requests_total counter\n");
+        for ((op, status), n) in self.requests.lock().expect("metrics lock").iter() {
+            let _ = writeln!(
+                out,
+                "stowage_requests_total{{operation=\"{op}\",status=\"{status}\"}} {n}"
+            );
+        }
+        let counters = [
+            (
+                "stowage_received_bytes_total",
+                "Request body bytes declared by clients.",
+                &self.bytes_in,
+            ),
+            (
+                "stowage_sent_bytes_total",
+                "Response body bytes sent.",
+                &self.bytes_out,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+        }
+        let gauge = |out: &mut String, name: &str, help: &str, value: Option<u64>| {
+            if let Some(v) = value {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+            }
+        };
+        let uploads = store.incomplete_uploads().ok();
+        gauge(
+            &mut out,
+            "stowage_incomplete_uploads",
+            "Multipart uploads neither completed nor aborted.",
+            uploads.map(|u| u.0),
+        );
+        gauge(
+            &mut out,
+            "stowage_incomplete_upload_bytes",
+            "Bytes held by the parts of incomplete multipart uploads.",
+            uploads.map(|u| u.1),
+        );
+        gauge(
+            &mut out,
+            "stowage_garbage_blobs",
+            "Freed blobs waiting for the collector.",
+            store.garbage_len().ok(),
+        );
+        out
+    }
+}
+
+/// Serves `GET /metrics` (any path, in fact) on `listener`.
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, store: Arc<Store>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let (metrics, store) = (Arc::clone(&metrics), Arc::clone(&store));
+        let service = service_fn(move |_req: Request<Incoming>| {
+            let (metrics, store) = (Arc::clone(&metrics), Arc::clone(&store));
+            async move {
+                let text = tokio::task::spawn_blocking(move || metrics.render(&store))
+                    .await
+                    .unwrap_or_default();
+                let mut r: Response<ResponseBody> = Response::new(body::full(text));
+                r.headers_mut().insert(
+                    "content-type",
+                    http::HeaderValue::from_static("text/plain; version=0.0.4"),
+                );
+                Ok::<_, Infallible>(r)
+            }
+        });
+        tokio::spawn(async move {
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
