@@ -19,6 +19,14 @@ pub struct CompletedPart {
     pub etag: String,
 }
 
+struct UploadSize {
+    bucket: String,
+    key: String,
+    id: String,
+    initiated_ms: i64,
+    bytes: u64,
+}
+
 pub fn new_upload_id(now_ms: i64) -> String {
     // Time first, so one key's uploads sort by initiation; 128 random bits
     // make the id unguessable. Hex keeps it URL-safe.
@@ -193,9 +201,8 @@ impl Store {
         Ok(())
     }
 
-    /// Every incomplete upload: (bucket, key, upload id), initiation time
-    /// and the bytes its parts hold.
-    fn upload_sizes(&self) -> S3Result<Vec<((String, String, String), i64, u64)>> {
+    /// Every incomplete upload with the bytes its parts hold.
+    fn upload_sizes(&self) -> S3Result<Vec<UploadSize>> {
         let txn = self.db.begin_read()?;
         let uploads = txn.open_table(UPLOADS)?;
         let parts = txn.open_table(PARTS)?;
@@ -208,11 +215,13 @@ impl Store {
             for part in parts.range((id, 0)..=(id, u32::MAX))? {
                 bytes += decode::<PartRecord>(part?.1.value())?.size;
             }
-            out.push((
-                (bucket.to_owned(), key.to_owned(), id.to_owned()),
-                record.initiated_ms,
+            out.push(UploadSize {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                id: id.to_owned(),
+                initiated_ms: record.initiated_ms,
                 bytes,
-            ));
+            });
         }
         Ok(out)
     }
@@ -220,7 +229,7 @@ impl Store {
     /// How many uploads are incomplete, and the bytes their parts hold.
     pub fn incomplete_uploads(&self) -> S3Result<(u64, u64)> {
         let sizes = self.upload_sizes()?;
-        Ok((sizes.len() as u64, sizes.iter().map(|s| s.2).sum()))
+        Ok((sizes.len() as u64, sizes.iter().map(|s| s.bytes).sum()))
     }
 
     /// Aborts every upload initiated before `cutoff_ms`. Returns the number
@@ -230,17 +239,17 @@ impl Store {
         let (expired, kept): (Vec<_>, Vec<_>) = self
             .upload_sizes()?
             .into_iter()
-            .partition(|(_, initiated, _)| *initiated < cutoff_ms);
-        let freed = expired.iter().map(|e| e.2).sum();
-        let held = kept.iter().map(|k| k.2).sum();
+            .partition(|u| u.initiated_ms < cutoff_ms);
+        let freed = expired.iter().map(|u| u.bytes).sum();
+        let held = kept.iter().map(|u| u.bytes).sum();
         if expired.is_empty() {
             return Ok((0, 0, held));
         }
         let txn = self.write_txn()?;
         let now = now_ms();
-        for ((bucket, key, id), _, _) in &expired {
+        for u in &expired {
             // An upload completed or aborted since the scan is simply gone.
-            drop_upload(&txn, bucket, key, id, None, now)?;
+            drop_upload(&txn, &u.bucket, &u.key, &u.id, None, now)?;
         }
         txn.commit()?;
         Ok((expired.len(), freed, held))
