@@ -93,15 +93,6 @@ async fn run(config: Config) -> Result<(), String> {
     let store = tokio::task::spawn_blocking(move || Store::open(&data_dir))
         .await
         .map_err(|e| e.to_string())??;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    tracing::info!(
-        data_dir = %config.data_dir.display(),
-        region = %config.region,
-        "stowage listening on http://{addr}"
-    );
     let store = Arc::new(store);
     let metrics = Arc::new(stowage::metrics::Metrics::default());
     if let Some(metrics_addr) = config.metrics_listen {
@@ -116,6 +107,15 @@ async fn run(config: Config) -> Result<(), String> {
             Arc::clone(&store),
         ));
     }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(
+        data_dir = %config.data_dir.display(),
+        region = %config.region,
+        "stowage listening on http://{addr}"
+    );
     let state = Arc::new(AppState {
         config,
         store,
