@@ -148,9 +148,16 @@ fn invalid(message: impl Into<String>) -> S3Error {
 /// algorithm at most, as a header or as a trailer, not both).
 pub fn requested(headers: &HeaderMap) -> S3Result<Option<Requested>> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let mut sent = Algorithm::ALL
-        .into_iter()
-        .filter_map(|a| header(a.header()).map(|v| (a, v.trim().to_owned())));
+    let mut sent = Vec::new();
+    for a in Algorithm::ALL {
+        if let Some(v) = headers.get(a.header()) {
+            let v = v
+                .to_str()
+                .map_err(|_| invalid(format!("Value for {} header is invalid.", a.header())))?;
+            sent.push((a, v.trim().to_owned()));
+        }
+    }
+    let mut sent = sent.into_iter();
     let from_header = sent.next();
     if sent.next().is_some() {
         return Err(invalid(
@@ -224,37 +231,48 @@ fn check_value(algorithm: Algorithm, value: &str) -> S3Result<()> {
     }
 }
 
-/// Compares what was computed with what the client sent (in a header, or
-/// in `trailers` once the body has been read).
+/// Compares what was computed with what the client sent: a header, or a
+/// checksum trailer once the body has been read. A checksum trailer of an
+/// algorithm other than the one computed, or more than one, cannot be
+/// verified and is refused rather than ignored.
 pub fn verify(
-    requested: &Requested,
+    requested: Option<&Requested>,
     computed: &Checksum,
     trailers: &[(String, String)],
 ) -> S3Result<()> {
-    let expected = match &requested.source {
-        Source::Header(v) => v.clone(),
-        Source::Trailer => {
-            match trailers
-                .iter()
-                .find(|(name, _)| name == requested.algorithm.header())
-            {
-                Some((_, v)) => {
-                    check_value(requested.algorithm, v)?;
-                    v.clone()
-                }
-                // Some SDKs declare a trailer they never send: there is
-                // nothing to compare against.
-                None => return Ok(()),
-            }
+    let mut sent = trailers
+        .iter()
+        .filter(|(name, _)| name.starts_with("x-amz-checksum-"));
+    let trailer = sent.next();
+    if sent.next().is_some() {
+        return Err(invalid("Expecting a single checksum trailer."));
+    }
+    if let Some((name, value)) = trailer {
+        if name != computed.algorithm.header()
+            || requested.is_some_and(|r| r.source != Source::Trailer)
+        {
+            return Err(invalid(format!(
+                "The trailer {name} does not match the checksum declared for this request."
+            )));
         }
-        Source::None => return Ok(()),
-    };
+        check_value(computed.algorithm, value)?;
+        return compare(computed, value);
+    }
+    match requested.map(|r| &r.source) {
+        Some(Source::Header(value)) => compare(computed, value),
+        // A declared trailer that never came: some SDKs do this, and there
+        // is nothing to compare against.
+        Some(Source::Trailer) | Some(Source::None) | None => Ok(()),
+    }
+}
+
+fn compare(computed: &Checksum, expected: &str) -> S3Result<()> {
     if expected != computed.value {
         return Err(S3Error::with_message(
             Code::BadDigest,
             format!(
                 "The {} you specified did not match the calculated checksum.",
-                requested.algorithm.name()
+                computed.algorithm.name()
             ),
         ));
     }
@@ -356,29 +374,40 @@ mod tests {
             algorithm: Algorithm::Crc32,
             source: Source::Header(v.into()),
         };
-        assert!(verify(&header("AAAAAA=="), &computed, &[]).is_ok());
-        assert_eq!(
-            verify(&header("AAAAAQ=="), &computed, &[])
-                .unwrap_err()
-                .code,
-            Code::BadDigest
-        );
+        assert!(verify(Some(&header("AAAAAA==")), &computed, &[]).is_ok());
+        let e = verify(Some(&header("AAAAAQ==")), &computed, &[]).unwrap_err();
+        assert_eq!(e.code, Code::BadDigest);
         let trailer = Requested {
             algorithm: Algorithm::Crc32,
             source: Source::Trailer,
         };
-        let sent = |v: &str| vec![("x-amz-checksum-crc32".to_owned(), v.to_owned())];
-        assert!(verify(&trailer, &computed, &sent("AAAAAA==")).is_ok());
+        let sent = |name: &str, v: &str| vec![(name.to_owned(), v.to_owned())];
+        let crc32 = "x-amz-checksum-crc32";
+        assert!(verify(Some(&trailer), &computed, &sent(crc32, "AAAAAA==")).is_ok());
+        let e = verify(Some(&trailer), &computed, &sent(crc32, "AAAAAQ==")).unwrap_err();
+        assert_eq!(e.code, Code::BadDigest);
+        let e = verify(Some(&trailer), &computed, &sent(crc32, "zz")).unwrap_err();
+        assert_eq!(e.code, Code::InvalidRequest);
+        assert!(verify(Some(&trailer), &computed, &[]).is_ok());
+        // A trailer of another algorithm, or beside a header, is refused.
+        let other = sent("x-amz-checksum-crc32c", "AAAAAA==");
+        let e = verify(Some(&trailer), &computed, &other).unwrap_err();
+        assert_eq!(e.code, Code::InvalidRequest);
+        let e = verify(
+            Some(&header("AAAAAA==")),
+            &computed,
+            &sent(crc32, "AAAAAA=="),
+        )
+        .unwrap_err();
+        assert_eq!(e.code, Code::InvalidRequest);
+        // An undeclared trailer of the computed algorithm is still checked.
+        let e = verify(None, &computed, &sent(crc32, "AAAAAQ==")).unwrap_err();
+        assert_eq!(e.code, Code::BadDigest);
+        let mut two = sent(crc32, "AAAAAA==");
+        two.extend(sent(crc32, "AAAAAA=="));
         assert_eq!(
-            verify(&trailer, &computed, &sent("AAAAAQ=="))
-                .unwrap_err()
-                .code,
-            Code::BadDigest
-        );
-        assert_eq!(
-            verify(&trailer, &computed, &sent("zz")).unwrap_err().code,
+            verify(None, &computed, &two).unwrap_err().code,
             Code::InvalidRequest
         );
-        assert!(verify(&trailer, &computed, &[]).is_ok());
     }
 }

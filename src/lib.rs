@@ -7,6 +7,7 @@ pub mod checksum;
 pub mod chunked;
 pub mod config;
 pub mod error;
+pub mod io;
 pub mod metrics;
 pub mod ops;
 pub mod router;

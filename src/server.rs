@@ -17,8 +17,12 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 use crate::body::ResponseBody;
+use crate::io::WriteTimeout;
 use crate::ops::{self, AppState};
 use crate::store::blobs::new_id;
+
+/// A response whose client takes no bytes for this long is abandoned.
+const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Serves until `shutdown` resolves, then lets in-flight requests finish
 /// for at most the configured grace period.
@@ -54,6 +58,7 @@ pub async fn serve(
                     let state = Arc::clone(&state);
                     async move { Ok::<_, Infallible>(handle(state, req).await) }
                 });
+                let stream = WriteTimeout::new(stream, WRITE_STALL_TIMEOUT);
                 let conn = builder.serve_connection(TokioIo::new(stream), service);
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
@@ -135,13 +140,22 @@ fn spawn_background(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
         let mut sweep = tokio::time::interval(state.config.limits.sweep_interval());
         loop {
             tokio::select! {
-                _ = gc.tick() => {
+                _ = gc.tick() => loop {
                     match state.store.run(move |s| s.collect_garbage(grace_ms)).await {
-                        Ok(0) => {}
-                        Ok(n) => tracing::debug!(blobs = n, "collected freed blobs"),
-                        Err(e) => tracing::error!(error = %e, "garbage collection failed"),
+                        Ok(n) => {
+                            if n > 0 {
+                                tracing::debug!(blobs = n, "collected freed blobs");
+                            }
+                            if n < crate::store::gc::BATCH {
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "garbage collection failed");
+                            break;
+                        }
                     }
-                }
+                },
                 _ = sweep.tick() => {
                     let cutoff = crate::time::now_ms() - max_age.as_millis() as i64;
                     match state.store.run(move |s| s.sweep_uploads(cutoff)).await {

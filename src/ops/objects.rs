@@ -52,9 +52,7 @@ pub async fn receive_blob(ctx: &Ctx, mut body: RequestBody) -> S3Result<PendingB
             .detail("ExpectedDigest", BASE64.encode(&expected))
             .detail("CalculatedDigest", BASE64.encode(blob.written.md5)));
     }
-    if let Some(requested) = &requested {
-        checksum::verify(requested, &blob.written.checksum, body.trailers())?;
-    }
+    checksum::verify(requested.as_ref(), &blob.written.checksum, body.trailers())?;
     Ok(blob)
 }
 

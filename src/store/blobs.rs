@@ -31,6 +31,8 @@ use crate::store::tables::Segment;
 const READ_CHUNK: usize = 512 * 1024;
 /// Bytes gathered from the socket before one blocking write-and-hash.
 const WRITE_BATCH: usize = 1 << 20;
+/// Pieces smaller than this are copied together rather than kept apart.
+const SMALL_PIECE: usize = 64 * 1024;
 /// How long a GET may wait for its client to take the next chunk.
 const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
@@ -106,6 +108,27 @@ impl BlobDir {
             match fs::remove_file(path) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
                 _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes the unlinking of `ids` durable: without it a crash could bring
+    /// a file back under `blobs/` after its garbage row is gone, and nothing
+    /// would ever reclaim it.
+    pub fn sync_removals(&self, ids: &[u128]) -> io::Result<()> {
+        let mut dirs: Vec<PathBuf> = ids
+            .iter()
+            .filter_map(|id| self.final_path(*id).parent().map(Path::to_path_buf))
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        dirs.push(self.tmp.clone());
+        for dir in dirs {
+            match File::open(&dir) {
+                Ok(d) => d.sync_all()?,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
             }
         }
         Ok(())
@@ -224,6 +247,8 @@ pub struct BlobWriter {
     in_flight: Option<InFlight>,
     len: u64,
     batch: Vec<Bytes>,
+    /// Small pieces not yet sealed into `batch`.
+    small: BytesMut,
     batch_len: usize,
     armed: bool,
 }
@@ -254,6 +279,7 @@ impl BlobWriter {
             in_flight: None,
             len: 0,
             batch: Vec::new(),
+            small: BytesMut::new(),
             batch_len: 0,
             armed: true,
         })
@@ -261,11 +287,25 @@ impl BlobWriter {
 
     pub async fn write(&mut self, data: Bytes) -> S3Result<()> {
         self.batch_len += data.len();
-        self.batch.push(data);
+        if data.len() < SMALL_PIECE {
+            // Tiny pieces (a body of 1-byte aws-chunked chunks, say) are
+            // gathered into one buffer, so a batch holds a few large
+            // pieces and costs a few system calls.
+            self.small.extend_from_slice(&data);
+        } else {
+            self.seal_small();
+            self.batch.push(data);
+        }
         if self.batch_len >= WRITE_BATCH {
             self.flush().await?;
         }
         Ok(())
+    }
+
+    fn seal_small(&mut self) {
+        if !self.small.is_empty() {
+            self.batch.push(self.small.split().freeze());
+        }
     }
 
     /// Waits for the batch in flight, if any, and takes back the file and
@@ -287,6 +327,7 @@ impl BlobWriter {
     }
 
     async fn flush(&mut self) -> S3Result<()> {
+        self.seal_small();
         if self.batch.is_empty() {
             return Ok(());
         }

@@ -11,8 +11,8 @@ use crate::error::S3Result;
 use crate::time::now_ms;
 
 /// Rows handled per collector pass, so one pass never holds the write lock
-/// for long.
-const BATCH: usize = 1000;
+/// for long; a tick runs passes until one finds less than a full batch.
+pub const BATCH: usize = 1000;
 
 impl Store {
     /// Unlinks up to one batch of collectable blobs; returns how many.
@@ -48,6 +48,7 @@ impl Store {
                 }
             }
         }
+        self.blobs.sync_removals(&done)?;
         let txn = self.write_txn()?;
         {
             let mut garbage = txn.open_table(GARBAGE)?;

@@ -10,7 +10,7 @@
 //! unreferenced files in `tmp/` (see [`blobs`]).
 
 pub mod blobs;
-mod gc;
+pub mod gc;
 mod list;
 pub mod multipart;
 pub mod tables;

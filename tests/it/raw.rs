@@ -419,3 +419,47 @@ fn upload_listing_markers_before_the_prefix_start_at_the_prefix() {
     );
     assert!(r.body_str().contains("<Key>p/x</Key>"), "{}", r.body_str());
 }
+
+#[test]
+fn a_body_of_tiny_chunks_is_stored_exactly() {
+    let server = setup();
+    let data: Vec<u8> = (0..20_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    let mut body = Vec::new();
+    for b in &data {
+        body.extend_from_slice(b"1\r\n");
+        body.push(*b);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(b"0\r\n\r\n");
+    let r = put(
+        &server,
+        "/bkt/tiny",
+        &format!(
+            "Content-Length: {}\r\nContent-Encoding: aws-chunked\r\nx-amz-decoded-content-length: {}\r\n",
+            body.len(),
+            data.len()
+        ),
+        &body,
+    );
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    assert_eq!(r.header("etag").unwrap(), format!("\"{}\"", md5_hex(&data)));
+    assert_eq!(get(&server, "/bkt/tiny").body, data);
+}
+
+#[test]
+fn a_checksum_trailer_that_was_not_declared_is_not_ignored() {
+    let server = setup();
+    let body = b"3\r\nabc\r\n0\r\nx-amz-checksum-crc32c:AAAAAA==\r\n\r\n";
+    let r = put(
+        &server,
+        "/bkt/t",
+        &format!(
+            "Content-Length: {}\r\nx-amz-content-sha256: STREAMING-UNSIGNED-PAYLOAD-TRAILER\r\n\
+             x-amz-trailer: x-amz-checksum-crc32\r\nx-amz-decoded-content-length: 3\r\n",
+            body.len()
+        ),
+        body,
+    );
+    assert_eq!((r.status, r.code().as_str()), (400, "InvalidRequest"));
+    assert_eq!(get(&server, "/bkt/t").status, 404);
+}
