@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
 
-use crate::harness::{RawResponse, Server, md5_hex, random_bytes};
+use crate::harness::{RawResponse, Server, md5_hex, put, random_bytes};
 
 fn count_files(dir: &Path) -> usize {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -116,20 +116,8 @@ async fn freed_blobs_are_reclaimed() {
     let s3 = server.client();
     let blobs = server.data_dir.join("blobs");
     s3.create_bucket().bucket("bkt").send().await.unwrap();
-    s3.put_object()
-        .bucket("bkt")
-        .key("k")
-        .body(ByteStream::from_static(b"one"))
-        .send()
-        .await
-        .unwrap();
-    s3.put_object()
-        .bucket("bkt")
-        .key("k")
-        .body(ByteStream::from_static(b"two"))
-        .send()
-        .await
-        .unwrap();
+    put(&s3, "bkt", "k", b"one").await;
+    put(&s3, "bkt", "k", b"two").await;
     wait_for("the overwritten blob to go", || count_files(&blobs) == 1).await;
     s3.copy_object()
         .bucket("bkt")
@@ -299,13 +287,7 @@ async fn metrics_show_requests_and_bytes_held_by_incomplete_uploads() {
         .to_owned();
     let s3 = server.client();
     s3.create_bucket().bucket("bkt").send().await.unwrap();
-    s3.put_object()
-        .bucket("bkt")
-        .key("k")
-        .body(ByteStream::from_static(b"x"))
-        .send()
-        .await
-        .unwrap();
+    put(&s3, "bkt", "k", b"x").await;
     let id = s3
         .create_multipart_upload()
         .bucket("bkt")

@@ -279,3 +279,19 @@ pub fn err_status<E>(
 ) -> u16 {
     e.raw_response().map(|r| r.status().as_u16()).unwrap_or(0)
 }
+
+/// PutObject of `body` at `bucket/key` through the SDK, which must succeed.
+pub async fn put(
+    s3: &Client,
+    bucket: &str,
+    key: impl Into<String>,
+    body: impl AsRef<[u8]>,
+) -> aws_sdk_s3::operation::put_object::PutObjectOutput {
+    s3.put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(body.as_ref().to_vec().into())
+        .send()
+        .await
+        .unwrap()
+}

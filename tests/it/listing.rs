@@ -2,10 +2,9 @@
 //! pagination, start-after, encoding.
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::EncodingType;
 
-use crate::harness::Server;
+use crate::harness::{Server, put};
 
 const KEYS: &[&str] = &[
     "a.txt",
@@ -24,13 +23,7 @@ async fn setup() -> (Server, Client) {
     let s3 = server.client();
     s3.create_bucket().bucket("bkt").send().await.unwrap();
     for k in KEYS {
-        s3.put_object()
-            .bucket("bkt")
-            .key(*k)
-            .body(ByteStream::from_static(b"x"))
-            .send()
-            .await
-            .unwrap();
+        put(&s3, "bkt", *k, b"x").await;
     }
     (server, s3)
 }
@@ -201,13 +194,7 @@ async fn url_encoding_of_keys() {
     let server = Server::start();
     let s3 = server.client();
     s3.create_bucket().bucket("bkt").send().await.unwrap();
-    s3.put_object()
-        .bucket("bkt")
-        .key("a b&c")
-        .body(ByteStream::from_static(b"x"))
-        .send()
-        .await
-        .unwrap();
+    put(&s3, "bkt", "a b&c", b"x").await;
     // aws-sdk-rust hands the encoded key back as it came.
     let out = s3
         .list_objects_v2()

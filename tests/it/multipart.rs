@@ -4,7 +4,7 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 
-use crate::harness::{Server, err_code, err_status, md5_hex, multipart_etag, random_bytes};
+use crate::harness::{Server, err_code, err_status, md5_hex, multipart_etag, put, random_bytes};
 
 const MIB: usize = 1 << 20;
 
@@ -54,13 +54,7 @@ fn completed(parts: &[(i32, &str)]) -> CompletedMultipartUpload {
 #[tokio::test]
 async fn upload_in_parts_and_read_back_whole_and_by_part() {
     let (_server, s3) = setup().await;
-    s3.put_object()
-        .bucket("bkt")
-        .key("big")
-        .body(ByteStream::from_static(b"old"))
-        .send()
-        .await
-        .unwrap();
+    put(&s3, "bkt", "big", b"old").await;
     let created = s3
         .create_multipart_upload()
         .bucket("bkt")
@@ -466,13 +460,7 @@ async fn list_multipart_uploads_orders_and_paginates() {
 async fn upload_part_copy_with_ranges() {
     let (_server, s3) = setup().await;
     let src = random_bytes(6 * MIB, 20);
-    s3.put_object()
-        .bucket("bkt")
-        .key("src")
-        .body(ByteStream::from(src.clone()))
-        .send()
-        .await
-        .unwrap();
+    put(&s3, "bkt", "src", src.clone()).await;
     let id = create(&s3, "dst").await;
     let c1 = s3
         .upload_part_copy()
@@ -535,13 +523,7 @@ async fn upload_part_copy_with_ranges() {
 #[tokio::test]
 async fn conditional_completion() {
     let (_server, s3) = setup().await;
-    s3.put_object()
-        .bucket("bkt")
-        .key("k")
-        .body(ByteStream::from_static(b"first"))
-        .send()
-        .await
-        .unwrap();
+    put(&s3, "bkt", "k", b"first").await;
     let id = create(&s3, "k").await;
     let e1 = upload(&s3, "k", &id, 1, b"second").await;
     let e = s3

@@ -5,7 +5,7 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Delete, MetadataDirective, ObjectIdentifier};
 
-use crate::harness::{Server, err_code, err_status, md5_hex, random_bytes};
+use crate::harness::{Server, err_code, err_status, md5_hex, put, random_bytes};
 
 async fn setup() -> (Server, Client) {
     let server = Server::start();
@@ -82,13 +82,7 @@ async fn put_and_get_round_trip_bytes_etag_and_metadata() {
 #[tokio::test]
 async fn empty_objects_and_overwrites() {
     let (_server, s3) = setup().await;
-    s3.put_object()
-        .bucket("bkt")
-        .key("e")
-        .body(ByteStream::from_static(b""))
-        .send()
-        .await
-        .unwrap();
+    put(&s3, "bkt", "e", b"").await;
     assert!(get_bytes(&s3, "e").await.is_empty());
     let head = s3
         .head_object()
@@ -98,13 +92,7 @@ async fn empty_objects_and_overwrites() {
         .await
         .unwrap();
     assert_eq!(head.e_tag(), Some("\"d41d8cd98f00b204e9800998ecf8427e\""));
-    s3.put_object()
-        .bucket("bkt")
-        .key("e")
-        .body(ByteStream::from_static(b"second"))
-        .send()
-        .await
-        .unwrap();
+    put(&s3, "bkt", "e", b"second").await;
     assert_eq!(get_bytes(&s3, "e").await, b"second");
 }
 
@@ -151,13 +139,7 @@ async fn missing_keys_and_buckets() {
 async fn ranges_and_unsatisfiable_ranges() {
     let (_server, s3) = setup().await;
     let data = random_bytes(1000, 2);
-    s3.put_object()
-        .bucket("bkt")
-        .key("r")
-        .body(ByteStream::from(data.clone()))
-        .send()
-        .await
-        .unwrap();
+    put(&s3, "bkt", "r", data.clone()).await;
     for (range, want) in [
         ("bytes=0-9", &data[0..10]),
         ("bytes=990-", &data[990..]),
@@ -195,14 +177,7 @@ async fn ranges_and_unsatisfiable_ranges() {
 #[tokio::test]
 async fn conditional_reads() {
     let (_server, s3) = setup().await;
-    let put = s3
-        .put_object()
-        .bucket("bkt")
-        .key("c")
-        .body(ByteStream::from_static(b"abc"))
-        .send()
-        .await
-        .unwrap();
+    let put = put(&s3, "bkt", "c", b"abc").await;
     let etag = put.e_tag().unwrap().to_owned();
     let ok = s3
         .get_object()
@@ -270,13 +245,7 @@ async fn conditional_reads() {
 #[tokio::test]
 async fn response_overrides() {
     let (_server, s3) = setup().await;
-    s3.put_object()
-        .bucket("bkt")
-        .key("o")
-        .body(ByteStream::from_static(b"x"))
-        .send()
-        .await
-        .unwrap();
+    put(&s3, "bkt", "o", b"x").await;
     let got = s3
         .get_object()
         .bucket("bkt")
@@ -352,13 +321,7 @@ async fn conditional_writes() {
 async fn delete_object_and_delete_objects() {
     let (_server, s3) = setup().await;
     for k in ["a", "b", "c", "d"] {
-        s3.put_object()
-            .bucket("bkt")
-            .key(k)
-            .body(ByteStream::from_static(b"x"))
-            .send()
-            .await
-            .unwrap();
+        put(&s3, "bkt", k, b"x").await;
     }
     s3.delete_object()
         .bucket("bkt")
