@@ -143,10 +143,6 @@ impl RequestBody {
         })
     }
 
-    pub fn declared_len(&self) -> Option<u64> {
-        self.declared
-    }
-
     /// Trailer headers of an aws-chunked body, once it has been read.
     pub fn trailers(&self) -> &[(String, String)] {
         self.chunked.as_ref().map_or(&[], |c| &c.trailers)

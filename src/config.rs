@@ -140,15 +140,12 @@ impl Config {
         self.credentials.is_empty()
     }
 
-    pub fn effective_credentials(&self) -> Vec<Credential> {
-        if self.credentials.is_empty() {
-            vec![Credential {
-                access_key_id: DEV_ACCESS_KEY_ID.to_owned(),
-                secret_access_key: DEV_SECRET_ACCESS_KEY.to_owned(),
-            }]
-        } else {
-            self.credentials.clone()
-        }
+    /// The access key that owns what requests create until requests are
+    /// authenticated: the first configured one, or the development one.
+    pub fn root_access_key_id(&self) -> &str {
+        self.credentials
+            .first()
+            .map_or(DEV_ACCESS_KEY_ID, |c| c.access_key_id.as_str())
     }
 }
 

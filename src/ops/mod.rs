@@ -108,12 +108,7 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, request_id: &s
         &query,
         parts.headers.contains_key("x-amz-copy-source"),
     );
-    let owner = state
-        .config
-        .effective_credentials()
-        .first()
-        .map(|c| c.access_key_id.clone())
-        .unwrap_or_default();
+    let owner = state.config.root_access_key_id().to_owned();
     let is_head = parts.method == http::Method::HEAD;
     let mut ctx = Ctx {
         state,

@@ -80,19 +80,18 @@ pub fn write_condition(ctx: &Ctx) -> S3Result<WriteCondition> {
     }
 }
 
-/// Checks a write condition against the current object before the body is
-/// read, so a request that cannot succeed fails fast (and before
+/// Checks that the bucket exists and the write condition holds before the
+/// body is read, so a request that cannot succeed fails fast (and before
 /// `100 Continue`).
 pub async fn precheck(ctx: &Ctx, condition: &WriteCondition) -> S3Result<()> {
-    if *condition == WriteCondition::None {
-        return Ok(());
-    }
     let (bucket, key) = (ctx.bucket().to_owned(), ctx.key().to_owned());
-    let current = ctx
-        .store()
-        .run(move |s| s.object_opt(&bucket, &key))
-        .await?;
-    condition.check(current.as_ref())
+    let condition = condition.clone();
+    ctx.store()
+        .run(move |s| match condition {
+            WriteCondition::None => s.bucket(&bucket).map(drop),
+            c => c.check(s.object_opt(&bucket, &key)?.as_ref()),
+        })
+        .await
 }
 
 pub async fn put_object(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
@@ -101,10 +100,6 @@ pub async fn put_object(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
     let condition = write_condition(ctx)?;
     let body = ctx.body(ctx.state.config.limits.max_object_size)?;
     let (bucket, key) = (ctx.bucket().to_owned(), ctx.key().to_owned());
-    {
-        let bucket = bucket.clone();
-        ctx.store().run(move |s| s.bucket(&bucket)).await?;
-    }
     precheck(ctx, &condition).await?;
     let blob = receive_blob(ctx, body).await?;
     let record = ObjectRecord {
@@ -354,37 +349,28 @@ pub async fn delete_objects(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
     }
     let bucket = ctx.bucket().to_owned();
     let names: Vec<String> = keys.iter().map(|e| e.key.clone()).collect();
-    let results = ctx
-        .store()
+    ctx.store()
         .run(move |s| s.delete_objects(&bucket, &names))
         .await?;
-    for (entry, result) in keys.iter().zip(results) {
-        match result {
-            Ok(()) if request.quiet => {}
-            Ok(()) => {
-                w.open("Deleted");
-                w.elem("Key", &entry.key);
-                w.elem_opt("VersionId", entry.version_id.as_deref());
-                w.close("Deleted");
-            }
-            Err(e) => write_delete_error(&mut w, &entry.key, entry.version_id.as_deref(), &e),
+    if !request.quiet {
+        for entry in &keys {
+            w.open("Deleted");
+            w.elem("Key", &entry.key);
+            w.elem_opt("VersionId", entry.version_id.as_deref());
+            w.close("Deleted");
         }
     }
+    // Only the `null` version exists in an unversioned bucket.
     for entry in refused {
-        let e = S3Error::with_message(Code::NoSuchKey, "The specified version does not exist.");
-        write_delete_error(&mut w, &entry.key, entry.version_id.as_deref(), &e);
+        w.open("Error");
+        w.elem("Key", &entry.key);
+        w.elem_opt("VersionId", entry.version_id.as_deref());
+        w.elem("Code", "NoSuchVersion");
+        w.elem("Message", "The specified version does not exist.");
+        w.close("Error");
     }
     w.close("DeleteResult");
     Ok(xml_response(w.finish()))
-}
-
-fn write_delete_error(w: &mut XmlWriter, key: &str, version: Option<&str>, e: &S3Error) {
-    w.open("Error");
-    w.elem("Key", key);
-    w.elem_opt("VersionId", version);
-    w.elem("Code", &format!("{:?}", e.code));
-    w.elem("Message", &e.message);
-    w.close("Error");
 }
 
 /// Parses `x-amz-copy-source` (`bucket/key` or `/bucket/key`, URL-encoded,

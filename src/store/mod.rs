@@ -331,33 +331,28 @@ impl Store {
     /// Deletes `key`; a missing key is not an error (S3 answers 204).
     pub fn delete_object(&self, bucket: &str, key: &str) -> S3Result<()> {
         self.delete_objects(bucket, &[key.to_owned()])
-            .and_then(|mut r| r.pop().expect("one result"))
     }
 
-    /// Deletes many keys in one transaction; one result per key.
-    pub fn delete_objects(&self, bucket: &str, keys: &[String]) -> S3Result<Vec<S3Result<()>>> {
+    /// Deletes many keys in one transaction; missing keys are skipped.
+    pub fn delete_objects(&self, bucket: &str, keys: &[String]) -> S3Result<()> {
         let txn = self.write_txn()?;
-        let results = {
+        {
             check_bucket(&txn, bucket)?;
             let now = now_ms();
             let mut objects = txn.open_table(OBJECTS)?;
             let mut blobs = txn.open_table(BLOBS)?;
             let mut garbage = txn.open_table(GARBAGE)?;
-            let mut results = Vec::with_capacity(keys.len());
             for key in keys {
-                let old = objects.remove((bucket, key.as_str()))?;
-                if let Some(old) = old {
+                if let Some(old) = objects.remove((bucket, key.as_str()))? {
                     let old: ObjectRecord = decode(old.value())?;
                     for seg in &old.segments {
                         decref(&mut blobs, &mut garbage, seg.blob, now)?;
                     }
                 }
-                results.push(Ok(()));
             }
-            results
-        };
+        }
         txn.commit()?;
-        Ok(results)
+        Ok(())
     }
 }
 

@@ -463,3 +463,24 @@ fn a_checksum_trailer_that_was_not_declared_is_not_ignored() {
     assert_eq!((r.status, r.code().as_str()), (400, "InvalidRequest"));
     assert_eq!(get(&server, "/bkt/t").status, 404);
 }
+
+#[test]
+fn delete_objects_refuses_versions_other_than_null() {
+    let server = setup();
+    assert_eq!(
+        put(&server, "/bkt/k", "Content-Length: 1\r\n", b"x").status,
+        200
+    );
+    let body = "<Delete><Object><Key>k</Key><VersionId>v1</VersionId></Object></Delete>";
+    let r = server.raw(
+        format!("POST /bkt?delete HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+            .as_bytes(),
+    );
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body_str().contains("<Code>NoSuchVersion</Code>"),
+        "{}",
+        r.body_str()
+    );
+    assert_eq!(get(&server, "/bkt/k").body, b"x");
+}
