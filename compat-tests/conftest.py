@@ -5,7 +5,8 @@ configure them against it.
 The server binary is $STOWAGE_BIN (default: target/release/stowage). It runs
 with an empty config file, a temporary data directory and a free port; its
 log is attached to every failing test's report, and its tail and path are
-printed at the end of a run that had failures.
+printed at the end of a run that had failures. `start_server` starts further
+servers with a config of the test's choosing, reported the same way.
 """
 
 import os
@@ -40,13 +41,19 @@ os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 
 
-class Server:
-    """A running stowage process and its log file."""
+# Environment variables that would replace the first configured credential.
+SERVER_ENV_DROPPED = ("STOWAGE_ACCESS_KEY_ID", "STOWAGE_SECRET_ACCESS_KEY")
 
-    def __init__(self, binary, workdir):
+
+class Server:
+    """A running stowage process and its log file. `config_text` is written to
+    its config.toml (empty: every default, and the dev credential)."""
+
+    def __init__(self, binary, workdir, config_text="", name="stowage"):
+        self.name = name
         self.log_path = workdir / "stowage.log"
         config = workdir / "config.toml"
-        config.write_text("")
+        config.write_text(config_text)
         data_dir = workdir / "data"
         self.log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         self.log = open(self.log_path, "ab")
@@ -54,6 +61,7 @@ class Server:
             [str(binary), "--config", str(config),
              "--listen", "127.0.0.1:0", "--data-dir", str(data_dir)],
             stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env={k: v for k, v in os.environ.items() if k not in SERVER_ENV_DROPPED},
         )
         self.endpoint = self._wait_for_listening(timeout=30)
 
@@ -92,21 +100,49 @@ class Server:
 
 
 _server = None  # the session's Server, for the reporting hooks below
-_LOG_START = pytest.StashKey[int]()
+_extra_servers = []  # servers from start_server, likewise
+_LOG_START = pytest.StashKey[dict]()
+
+
+def stowage_binary():
+    binary = Path(os.environ.get("STOWAGE_BIN", REPO / "target/release/stowage"))
+    if not binary.is_file():
+        pytest.exit(f"no stowage binary at {binary}: build it or set STOWAGE_BIN", 2)
+    return binary
 
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
     global _server
-    binary = Path(os.environ.get("STOWAGE_BIN", REPO / "target/release/stowage"))
-    if not binary.is_file():
-        pytest.exit(f"no stowage binary at {binary}: build it or set STOWAGE_BIN", 2)
-    _server = Server(binary, tmp_path_factory.mktemp("stowage"))
+    _server = Server(stowage_binary(), tmp_path_factory.mktemp("stowage"))
     yield _server
     died = _server.proc.poll()
     _server.stop()
     if died is not None:
         pytest.fail(f"stowage died during the session (exit status {died})")
+
+
+@pytest.fixture(scope="session")
+def start_server(tmp_path_factory):
+    """start_server(config_text, name) starts another stowage whose
+    config.toml is `config_text` and returns its Server; every server started
+    this way is stopped at the end of the session. Their logs are reported
+    like the main server's."""
+    started = []
+
+    def start(config_text, name="stowage-extra"):
+        server = Server(stowage_binary(), tmp_path_factory.mktemp(name),
+                        config_text=config_text, name=name)
+        started.append(server)
+        _extra_servers.append(server)
+        return server
+
+    yield start
+    died = [(s.name, s.proc.poll()) for s in started if s.proc.poll() is not None]
+    for s in started:
+        s.stop()  # stays in _extra_servers for the terminal summary
+    if died:
+        pytest.fail(f"servers died during the session (name, exit status): {died}")
 
 
 @pytest.fixture(scope="session")
@@ -234,29 +270,41 @@ def s5cmd(endpoint, cli_env):
     return _runner(_tool("s5cmd"), endpoint, cli_env)
 
 
-# --- reporting: the server log beside each failure ---------------------------
+# --- reporting: the server logs beside each failure --------------------------
+
+def _all_servers():
+    return ([_server] if _server is not None else []) + _extra_servers
+
 
 def pytest_runtest_setup(item):
-    item.stash[_LOG_START] = _server.log_size() if _server else 0
+    # A server started by this test's fixtures is not here yet: its whole
+    # log is reported.
+    item.stash[_LOG_START] = {id(s): s.log_size() for s in _all_servers()}
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
-    if report.failed and _server is not None:
-        lines = _server.read_log(item.stash.get(_LOG_START, 0)).splitlines()
+    if not report.failed:
+        return
+    starts = item.stash.get(_LOG_START, {})
+    for server in _all_servers():
+        lines = server.read_log(starts.get(id(server), 0)).splitlines()
+        if not lines and server is not _server:
+            continue  # an extra server this test did not use
         text = "\n".join(lines[-200:])
-        if _server.proc.poll() is not None:
-            text += f"\n[stowage has exited with status {_server.proc.returncode}]"
-        report.sections.append(("stowage log during this test", text))
+        if server.proc.poll() is not None:
+            text += f"\n[{server.name} has exited with status {server.proc.returncode}]"
+        report.sections.append((f"{server.name} log during this test", text))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus):
-    if _server is None or exitstatus == 0:
+    if exitstatus == 0:
         return
-    lines = _server.read_log().splitlines()
-    terminalreporter.section("stowage log (last 20 lines)")
-    for line in lines[-20:]:
-        terminalreporter.write_line(line)
-    terminalreporter.write_line(f"full log: {_server.log_path}")
+    for server in _all_servers():
+        lines = server.read_log().splitlines()
+        terminalreporter.section(f"{server.name} log (last 20 lines)")
+        for line in lines[-20:]:
+            terminalreporter.write_line(line)
+        terminalreporter.write_line(f"full log: {server.log_path}")

@@ -15,7 +15,10 @@ use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tokio::sync::mpsc;
 
-use crate::chunked::ChunkedDecoder;
+use sha2::{Digest, Sha256};
+
+use crate::auth::Payload;
+use crate::chunked::{ChunkError, ChunkedDecoder};
 use crate::error::{Code, S3Error, S3Result};
 
 pub type ResponseBody = BoxBody<Bytes, io::Error>;
@@ -91,13 +94,28 @@ pub struct RequestBody {
     received: u64,
     limit: u64,
     finished: bool,
+    /// The SHA-256 the body must hash to (a hex `x-amz-content-sha256`).
+    sha256: Option<([u8; 32], Sha256)>,
+}
+
+fn chunk_error(e: ChunkError) -> S3Error {
+    match e {
+        ChunkError::Malformed(why) => S3Error::with_message(Code::IncompleteBody, why),
+        ChunkError::Signature => S3Error::new(Code::SignatureDoesNotMatch),
+    }
 }
 
 impl RequestBody {
     /// Wraps `incoming`. aws-chunked framing is detected from the
     /// `STREAMING-*` content hash, `Content-Encoding: aws-chunked`, or
     /// `x-amz-decoded-content-length`, since clients differ in which they send.
-    pub fn new(incoming: Incoming, headers: &HeaderMap, limit: u64) -> S3Result<RequestBody> {
+    /// `payload` is what authentication requires the body to prove.
+    pub fn new(
+        incoming: Incoming,
+        headers: &HeaderMap,
+        limit: u64,
+        payload: Payload,
+    ) -> S3Result<RequestBody> {
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         let content_length = header("content-length")
             .map(|v| v.parse::<u64>())
@@ -132,9 +150,21 @@ impl RequestBody {
                 .detail("ProposedSize", declared.unwrap_or(0).to_string())
                 .detail("MaxSizeAllowed", limit.to_string()));
         }
+        let (signer, sha256) = match payload {
+            Payload::Unsigned => (None, None),
+            Payload::Sha256(digest) => (None, Some((digest, Sha256::new()))),
+            Payload::SignedChunks(signer) => (Some(signer), None),
+        };
+        if signer.is_some() && !chunked {
+            return Err(S3Error::with_message(
+                Code::InvalidRequest,
+                "A streaming x-amz-content-sha256 needs an aws-chunked body.",
+            ));
+        }
         Ok(RequestBody {
             incoming,
-            chunked: chunked.then(ChunkedDecoder::new),
+            chunked: chunked.then(|| ChunkedDecoder::new(signer)),
+            sha256,
             ready: Default::default(),
             declared,
             received: 0,
@@ -152,7 +182,7 @@ impl RequestBody {
     pub async fn next(&mut self) -> S3Result<Option<Bytes>> {
         loop {
             if let Some(data) = self.ready.pop_front() {
-                self.count(data.len())?;
+                self.count(&data)?;
                 return Ok(Some(data));
             }
             if self.finished {
@@ -169,9 +199,7 @@ impl RequestBody {
                     match &mut self.chunked {
                         Some(decoder) => {
                             let mut out = Vec::new();
-                            decoder
-                                .feed(data, &mut out)
-                                .map_err(|e| S3Error::with_message(Code::IncompleteBody, e.0))?;
+                            decoder.feed(data, &mut out).map_err(chunk_error)?;
                             self.ready.extend(out);
                         }
                         None => self.ready.push_back(data),
@@ -184,21 +212,31 @@ impl RequestBody {
                 }
                 None => {
                     self.finished = true;
-                    if let Some(decoder) = &self.chunked {
-                        decoder
-                            .finish()
-                            .map_err(|e| S3Error::with_message(Code::IncompleteBody, e.0))?;
+                    if let Some(decoder) = &mut self.chunked {
+                        decoder.finish().map_err(chunk_error)?;
                     }
                     if self.declared.is_some_and(|n| n != self.received) {
                         return Err(Code::IncompleteBody.into());
+                    }
+                    if let Some((expected, hasher)) = self.sha256.take() {
+                        let computed = hasher.finalize();
+                        if computed.as_slice() != expected {
+                            use crate::auth::sigv4::hex;
+                            return Err(S3Error::new(Code::XAmzContentSHA256Mismatch)
+                                .detail("ClientComputedContentSHA256", hex(&expected))
+                                .detail("S3ComputedContentSHA256", hex(&computed)));
+                        }
                     }
                 }
             }
         }
     }
 
-    fn count(&mut self, n: usize) -> S3Result<()> {
-        self.received += n as u64;
+    fn count(&mut self, data: &[u8]) -> S3Result<()> {
+        if let Some((_, hasher)) = &mut self.sha256 {
+            hasher.update(data);
+        }
+        self.received += data.len() as u64;
         if self.declared.is_some_and(|d| self.received > d) {
             return Err(S3Error::with_message(
                 Code::IncompleteBody,

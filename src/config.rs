@@ -1,6 +1,7 @@
 //! Configuration: `config.toml` (every key optional), then command-line flags,
 //! then the credential environment variables.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -31,6 +32,10 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     pub limits: Limits,
     pub credentials: Vec<Credential>,
+    /// Buckets anonymous clients may read.
+    pub public_read_buckets: Vec<String>,
+    /// CORS rules for buckets without a configuration of their own.
+    pub cors: Vec<crate::cors::CorsRule>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -56,11 +61,48 @@ pub struct Limits {
     pub gc_interval_secs: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Credential {
     pub access_key_id: String,
     pub secret_access_key: String,
+    /// Reaches every bucket, whoever owns it.
+    #[serde(default)]
+    pub admin: bool,
+    /// Refuses every write.
+    #[serde(default)]
+    pub read_only: bool,
+    /// When set, the key reaches exactly these buckets (and may create
+    /// them); otherwise the buckets it owns.
+    #[serde(default)]
+    pub buckets: Option<Vec<String>>,
+}
+
+impl Credential {
+    /// An unrestricted key: the development credential and the one from
+    /// the environment.
+    pub fn admin(access_key_id: &str, secret_access_key: &str) -> Credential {
+        Credential {
+            access_key_id: access_key_id.to_owned(),
+            secret_access_key: secret_access_key.to_owned(),
+            admin: true,
+            read_only: false,
+            buckets: None,
+        }
+    }
+}
+
+/// Secrets stay out of every `Debug` rendering, and so out of logs.
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credential")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .field("admin", &self.admin)
+            .field("read_only", &self.read_only)
+            .field("buckets", &self.buckets)
+            .finish()
+    }
 }
 
 impl Default for Config {
@@ -74,6 +116,8 @@ impl Default for Config {
             metrics_listen: None,
             limits: Limits::default(),
             credentials: Vec::new(),
+            public_read_buckets: Vec::new(),
+            cors: Vec::new(),
         }
     }
 }
@@ -121,13 +165,11 @@ impl Config {
     }
 
     /// Applies `STOWAGE_ACCESS_KEY_ID` / `STOWAGE_SECRET_ACCESS_KEY`: they
-    /// replace the first (root) credential, or add it when there is none.
+    /// replace the first (root) credential, or add it when there is none,
+    /// as an admin key.
     pub fn apply_env(&mut self, key: Option<String>, secret: Option<String>) {
         if let (Some(access_key_id), Some(secret_access_key)) = (key, secret) {
-            let root = Credential {
-                access_key_id,
-                secret_access_key,
-            };
+            let root = Credential::admin(&access_key_id, &secret_access_key);
             match self.credentials.first_mut() {
                 Some(first) => *first = root,
                 None => self.credentials.push(root),
@@ -140,12 +182,36 @@ impl Config {
         self.credentials.is_empty()
     }
 
-    /// The access key that owns what requests create until requests are
-    /// authenticated: the first configured one, or the development one.
-    pub fn root_access_key_id(&self) -> &str {
+    /// The credential with this access key id: a configured one, or the
+    /// development credential when none is configured.
+    pub fn credential(&self, access_key_id: &str) -> Option<Credential> {
+        if self.uses_dev_credential() {
+            return (access_key_id == DEV_ACCESS_KEY_ID)
+                .then(|| Credential::admin(DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY));
+        }
         self.credentials
-            .first()
-            .map_or(DEV_ACCESS_KEY_ID, |c| c.access_key_id.as_str())
+            .iter()
+            .find(|c| c.access_key_id == access_key_id)
+            .cloned()
+    }
+
+    /// Checks what serde cannot: unique access keys, valid CORS rules.
+    pub fn validate(&self) -> Result<(), String> {
+        for (i, c) in self.credentials.iter().enumerate() {
+            if c.access_key_id.is_empty() || c.secret_access_key.is_empty() {
+                return Err(format!("credentials[{i}]: empty access key id or secret"));
+            }
+            if self.credentials[..i]
+                .iter()
+                .any(|o| o.access_key_id == c.access_key_id)
+            {
+                return Err(format!(
+                    "credentials[{i}]: access key id {:?} appears twice",
+                    c.access_key_id
+                ));
+            }
+        }
+        crate::cors::validate(&self.cors).map_err(|e| format!("cors: {}", e.message))
     }
 }
 

@@ -14,6 +14,11 @@ use crate::xml::XmlWriter;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
     AccessDenied,
+    /// A CORS preflight or request that no CORS rule allows.
+    AccessForbidden,
+    AuthorizationHeaderMalformed,
+    AuthorizationQueryParametersError,
+    BadRequest,
     BadDigest,
     BucketAlreadyExists,
     BucketAlreadyOwnedByYou,
@@ -23,6 +28,7 @@ pub enum Code {
     EntityTooSmall,
     IncompleteBody,
     InternalError,
+    InvalidAccessKeyId,
     InvalidArgument,
     InvalidBucketName,
     InvalidDigest,
@@ -38,13 +44,17 @@ pub enum Code {
     MetadataTooLarge,
     MethodNotAllowed,
     MissingContentLength,
+    MissingSecurityHeader,
     NoSuchBucket,
+    NoSuchCORSConfiguration,
     NoSuchKey,
     NoSuchUpload,
     NotImplemented,
     PreconditionFailed,
+    RequestTimeTooSkewed,
     RequestTimeout,
     ServiceUnavailable,
+    SignatureDoesNotMatch,
     XAmzContentSHA256Mismatch,
 }
 
@@ -52,8 +62,15 @@ impl Code {
     pub fn status(self) -> StatusCode {
         use Code::*;
         match self {
-            AccessDenied => StatusCode::FORBIDDEN,
-            BadDigest
+            AccessDenied
+            | AccessForbidden
+            | InvalidAccessKeyId
+            | RequestTimeTooSkewed
+            | SignatureDoesNotMatch => StatusCode::FORBIDDEN,
+            AuthorizationHeaderMalformed
+            | AuthorizationQueryParametersError
+            | BadDigest
+            | BadRequest
             | EntityTooLarge
             | EntityTooSmall
             | IncompleteBody
@@ -68,6 +85,7 @@ impl Code {
             | KeyTooLongError
             | MalformedXML
             | MetadataTooLarge
+            | MissingSecurityHeader
             | RequestTimeout
             | XAmzContentSHA256Mismatch => StatusCode::BAD_REQUEST,
             BucketAlreadyExists
@@ -78,7 +96,9 @@ impl Code {
             InvalidPartNumber | InvalidRange => StatusCode::RANGE_NOT_SATISFIABLE,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             MissingContentLength => StatusCode::LENGTH_REQUIRED,
-            NoSuchBucket | NoSuchKey | NoSuchUpload => StatusCode::NOT_FOUND,
+            NoSuchBucket | NoSuchCORSConfiguration | NoSuchKey | NoSuchUpload => {
+                StatusCode::NOT_FOUND
+            }
             NotImplemented => StatusCode::NOT_IMPLEMENTED,
             PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -89,6 +109,12 @@ impl Code {
         use Code::*;
         match self {
             AccessDenied => "Access Denied",
+            AccessForbidden => "CORSResponse: This CORS request is not allowed.",
+            AuthorizationHeaderMalformed => "The authorization header is malformed.",
+            AuthorizationQueryParametersError => {
+                "Error parsing the X-Amz-Credential parameter or another authorization query parameter."
+            }
+            BadRequest => "Bad Request",
             BadDigest => {
                 "The Content-MD5 or checksum you specified did not match what we received."
             }
@@ -108,6 +134,9 @@ impl Code {
                 "You did not provide the number of bytes specified by the Content-Length HTTP header."
             }
             InternalError => "We encountered an internal error. Please try again.",
+            InvalidAccessKeyId => {
+                "The AWS Access Key Id you provided does not exist in our records."
+            }
             InvalidArgument => "Invalid Argument",
             InvalidBucketName => "The specified bucket is not valid.",
             InvalidDigest => "The Content-MD5 you specified is not valid.",
@@ -129,7 +158,9 @@ impl Code {
             MetadataTooLarge => "Your metadata headers exceed the maximum allowed metadata size",
             MethodNotAllowed => "The specified method is not allowed against this resource.",
             MissingContentLength => "You must provide the Content-Length HTTP header.",
+            MissingSecurityHeader => "Your request was missing a required header.",
             NoSuchBucket => "The specified bucket does not exist",
+            NoSuchCORSConfiguration => "The CORS configuration does not exist",
             NoSuchKey => "The specified key does not exist.",
             NoSuchUpload => {
                 "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."
@@ -139,7 +170,13 @@ impl Code {
             RequestTimeout => {
                 "Your socket connection to the server was not read from or written to within the timeout period."
             }
+            RequestTimeTooSkewed => {
+                "The difference between the request time and the current time is too large."
+            }
             ServiceUnavailable => "Please reduce your request rate.",
+            SignatureDoesNotMatch => {
+                "The request signature we calculated does not match the signature you provided. Check your key and signing method."
+            }
             XAmzContentSHA256Mismatch => {
                 "The provided 'x-amz-content-sha256' header does not match what was computed."
             }

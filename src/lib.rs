@@ -2,10 +2,12 @@
 //! resumable upload. Metadata lives in redb, object bytes in blob files on
 //! local disk. See DESIGN.md in the shared notes for the shape.
 
+pub mod auth;
 pub mod body;
 pub mod checksum;
 pub mod chunked;
 pub mod config;
+pub mod cors;
 pub mod error;
 pub mod io;
 pub mod metrics;

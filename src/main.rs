@@ -44,6 +44,7 @@ fn load_config(cli: &Cli) -> Result<Config, String> {
         std::env::var("STOWAGE_ACCESS_KEY_ID").ok(),
         std::env::var("STOWAGE_SECRET_ACCESS_KEY").ok(),
     );
+    config.validate()?;
     Ok(config)
 }
 

@@ -36,8 +36,49 @@ pub enum Operation {
     ListParts,
     CompleteMultipartUpload,
     AbortMultipartUpload,
+    GetBucketCors,
+    PutBucketCors,
+    DeleteBucketCors,
+    /// `OPTIONS`: a browser asking whether a cross-origin request may be
+    /// sent. Never authenticated.
+    CorsPreflight,
     /// A request S3 knows but Stowage does not implement.
     NotImplemented,
+}
+
+impl Operation {
+    /// Whether the operation only reads (what a read-only key may do).
+    pub fn is_read(self) -> bool {
+        use Operation::*;
+        matches!(
+            self,
+            ListBuckets
+                | HeadBucket
+                | GetBucketLocation
+                | GetBucketVersioning
+                | GetBucketAcl
+                | GetBucketCors
+                | ListObjects
+                | ListObjectsV2
+                | ListObjectVersions
+                | ListMultipartUploads
+                | GetObject
+                | HeadObject
+                | GetObjectAcl
+                | ListParts
+                | CorsPreflight
+                | NotImplemented
+        )
+    }
+
+    /// What an anonymous client may do on a public-read bucket.
+    pub fn is_public_read(self) -> bool {
+        use Operation::*;
+        matches!(
+            self,
+            HeadBucket | GetBucketLocation | ListObjects | ListObjectsV2 | GetObject | HeadObject
+        )
+    }
 }
 
 /// S3 sub-resources Stowage does not implement; a request naming one must
@@ -46,7 +87,6 @@ const UNSUPPORTED: &[&str] = &[
     "accelerate",
     "analytics",
     "attributes",
-    "cors",
     "encryption",
     "intelligent-tiering",
     "inventory",
@@ -155,6 +195,9 @@ pub fn route(
     copy_source: bool,
 ) -> Operation {
     use Operation::*;
+    if method == Method::OPTIONS {
+        return CorsPreflight;
+    }
     if UNSUPPORTED.iter().any(|name| q.has(name)) {
         return NotImplemented;
     }
@@ -166,6 +209,9 @@ pub fn route(
         };
     };
     match (key.is_some(), method.as_str()) {
+        (false, "GET") if q.has("cors") => GetBucketCors,
+        (false, "PUT") if q.has("cors") => PutBucketCors,
+        (false, "DELETE") if q.has("cors") => DeleteBucketCors,
         (false, "GET") if q.has("location") => GetBucketLocation,
         (false, "GET") if q.has("versioning") => GetBucketVersioning,
         (false, "GET") if q.has("acl") => GetBucketAcl,
@@ -271,6 +317,10 @@ mod tests {
             op("DELETE /photos/a.mp4?versionId=null", false),
             DeleteObject
         );
+        assert_eq!(op("GET /photos?cors", false), GetBucketCors);
+        assert_eq!(op("PUT /photos?cors", false), PutBucketCors);
+        assert_eq!(op("DELETE /photos?cors", false), DeleteBucketCors);
+        assert_eq!(op("OPTIONS /photos/a.mp4?uploadId=x", false), CorsPreflight);
         assert_eq!(op("GET /photos/a.mp4?tagging", false), NotImplemented);
         assert_eq!(op("PUT /photos?lifecycle", false), NotImplemented);
         assert_eq!(op("DELETE /", false), NotImplemented);

@@ -40,6 +40,56 @@ pub fn iso8601(ms: i64) -> String {
     )
 }
 
+/// SigV4 timestamps (`x-amz-date`): `20130524T000000Z`.
+pub fn amz_date(ms: i64) -> String {
+    let secs = ms.max(0) / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Parses a SigV4 timestamp; `None` unless it is exactly `YYYYMMDDTHHMMSSZ`
+/// and a real instant.
+pub fn parse_amz_date(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let part = s.get(r)?;
+        part.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| part.parse().ok())?
+    };
+    let (y, m, d) = (num(0..4)?, num(4..6)?, num(6..8)?);
+    let (hh, mm, ss) = (num(9..11)?, num(11..13)?, num(13..15)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    let days = days_from_civil(y, m as u32, d as u32);
+    if civil_from_days(days) != (y, m as u32, d as u32) {
+        return None; // 31 February and friends
+    }
+    Some(((days * 86_400) + hh * 3600 + mm * 60 + ss) * 1000)
+}
+
+/// A proleptic Gregorian date to days since 1970-01-01 (H. Hinnant's
+/// `days_from_civil`).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's
 /// `civil_from_days`).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
@@ -64,6 +114,22 @@ mod tests {
         assert_eq!(iso8601(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(iso8601(1_255_369_830_123), "2009-10-12T17:50:30.123Z");
         assert_eq!(iso8601(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn amz_dates_round_trip_and_reject_nonsense() {
+        assert_eq!(amz_date(1_369_353_600_000), "20130524T000000Z");
+        assert_eq!(parse_amz_date("20130524T000000Z"), Some(1_369_353_600_000));
+        assert_eq!(parse_amz_date("20000229T235959Z"), Some(951_868_799_000));
+        for bad in [
+            "20130231T000000Z",
+            "2013-05-24T00:00Z",
+            "20130524T250000Z",
+            "2013052aT000000Z",
+            "",
+        ] {
+            assert_eq!(parse_amz_date(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -35,7 +35,10 @@ pub async fn list_buckets(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
     w.root("ListAllMyBucketsResult");
     write_owner(&mut w, "Owner", &ctx.owner);
     w.open("Buckets");
-    for (name, record) in buckets {
+    let visible = buckets
+        .into_iter()
+        .filter(|(name, record)| crate::auth::access::lists(&ctx.principal, name, &record.owner));
+    for (name, record) in visible {
         w.open("Bucket");
         w.elem("Name", &name);
         w.elem("CreationDate", &iso8601(record.created_ms));

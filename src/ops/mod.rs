@@ -3,6 +3,7 @@
 //! id.
 
 mod buckets;
+mod cors;
 mod list;
 mod multipart;
 mod objects;
@@ -13,6 +14,8 @@ use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
+use crate::auth::access::{self, Decision};
+use crate::auth::{self, Authenticated, Payload, Principal};
 use crate::body::{self, RequestBody, ResponseBody};
 use crate::config::Config;
 use crate::error::{Code, S3Error, S3Result};
@@ -37,6 +40,9 @@ pub struct Ctx {
     pub key: Option<String>,
     /// The access key that owns what this request creates.
     pub owner: String,
+    pub principal: Principal,
+    /// What the body must prove; taken with the body.
+    payload: Option<Payload>,
     body: Option<Incoming>,
 }
 
@@ -62,7 +68,8 @@ impl Ctx {
     /// The request body, read with framing removed and `limit` enforced.
     pub fn body(&mut self, limit: u64) -> S3Result<RequestBody> {
         let incoming = self.body.take().expect("body taken once");
-        RequestBody::new(incoming, &self.headers, limit)
+        let payload = self.payload.take().unwrap_or_default();
+        RequestBody::new(incoming, &self.headers, limit, payload)
     }
 
     /// A small XML body, collected under the configured cap.
@@ -82,7 +89,7 @@ pub struct Outcome {
 }
 
 pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, request_id: &str) -> Outcome {
-    let (parts, incoming) = req.into_parts();
+    let (mut parts, incoming) = req.into_parts();
     let resource = parts.uri.path().to_owned();
     let host = parts.headers.get("host").and_then(|v| v.to_str().ok());
     let parsed = router::split_target(parts.uri.path(), host, state.config.domain.as_deref())
@@ -108,27 +115,129 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, request_id: &s
         &query,
         parts.headers.contains_key("x-amz-copy-source"),
     );
-    let owner = state.config.root_access_key_id().to_owned();
     let is_head = parts.method == http::Method::HEAD;
-    let mut ctx = Ctx {
-        state,
-        op,
-        headers: parts.headers,
-        query,
-        bucket: bucket.clone(),
-        key: key.clone(),
-        owner,
-        body: Some(incoming),
-    };
-    match dispatch(&mut ctx).await {
-        Ok(response) => Outcome {
-            response,
-            op,
-            bucket,
-            key,
-            error: None,
-        },
+    let admitted = admit(&state, &parts, &query, op, bucket.as_deref()).await;
+    let mut outcome = match admitted {
         Err(e) => error_outcome(e, op, bucket, key, &resource, request_id, is_head),
+        Ok(authenticated) => {
+            if authenticated.presigned {
+                presigned_params_as_headers(&query, &mut parts.headers);
+            }
+            let mut ctx = Ctx {
+                state: Arc::clone(&state),
+                op,
+                headers: parts.headers.clone(),
+                query,
+                bucket: bucket.clone(),
+                key: key.clone(),
+                owner: authenticated.principal.name().to_owned(),
+                principal: authenticated.principal,
+                payload: Some(authenticated.payload),
+                body: Some(incoming),
+            };
+            match dispatch(&mut ctx).await {
+                Ok(response) => Outcome {
+                    response,
+                    op,
+                    bucket,
+                    key,
+                    error: None,
+                },
+                Err(e) => error_outcome(e, op, bucket, key, &resource, request_id, is_head),
+            }
+        }
+    };
+    if op != Operation::CorsPreflight
+        && let (Some(origin), Some(bucket)) = (
+            parts.headers.get("origin").and_then(|v| v.to_str().ok()),
+            &outcome.bucket,
+        )
+    {
+        cors::decorate(&state, bucket, origin, &parts.method, &mut outcome.response).await;
+    }
+    outcome
+}
+
+/// Authenticates and authorises a request, before any of its body is read.
+async fn admit(
+    state: &AppState,
+    parts: &http::request::Parts,
+    query: &Query,
+    op: Operation,
+    bucket: Option<&str>,
+) -> S3Result<Authenticated> {
+    if op == Operation::CorsPreflight {
+        return Ok(Authenticated {
+            principal: Principal::Anonymous,
+            payload: Payload::Unsigned,
+            presigned: false,
+        });
+    }
+    let request = auth::RequestParts {
+        method: &parts.method,
+        path: parts.uri.path(),
+        raw_query: parts.uri.query(),
+        query,
+        headers: &parts.headers,
+    };
+    let authenticated = auth::authenticate(&state.config, &request, crate::time::now_ms())?;
+    authorize(state, &authenticated.principal, op, bucket).await?;
+    if matches!(op, Operation::CopyObject | Operation::UploadPartCopy)
+        && let Some(source) = parts
+            .headers
+            .get("x-amz-copy-source")
+            .and_then(|v| v.to_str().ok())
+            .and_then(access::copy_source_bucket)
+    {
+        authorize(
+            state,
+            &authenticated.principal,
+            Operation::GetObject,
+            Some(&source),
+        )
+        .await?;
+    }
+    Ok(authenticated)
+}
+
+async fn authorize(
+    state: &AppState,
+    principal: &Principal,
+    op: Operation,
+    bucket: Option<&str>,
+) -> S3Result<()> {
+    match access::decide(&state.config, principal, op, bucket) {
+        Decision::Allow => Ok(()),
+        Decision::Deny => Err(access::denied()),
+        Decision::IfOwner => {
+            let name = bucket.unwrap_or_default().to_owned();
+            let owner = state
+                .store
+                .run(move |s| match s.bucket(&name) {
+                    Ok(record) => Ok(Some(record.owner)),
+                    Err(e) if e.code == Code::NoSuchBucket => Ok(None),
+                    Err(e) => Err(e),
+                })
+                .await?;
+            match owner {
+                Some(owner) if owner != principal.name() => Err(access::denied()),
+                _ => Ok(()),
+            }
+        }
+    }
+}
+
+/// A presigned URL carries the checksum headers its signer baked in as
+/// query parameters; they bind the body exactly as the headers would.
+fn presigned_params_as_headers(query: &Query, headers: &mut HeaderMap) {
+    for (name, value) in &query.0 {
+        let name = name.to_ascii_lowercase();
+        if (name.starts_with("x-amz-checksum-") || name == "x-amz-sdk-checksum-algorithm")
+            && !headers.contains_key(name.as_str())
+            && let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::from_str(value))
+        {
+            headers.insert(n, v);
+        }
     }
 }
 
@@ -198,6 +307,10 @@ async fn dispatch(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
         ListParts => multipart::list_parts(ctx).await,
         CompleteMultipartUpload => multipart::complete(ctx).await,
         AbortMultipartUpload => multipart::abort(ctx).await,
+        GetBucketCors => cors::get_bucket_cors(ctx).await,
+        PutBucketCors => cors::put_bucket_cors(ctx).await,
+        DeleteBucketCors => cors::delete_bucket_cors(ctx).await,
+        CorsPreflight => cors::preflight(ctx).await,
         NotImplemented => Err(Code::NotImplemented.into()),
     }
 }

@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use redb::{Database, ReadableDatabase, ReadableTable, Table, WriteTransaction};
 
+use crate::cors::CorsRule;
 use crate::error::{Code, S3Error, S3Result};
 use crate::time::now_ms;
 use blobs::{BlobDir, PendingBlob};
@@ -107,6 +108,7 @@ impl Store {
     fn init_tables(&self) -> S3Result<()> {
         let txn = self.db.begin_write()?;
         txn.open_table(BUCKETS)?;
+        txn.open_table(BUCKET_CORS)?;
         txn.open_table(OBJECTS)?;
         txn.open_table(UPLOADS)?;
         txn.open_table(PARTS)?;
@@ -226,6 +228,35 @@ impl Store {
                 multipart::drop_upload(&txn, name, &key, &id, None, now)?;
             }
             buckets.remove(name)?;
+            txn.open_table(BUCKET_CORS)?.remove(name)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The bucket's own CORS rules, if it has any.
+    pub fn bucket_cors(&self, name: &str) -> S3Result<Option<Vec<CorsRule>>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(BUCKET_CORS)?;
+        table.get(name)?.map(|v| decode(v.value())).transpose()
+    }
+
+    /// Sets (`Some`) or deletes (`None`) a bucket's CORS rules.
+    pub fn set_bucket_cors(&self, name: &str, rules: Option<&[CorsRule]>) -> S3Result<()> {
+        let txn = self.write_txn()?;
+        {
+            if txn.open_table(BUCKETS)?.get(name)?.is_none() {
+                return Err(Code::NoSuchBucket.into());
+            }
+            let mut table = txn.open_table(BUCKET_CORS)?;
+            match rules {
+                Some(rules) => {
+                    table.insert(name, encode(&rules).as_slice())?;
+                }
+                None => {
+                    table.remove(name)?;
+                }
+            }
         }
         txn.commit()?;
         Ok(())

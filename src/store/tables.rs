@@ -11,6 +11,9 @@ use crate::error::{S3Error, S3Result};
 
 /// bucket name → [`BucketRecord`]
 pub const BUCKETS: TableDefinition<&str, &[u8]> = TableDefinition::new("buckets");
+/// bucket name → `Vec<CorsRule>`, for buckets with a PutBucketCors
+/// configuration.
+pub const BUCKET_CORS: TableDefinition<&str, &[u8]> = TableDefinition::new("bucket_cors");
 /// (bucket, key) → [`ObjectRecord`]
 pub const OBJECTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("objects");
 /// (bucket, key, upload id) → [`UploadRecord`]. Upload ids begin with their

@@ -255,9 +255,9 @@ fn shutdown_lets_in_flight_requests_finish() {
     assert_eq!(r.status, 200);
     let mut s = TcpStream::connect(server.addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(
+    s.write_all(&crate::harness::signed(
         b"PUT /bkt/k HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nConnection: close\r\n\r\nhello",
-    )
+    ))
     .unwrap();
     std::thread::sleep(Duration::from_millis(200));
     let addr = server.addr;

@@ -133,21 +133,21 @@ impl Server {
             .region(Region::new("us-east-1"))
             .endpoint_url(self.endpoint())
             .force_path_style(true)
-            .credentials_provider(Credentials::new(
-                "stowage",
-                "stowage-dev-secret",
-                None,
-                None,
-                "test",
-            ))
+            .credentials_provider(Credentials::new(DEV_KEY, DEV_SECRET, None, None, "test"))
             .http_client(http)
             .build();
         Client::from_conf(config)
     }
 
-    /// Sends `request` verbatim on a new connection and reads the response
-    /// until the server closes it.
+    /// Signs `request` with the development credential (unsigned payload)
+    /// and sends it on a new connection; reads the response until the
+    /// server closes it.
     pub fn raw(&self, request: &[u8]) -> RawResponse {
+        self.raw_unsigned(&sign(request, DEV_KEY, DEV_SECRET))
+    }
+
+    /// Sends `request` verbatim.
+    pub fn raw_unsigned(&self, request: &[u8]) -> RawResponse {
         let mut stream = TcpStream::connect(self.addr).expect("connect");
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
@@ -157,6 +157,146 @@ impl Server {
         let _ = stream.read_to_end(&mut buf);
         RawResponse::parse(&buf)
     }
+}
+
+pub const DEV_KEY: &str = "stowage";
+pub const DEV_SECRET: &str = "stowage-dev-secret";
+
+/// The parts of a raw request, for signing.
+struct RawHead<'a> {
+    method: &'a str,
+    path: &'a str,
+    query: Option<&'a str>,
+    headers: http::HeaderMap,
+    body: &'a [u8],
+}
+
+fn parse_head(request: &[u8]) -> RawHead<'_> {
+    let end = find(request, b"\r\n\r\n").expect("request head");
+    let head = std::str::from_utf8(&request[..end]).expect("ascii head");
+    let mut lines = head.split("\r\n");
+    let mut first = lines.next().unwrap().split(' ');
+    let method = first.next().unwrap();
+    let target = first.next().unwrap();
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (target, None),
+    };
+    let mut headers = http::HeaderMap::new();
+    for line in lines {
+        let (k, v) = line.split_once(':').expect("header line");
+        headers.append(
+            http::HeaderName::try_from(k.trim().to_ascii_lowercase()).unwrap(),
+            http::HeaderValue::from_str(v.trim()).unwrap(),
+        );
+    }
+    RawHead {
+        method,
+        path,
+        query,
+        headers,
+        body: &request[end + 4..],
+    }
+}
+
+fn render(head: &RawHead) -> Vec<u8> {
+    let target = match head.query {
+        Some(q) => format!("{}?{q}", head.path),
+        None => head.path.to_owned(),
+    };
+    let mut out = format!("{} {target} HTTP/1.1\r\n", head.method).into_bytes();
+    for (k, v) in &head.headers {
+        out.extend_from_slice(format!("{k}: {}\r\n", v.to_str().unwrap()).as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(head.body);
+    out
+}
+
+/// Adds SigV4 header auth over every header of `request` (the payload
+/// stays unsigned unless it declares an `x-amz-content-sha256`). Returns
+/// the signed request and its signature (the seed of a signed stream).
+pub fn sign_with_seed(request: &[u8], key: &str, secret: &str) -> (Vec<u8>, String) {
+    use stowage::auth::sigv4;
+    let mut head = parse_head(request);
+    let now = stowage::time::amz_date(stowage::time::now_ms());
+    head.headers
+        .insert("x-amz-date", http::HeaderValue::from_str(&now).unwrap());
+    if !head.headers.contains_key("x-amz-content-sha256") {
+        head.headers.insert(
+            "x-amz-content-sha256",
+            http::HeaderValue::from_static("UNSIGNED-PAYLOAD"),
+        );
+    }
+    let mut names: Vec<&str> = head.headers.keys().map(|k| k.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let signed_headers = names.join(";");
+    let creq = sigv4::canonical_request(
+        head.method,
+        &sigv4::canonical_uri(head.path),
+        &sigv4::canonical_query(head.query, None),
+        &head.headers,
+        &signed_headers,
+        head.headers["x-amz-content-sha256"].to_str().unwrap(),
+    );
+    let scope = sigv4::scope(&now[..8], "us-east-1", "s3");
+    let signing_key = sigv4::SigningKey::derive(secret, &now[..8], "us-east-1", "s3");
+    let signature = signing_key.sign(&sigv4::string_to_sign(&now, &scope, &creq));
+    let authorization = format!(
+        "AWS4-HMAC-SHA256 Credential={key}/{scope}, SignedHeaders={signed_headers}, Signature={signature}"
+    );
+    head.headers.insert(
+        "authorization",
+        http::HeaderValue::from_str(&authorization).unwrap(),
+    );
+    (render(&head), signature)
+}
+
+pub fn sign(request: &[u8], key: &str, secret: &str) -> Vec<u8> {
+    sign_with_seed(request, key, secret).0
+}
+
+/// `request` signed with the development credential.
+pub fn signed(request: &[u8]) -> Vec<u8> {
+    sign(request, DEV_KEY, DEV_SECRET)
+}
+
+/// A PUT of `chunks` as a STREAMING-AWS4-HMAC-SHA256-PAYLOAD body, every
+/// chunk signed in the chain. `tamper` may alter the encoded body after
+/// signing.
+pub fn signed_stream_put(path: &str, chunks: &[&[u8]], tamper: impl Fn(&mut Vec<u8>)) -> Vec<u8> {
+    use stowage::auth::sigv4;
+    let decoded: usize = chunks.iter().map(|c| c.len()).sum();
+    let mut framed_len = 0;
+    for c in chunks.iter().map(|c| c.len()).chain([0]) {
+        framed_len += format!("{c:x}").len() + ";chunk-signature=".len() + 64 + 2 + c + 2;
+    }
+    let head = format!(
+        "PUT {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {framed_len}\r\n\
+         Content-Encoding: aws-chunked\r\nx-amz-decoded-content-length: {decoded}\r\n\
+         x-amz-content-sha256: STREAMING-AWS4-HMAC-SHA256-PAYLOAD\r\n\r\n"
+    );
+    let (mut request, seed) = sign_with_seed(head.as_bytes(), DEV_KEY, DEV_SECRET);
+    let signed = parse_head(&request);
+    let now = signed.headers["x-amz-date"].to_str().unwrap().to_owned();
+    let scope = sigv4::scope(&now[..8], "us-east-1", "s3");
+    let key = sigv4::SigningKey::derive(DEV_SECRET, &now[..8], "us-east-1", "s3");
+    let mut previous = seed;
+    let mut body = Vec::new();
+    for chunk in chunks.iter().copied().chain([&b""[..]]) {
+        let sts = sigv4::chunk_string_to_sign(&now, &scope, &previous, &sigv4::sha256_hex(chunk));
+        previous = key.sign(&sts);
+        body.extend_from_slice(
+            format!("{:x};chunk-signature={previous}\r\n", chunk.len()).as_bytes(),
+        );
+        body.extend_from_slice(chunk);
+        body.extend_from_slice(b"\r\n");
+    }
+    assert_eq!(body.len(), framed_len, "framing arithmetic");
+    tamper(&mut body);
+    request.extend_from_slice(&body);
+    request
 }
 
 impl Drop for Server {

@@ -4,7 +4,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use crate::harness::{RawResponse, Server, find, md5_hex};
+use crate::harness::{RawResponse, Server, find, md5_hex, signed, signed_stream_put};
 
 fn setup() -> Server {
     let server = Server::start();
@@ -26,30 +26,64 @@ fn put(server: &Server, path: &str, headers: &str, body: &[u8]) -> RawResponse {
 }
 
 #[test]
-fn signed_aws_chunked_body_is_stored_decoded() {
+fn signed_aws_chunked_body_is_verified_and_stored_decoded() {
     let server = setup();
-    let body = b"5;chunk-signature=0000000000000000000000000000000000000000000000000000000000000000\r\nhello\r\n\
-                 6;chunk-signature=1111111111111111111111111111111111111111111111111111111111111111\r\n world\r\n\
-                 0;chunk-signature=2222222222222222222222222222222222222222222222222222222222222222\r\n\r\n";
-    let r = put(
-        &server,
+    let r = server.raw_unsigned(&signed_stream_put(
         "/bkt/chunked",
-        &format!(
-            "Content-Length: {}\r\nx-amz-content-sha256: STREAMING-AWS4-HMAC-SHA256-PAYLOAD\r\n\
-             Content-Encoding: aws-chunked,gzip\r\nx-amz-decoded-content-length: 11\r\n",
-            body.len()
-        ),
-        body,
-    );
+        &[b"hello", b" world"],
+        |_| {},
+    ));
     assert_eq!(r.status, 200, "{}", r.body_str());
     assert_eq!(
         r.header("etag").unwrap(),
         format!("\"{}\"", md5_hex(b"hello world"))
     );
-    let g = get(&server, "/bkt/chunked");
-    assert_eq!(g.body, b"hello world");
-    // The framing is not part of the object's stored encoding.
-    assert_eq!(g.header("content-encoding"), Some("gzip"));
+    assert_eq!(get(&server, "/bkt/chunked").body, b"hello world");
+}
+
+#[test]
+fn a_tampered_signed_chunk_is_refused_and_nothing_is_stored() {
+    let server = setup();
+    // Each way of breaking the chain: altered data in the first or the
+    // second chunk, an altered signature, a chunk that lost its signature.
+    let tampers: [(&str, Box<dyn Fn(&mut Vec<u8>)>); 4] = [
+        (
+            "first chunk data",
+            Box::new(|b: &mut Vec<u8>| {
+                let at = find(b, b"hello").unwrap();
+                b[at] = b'j';
+            }),
+        ),
+        (
+            "second chunk data",
+            Box::new(|b: &mut Vec<u8>| {
+                let at = find(b, b" world").unwrap();
+                b[at + 1] = b'W';
+            }),
+        ),
+        (
+            "a signature",
+            Box::new(|b: &mut Vec<u8>| {
+                let at = find(b, b"chunk-signature=").unwrap() + 16;
+                b[at] = if b[at] == b'0' { b'1' } else { b'0' };
+            }),
+        ),
+        (
+            "a missing final signature",
+            Box::new(|b: &mut Vec<u8>| {
+                let at = find(b, b"\r\n0;chunk-signature=").unwrap() + 3;
+                b.truncate(at);
+                b.extend_from_slice(&[b' '; 81]);
+                b.extend_from_slice(b"\r\n\r\n");
+            }),
+        ),
+    ];
+    for (what, tamper) in tampers {
+        let r = server.raw_unsigned(&signed_stream_put("/bkt/t", &[b"hello", b" world"], tamper));
+        assert_eq!(r.status, 403, "{what}: {}", r.body_str());
+        assert_eq!(r.code(), "SignatureDoesNotMatch", "{what}");
+        assert_eq!(get(&server, "/bkt/t").code(), "NoSuchKey", "{what}");
+    }
 }
 
 #[test]
@@ -128,9 +162,9 @@ fn expect_continue_is_answered_only_after_validation() {
     // A request that cannot succeed is refused without reading its body.
     let mut s = TcpStream::connect(server.addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(
+    s.write_all(&signed(
         b"PUT /nobucket/k HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
-    )
+    ))
     .unwrap();
     let mut buf = [0u8; 4096];
     let n = s.read(&mut buf).unwrap();
@@ -140,7 +174,7 @@ fn expect_continue_is_answered_only_after_validation() {
     // A good one gets 100 Continue, then its answer.
     let mut s = TcpStream::connect(server.addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(b"PUT /bkt/k HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n").unwrap();
+    s.write_all(&signed(b"PUT /bkt/k HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n")).unwrap();
     let n = s.read(&mut buf).unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 100"));
     s.write_all(b"hello").unwrap();
@@ -223,10 +257,10 @@ fn a_part_in_flight_when_its_upload_is_aborted_is_refused() {
     let id = create_upload(&server, "k");
     let mut s = TcpStream::connect(server.addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(
+    s.write_all(&signed(
         format!("PUT /bkt/k?partNumber=1&uploadId={id} HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nConnection: close\r\n\r\nhello")
             .as_bytes(),
-    )
+    ))
     .unwrap();
     std::thread::sleep(Duration::from_millis(200));
     let r = server.raw(
@@ -278,7 +312,7 @@ fn racing_conditional_writers_one_wins_the_other_conflicts() {
     let mut slow = TcpStream::connect(server.addr).unwrap();
     slow.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    slow.write_all(b"PUT /bkt/race HTTP/1.1\r\nHost: x\r\nIf-None-Match: *\r\nContent-Length: 4\r\nConnection: close\r\n\r\nsl").unwrap();
+    slow.write_all(&signed(b"PUT /bkt/race HTTP/1.1\r\nHost: x\r\nIf-None-Match: *\r\nContent-Length: 4\r\nConnection: close\r\n\r\nsl")).unwrap();
     std::thread::sleep(Duration::from_millis(200));
     // ...while a second one completes first.
     let fast = put(
@@ -346,10 +380,10 @@ fn stalled_uploads_do_not_starve_other_requests() {
     let stalled: Vec<TcpStream> = (0..300)
         .map(|i| {
             let mut s = TcpStream::connect(server.addr).unwrap();
-            s.write_all(
+            s.write_all(&signed(
                 format!("PUT /bkt/stall{i} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nx")
                     .as_bytes(),
-            )
+            ))
             .unwrap();
             s
         })
