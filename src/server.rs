@@ -114,17 +114,21 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Respon
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     let bucket = outcome.bucket.as_deref().unwrap_or("");
     let key = outcome.key.as_deref().unwrap_or("");
+    let (access_key, auth) = outcome
+        .auth
+        .as_ref()
+        .map_or(("", ""), |(k, mode)| (k.as_str(), *mode));
     match &outcome.error {
         Some(e) if e.cause.is_some() || status >= 500 => tracing::error!(
-            request_id, op = ?outcome.op, %method, bucket, key, status, bytes_in, bytes_out,
+            request_id, op = ?outcome.op, %method, bucket, key, access_key, auth, status, bytes_in, bytes_out,
             ms = format_args!("{ms:.1}"), error = %e, "request"
         ),
         Some(e) => tracing::info!(
-            request_id, op = ?outcome.op, %method, bucket, key, status, bytes_in, bytes_out,
+            request_id, op = ?outcome.op, %method, bucket, key, access_key, auth, status, bytes_in, bytes_out,
             ms = format_args!("{ms:.1}"), code = ?e.code, "request"
         ),
         None => tracing::info!(
-            request_id, op = ?outcome.op, %method, bucket, key, status, bytes_in, bytes_out,
+            request_id, op = ?outcome.op, %method, bucket, key, access_key, auth, status, bytes_in, bytes_out,
             ms = format_args!("{ms:.1}"), "request"
         ),
     }

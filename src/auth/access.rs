@@ -102,8 +102,10 @@ mod tests {
 
     #[test]
     fn each_kind_of_principal_reaches_what_it_should() {
-        let mut config = Config::default();
-        config.public_read_buckets = vec!["www".into()];
+        let config = Config {
+            public_read_buckets: vec!["www".into()],
+            ..Config::default()
+        };
         let d = |p: &Principal, op, b| decide(&config, p, op, b);
         let anon = Principal::Anonymous;
         assert_eq!(d(&anon, GetObject, Some("www")), Decision::Allow);

@@ -111,6 +111,19 @@ pub struct Authenticated {
     /// Authenticated by query parameters: the URL's `x-amz-*` parameters
     /// stand for headers.
     pub presigned: bool,
+    /// How the request was authenticated, for the access log.
+    pub mode: &'static str,
+}
+
+impl Authenticated {
+    pub fn anonymous() -> Authenticated {
+        Authenticated {
+            principal: Principal::Anonymous,
+            payload: Payload::Unsigned,
+            presigned: false,
+            mode: "anonymous",
+        }
+    }
 }
 
 /// The request line and headers authentication looks at.
@@ -140,11 +153,7 @@ pub fn authenticate(config: &Config, req: &RequestParts, now_ms: i64) -> S3Resul
         (None, false) if req.query.has("AWSAccessKeyId") && req.query.has("Signature") => {
             Err(v2_unsupported())
         }
-        (None, false) => Ok(Authenticated {
-            principal: Principal::Anonymous,
-            payload: Payload::Unsigned,
-            presigned: false,
-        }),
+        (None, false) => Ok(Authenticated::anonymous()),
     }
 }
 
@@ -270,6 +279,13 @@ fn header_auth(
     };
     check_signed_headers(req.headers, signed_headers, None)?;
     let key = verify(req, &signed, &credential, payload_hash, None)?;
+    let mode = match payload_hash {
+        "UNSIGNED-PAYLOAD" => "sigv4-unsigned",
+        "STREAMING-UNSIGNED-PAYLOAD-TRAILER" => "sigv4-unsigned-trailer",
+        "STREAMING-AWS4-HMAC-SHA256-PAYLOAD" => "sigv4-signed-chunks",
+        "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER" => "sigv4-signed-chunks-trailer",
+        _ => "sigv4-sha256",
+    };
     let payload = match payload_hash {
         "UNSIGNED-PAYLOAD" | "STREAMING-UNSIGNED-PAYLOAD-TRAILER" => Payload::Unsigned,
         "STREAMING-AWS4-HMAC-SHA256-PAYLOAD" | "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER" => {
@@ -296,6 +312,7 @@ fn header_auth(
         principal: Principal::Key(credential),
         payload,
         presigned: false,
+        mode,
     })
 }
 
@@ -378,6 +395,7 @@ fn query_auth(config: &Config, req: &RequestParts, now_ms: i64) -> S3Result<Auth
         principal: Principal::Key(credential),
         payload: Payload::Unsigned,
         presigned: true,
+        mode: "presigned",
     })
 }
 
@@ -424,7 +442,8 @@ fn check_scope(config: &Config, signed: &Signed, query: bool) -> S3Result<Creden
 }
 
 /// `host` must be signed, and so must every `x-amz-*` header sent (S3 lets
-/// a presigned URL carry them as query parameters instead).
+/// a presigned URL carry them as query parameters instead), except
+/// `x-amz-content-sha256`, whose value the canonical request covers anyway.
 fn check_signed_headers(
     headers: &HeaderMap,
     signed_headers: &str,
@@ -441,7 +460,7 @@ fn check_signed_headers(
     let unsigned: Vec<&str> = headers
         .keys()
         .map(|n| n.as_str())
-        .filter(|n| n.starts_with("x-amz-") && !signed(n))
+        .filter(|n| n.starts_with("x-amz-") && *n != "x-amz-content-sha256" && !signed(n))
         .filter(|n| !query.is_some_and(|q| q.0.iter().any(|(k, _)| k.eq_ignore_ascii_case(n))))
         .collect();
     if !unsigned.is_empty() {
@@ -456,7 +475,8 @@ fn check_signed_headers(
 
 /// Computes the canonical request and checks the signature. S3 canonicalises
 /// the path from its decoded form; a client that signed its path exactly as
-/// sent, in another valid encoding, is accepted too.
+/// sent, in another valid encoding, is accepted too, and so is one that
+/// took a raw `+` in the query for a plus rather than a space.
 fn verify(
     req: &RequestParts,
     signed: &Signed,
@@ -467,9 +487,8 @@ fn verify(
     let s = &signed.scope;
     let key = SigningKey::derive(&credential.secret_access_key, s.date, s.region, s.service);
     let scope = scope_string(signed);
-    let query = sigv4::canonical_query(req.raw_query, skip_param);
-    let uri = sigv4::canonical_uri(req.path);
-    let attempt = |uri: &str| {
+    let attempt = |uri: &str, plus_is_space: bool| {
+        let query = sigv4::canonical_query(req.raw_query, skip_param, plus_is_space);
         let creq = sigv4::canonical_request(
             req.method.as_str(),
             uri,
@@ -482,8 +501,11 @@ fn verify(
         let ok = key.verify(&sts, signed.signature);
         (ok, creq, sts)
     };
-    let (ok, creq, sts) = attempt(&uri);
-    if ok || (req.path != uri && attempt(req.path).0) {
+    let uri = sigv4::canonical_uri(req.path);
+    let (ok, creq, sts) = attempt(&uri, true);
+    let raw_plus = req.raw_query.is_some_and(|q| q.contains('+'));
+    if ok || (req.path != uri && attempt(req.path, true).0) || (raw_plus && attempt(&uri, false).0)
+    {
         return Ok(key);
     }
     Err(S3Error::new(Code::SignatureDoesNotMatch)
@@ -492,3 +514,6 @@ fn verify(
         .detail("SignatureProvided", signed.signature)
         .detail("CanonicalRequest", creq))
 }
+
+#[cfg(test)]
+mod tests;

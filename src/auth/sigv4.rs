@@ -106,15 +106,18 @@ pub fn chunk_string_to_sign(
 }
 
 /// The string to sign of the trailer of a signed aws-chunked body: the
-/// trailer headers as `name:value\n` lines, hashed.
+/// trailer headers (names lower-case, values trimmed) as `name:value\n`
+/// lines sorted by name, hashed.
 pub fn trailer_string_to_sign(
     timestamp: &str,
     scope: &str,
     previous: &str,
     trailers: &[(String, String)],
 ) -> String {
+    let mut sorted: Vec<&(String, String)> = trailers.iter().collect();
+    sorted.sort();
     let mut canonical = String::new();
-    for (name, value) in trailers {
+    for (name, value) in sorted {
         canonical.push_str(name);
         canonical.push(':');
         canonical.push_str(value);
@@ -158,11 +161,16 @@ pub fn canonical_uri(raw_path: &str) -> String {
 
 /// The canonical query string: every parameter but `skip` (the presigned
 /// `X-Amz-Signature`), names and values decoded then encoded once, sorted.
-/// A `+` in a query is a space, as the router reads it.
-pub fn canonical_query(raw: Option<&str>, skip: Option<&str>) -> String {
+/// SDKs never send a raw `+`; whether one means a space (form encoding,
+/// as the router reads it) or a plus (AWS's signing test suite) is the
+/// caller's choice.
+pub fn canonical_query(raw: Option<&str>, skip: Option<&str>, plus_is_space: bool) -> String {
     let decode = |s: &str| -> Vec<u8> {
-        let s = s.replace('+', " ");
-        percent_decode_str(&s).collect()
+        if plus_is_space {
+            percent_decode_str(&s.replace('+', " ")).collect()
+        } else {
+            percent_decode_str(s).collect()
+        }
     };
     let mut pairs: Vec<(String, String)> = raw
         .unwrap_or("")
@@ -256,13 +264,18 @@ mod tests {
 
     #[test]
     fn canonical_query_sorts_and_encodes() {
-        assert_eq!(canonical_query(None, None), "");
+        assert_eq!(canonical_query(None, None, true), "");
         assert_eq!(
-            canonical_query(Some("uploads&prefix=a%2Fb&max-keys=2&a=x+y"), None),
+            canonical_query(Some("uploads&prefix=a%2Fb&max-keys=2&a=x+y"), None, true),
             "a=x%20y&max-keys=2&prefix=a%2Fb&uploads="
         );
+        assert_eq!(canonical_query(Some("c+d"), None, false), "c%2Bd=");
         assert_eq!(
-            canonical_query(Some("X-Amz-Signature=ff&b=1"), Some("X-Amz-Signature")),
+            canonical_query(
+                Some("X-Amz-Signature=ff&b=1"),
+                Some("X-Amz-Signature"),
+                true
+            ),
             "b=1"
         );
     }

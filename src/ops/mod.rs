@@ -86,6 +86,8 @@ pub struct Outcome {
     pub bucket: Option<String>,
     pub key: Option<String>,
     pub error: Option<S3Error>,
+    /// The access key and authentication mode, once authenticated.
+    pub auth: Option<(String, &'static str)>,
 }
 
 pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, request_id: &str) -> Outcome {
@@ -120,6 +122,10 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, request_id: &s
     let mut outcome = match admitted {
         Err(e) => error_outcome(e, op, bucket, key, &resource, request_id, is_head),
         Ok(authenticated) => {
+            let auth = Some((
+                authenticated.principal.name().to_owned(),
+                authenticated.mode,
+            ));
             if authenticated.presigned {
                 presigned_params_as_headers(&query, &mut parts.headers);
             }
@@ -142,8 +148,12 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, request_id: &s
                     bucket,
                     key,
                     error: None,
+                    auth,
                 },
-                Err(e) => error_outcome(e, op, bucket, key, &resource, request_id, is_head),
+                Err(e) => Outcome {
+                    auth,
+                    ..error_outcome(e, op, bucket, key, &resource, request_id, is_head)
+                },
             }
         }
     };
@@ -167,11 +177,7 @@ async fn admit(
     bucket: Option<&str>,
 ) -> S3Result<Authenticated> {
     if op == Operation::CorsPreflight {
-        return Ok(Authenticated {
-            principal: Principal::Anonymous,
-            payload: Payload::Unsigned,
-            presigned: false,
-        });
+        return Ok(Authenticated::anonymous());
     }
     let request = auth::RequestParts {
         method: &parts.method,
@@ -274,6 +280,7 @@ fn error_outcome(
         bucket,
         key,
         error: Some(e),
+        auth: None,
     }
 }
 

@@ -235,7 +235,7 @@ pub fn sign_with_seed(request: &[u8], key: &str, secret: &str) -> (Vec<u8>, Stri
     let creq = sigv4::canonical_request(
         head.method,
         &sigv4::canonical_uri(head.path),
-        &sigv4::canonical_query(head.query, None),
+        &sigv4::canonical_query(head.query, None, true),
         &head.headers,
         &signed_headers,
         head.headers["x-amz-content-sha256"].to_str().unwrap(),

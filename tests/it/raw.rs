@@ -46,37 +46,26 @@ fn a_tampered_signed_chunk_is_refused_and_nothing_is_stored() {
     let server = setup();
     // Each way of breaking the chain: altered data in the first or the
     // second chunk, an altered signature, a chunk that lost its signature.
-    let tampers: [(&str, Box<dyn Fn(&mut Vec<u8>)>); 4] = [
-        (
-            "first chunk data",
-            Box::new(|b: &mut Vec<u8>| {
-                let at = find(b, b"hello").unwrap();
-                b[at] = b'j';
-            }),
-        ),
-        (
-            "second chunk data",
-            Box::new(|b: &mut Vec<u8>| {
-                let at = find(b, b" world").unwrap();
-                b[at + 1] = b'W';
-            }),
-        ),
-        (
-            "a signature",
-            Box::new(|b: &mut Vec<u8>| {
-                let at = find(b, b"chunk-signature=").unwrap() + 16;
-                b[at] = if b[at] == b'0' { b'1' } else { b'0' };
-            }),
-        ),
-        (
-            "a missing final signature",
-            Box::new(|b: &mut Vec<u8>| {
-                let at = find(b, b"\r\n0;chunk-signature=").unwrap() + 3;
-                b.truncate(at);
-                b.extend_from_slice(&[b' '; 81]);
-                b.extend_from_slice(b"\r\n\r\n");
-            }),
-        ),
+    type Tamper = fn(&mut Vec<u8>);
+    let tampers: [(&str, Tamper); 4] = [
+        ("first chunk data", |b: &mut Vec<u8>| {
+            let at = find(b, b"hello").unwrap();
+            b[at] = b'j';
+        }),
+        ("second chunk data", |b: &mut Vec<u8>| {
+            let at = find(b, b" world").unwrap();
+            b[at + 1] = b'W';
+        }),
+        ("a signature", |b: &mut Vec<u8>| {
+            let at = find(b, b"chunk-signature=").unwrap() + 16;
+            b[at] = if b[at] == b'0' { b'1' } else { b'0' };
+        }),
+        ("a missing final signature", |b: &mut Vec<u8>| {
+            let at = find(b, b"\r\n0;chunk-signature=").unwrap() + 3;
+            b.truncate(at);
+            b.extend_from_slice(&[b' '; 81]);
+            b.extend_from_slice(b"\r\n\r\n");
+        }),
     ];
     for (what, tamper) in tampers {
         let r = server.raw_unsigned(&signed_stream_put("/bkt/t", &[b"hello", b" world"], tamper));
