@@ -127,13 +127,18 @@ impl Server {
     }
 
     pub fn client(&self) -> Client {
+        self.client_as(DEV_KEY, DEV_SECRET)
+    }
+
+    /// A client signing with another credential.
+    pub fn client_as(&self, key: &str, secret: &str) -> Client {
         let http = aws_smithy_http_client::Builder::new().build_http();
         let config = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
             .endpoint_url(self.endpoint())
             .force_path_style(true)
-            .credentials_provider(Credentials::new(DEV_KEY, DEV_SECRET, None, None, "test"))
+            .credentials_provider(Credentials::new(key, secret, None, None, "test"))
             .http_client(http)
             .build();
         Client::from_conf(config)
