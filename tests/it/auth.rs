@@ -526,3 +526,42 @@ async fn browser_style_presigned_multipart_upload_with_cors() {
     let e = s3.get_bucket_cors().bucket("bkt").send().await.unwrap_err();
     assert_eq!(err_code(&e), "NoSuchCORSConfiguration");
 }
+
+/// aws-sdk-s3 over plain HTTP streams a file body as aws-chunked with every
+/// chunk signed and a signed checksum trailer: an independent signer for
+/// the whole chain, seed to trailer.
+#[tokio::test]
+async fn sdk_file_uploads_arrive_as_signed_chunks_with_a_signed_trailer() {
+    let server = Server::start();
+    let s3 = server.client();
+    s3.create_bucket().bucket("bkt").send().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f");
+    let data = random_bytes(3_000_000, 9);
+    std::fs::write(&path, &data).unwrap();
+    s3.put_object()
+        .bucket("bkt")
+        .key("file")
+        .body(ByteStream::from_path(&path).await.unwrap())
+        .send()
+        .await
+        .unwrap();
+    let line = server
+        .log()
+        .lines()
+        .find(|l| l.contains("op=PutObject"))
+        .unwrap()
+        .to_owned();
+    assert!(
+        line.contains("auth=\"sigv4-signed-chunks-trailer\""),
+        "{line}"
+    );
+    let got = s3
+        .get_object()
+        .bucket("bkt")
+        .key("file")
+        .send()
+        .await
+        .unwrap();
+    assert!(got.body.collect().await.unwrap().into_bytes().as_ref() == data.as_slice());
+}
