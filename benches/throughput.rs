@@ -1,7 +1,8 @@
-//! Throughput benchmark: PutObject, GetObject and CompleteMultipartUpload
-//! against the release server, reported as ratios to baselines measured in
-//! the same run on the same disk (a plain file write with fsync, a plain
-//! file read, and MD5 over the same bytes).
+//! Throughput benchmark: PutObject (in each SigV4 payload mode), GetObject
+//! and CompleteMultipartUpload against the release server, reported as
+//! ratios to baselines measured in the same run on the same disk (a plain
+//! file write with fsync, a plain file read, and the hashes over the same
+//! bytes on one core).
 //!
 //! Run: `cargo bench --bench throughput` (size: `STOWAGE_BENCH_MIB`, default
 //! 256). Each figure is the best of three runs.
@@ -13,8 +14,104 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use md5::{Digest, Md5};
+use stowage::auth::sigv4::{self, Signer};
 
 const CHUNK: usize = 1 << 20;
+/// The chunk size of signed aws-chunked uploads (aws-sdk-rust's).
+const SIGNED_CHUNK: usize = 64 << 10;
+const SIGNER: Signer = Signer {
+    access_key: stowage::config::DEV_ACCESS_KEY_ID,
+    secret: stowage::config::DEV_SECRET_ACCESS_KEY,
+    region: "us-east-1",
+};
+
+/// Adds SigV4 header auth to a request head (`...\r\n\r\n`) whose body
+/// hashes to `payload` (or `UNSIGNED-PAYLOAD`, or a streaming mode).
+/// Returns the signed head and its signature.
+fn sign(head: &str, payload: &str) -> (String, String) {
+    let head = head.strip_suffix("\r\n\r\n").expect("a request head");
+    let mut lines = head.split("\r\n");
+    let request_line = lines.next().unwrap();
+    let mut parts = request_line.split(' ');
+    let (method, target) = (parts.next().unwrap(), parts.next().unwrap());
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (target, None),
+    };
+    let mut headers = http::HeaderMap::new();
+    for line in lines {
+        let (k, v) = line.split_once(':').unwrap();
+        headers.insert(
+            http::HeaderName::try_from(k.trim().to_ascii_lowercase()).unwrap(),
+            http::HeaderValue::from_str(v.trim()).unwrap(),
+        );
+    }
+    let now = stowage::time::amz_date(stowage::time::now_ms());
+    headers.insert("x-amz-date", now.parse().unwrap());
+    headers.insert("x-amz-content-sha256", payload.parse().unwrap());
+    let (authorization, signature) = SIGNER.authorization(method, path, query, &headers);
+    headers.insert("authorization", authorization.parse().unwrap());
+    let mut out = format!("{request_line}\r\n");
+    for (k, v) in &headers {
+        out += &format!("{k}: {}\r\n", v.to_str().unwrap());
+    }
+    (out + "\r\n", signature)
+}
+
+/// Signs a head with an unsigned payload.
+fn signed(head: &str) -> String {
+    sign(head, "UNSIGNED-PAYLOAD").0
+}
+
+/// A PutObject of `size` bytes (whole `SIGNED_CHUNK`s of `piece`) as a
+/// STREAMING-AWS4-HMAC-SHA256-PAYLOAD body, each chunk signed as it is sent.
+fn put_signed_chunks(addr: SocketAddr, piece: &[u8], size: usize) -> String {
+    let chunks = size / SIGNED_CHUNK;
+    let frame = |len: usize| format!("{len:x};chunk-signature=").len() + 64 + 4 + len;
+    let encoded = chunks * frame(SIGNED_CHUNK) + frame(0);
+    let (head, seed) = sign(
+        &format!(
+            "PUT /bench/obj HTTP/1.1\r\nHost: x\r\nContent-Length: {encoded}\r\n\
+             Content-Encoding: aws-chunked\r\nx-amz-decoded-content-length: {size}\r\n\r\n"
+        ),
+        "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+    );
+    let now = head
+        .lines()
+        .find_map(|l| l.strip_prefix("x-amz-date: "))
+        .unwrap()
+        .to_owned();
+    let piece_hash = sigv4::sha256_hex(piece);
+    let s = TcpStream::connect(addr).expect("connect");
+    s.set_nodelay(true).ok();
+    let mut out = std::io::BufWriter::with_capacity(CHUNK, s.try_clone().unwrap());
+    out.write_all(head.as_bytes()).unwrap();
+    let mut previous = seed;
+    for _ in 0..chunks {
+        previous = SIGNER.chunk_signature(&now, &previous, &piece_hash);
+        write!(out, "{SIGNED_CHUNK:x};chunk-signature={previous}\r\n").unwrap();
+        out.write_all(piece).unwrap();
+        out.write_all(b"\r\n").unwrap();
+    }
+    let last = SIGNER.chunk_signature(&now, &previous, sigv4::EMPTY_SHA256);
+    write!(out, "0;chunk-signature={last}\r\n\r\n").unwrap();
+    out.flush().unwrap();
+    drop(out);
+    let mut status = String::new();
+    BufReader::new(s).read_line(&mut status).unwrap();
+    status
+}
+
+/// Throughput of `update` over `mib` MiB of `chunk`, best of three.
+fn hash_rate(mib: usize, chunk: &[u8], mut update: impl FnMut(&[u8])) -> Duration {
+    best_of_3(|| {
+        let t = Instant::now();
+        for _ in 0..mib {
+            update(chunk);
+        }
+        t.elapsed()
+    })
+}
 
 fn best_of_3(mut f: impl FnMut() -> Duration) -> Duration {
     (0..3).map(|_| f()).min().expect("three runs")
@@ -92,16 +189,31 @@ fn main() {
         while f.read(&mut buf).unwrap() > 0 {}
         t.elapsed()
     });
-    let md5 = best_of_3(|| {
-        let t = Instant::now();
-        let mut h = Md5::new();
-        for _ in 0..mib {
-            h.update(&chunk);
-        }
-        std::hint::black_box(h.finalize());
-        t.elapsed()
-    });
     std::fs::remove_file(&path).ok();
+
+    // Hashing on one core: what PutObject computes (MD5 for the ETag plus
+    // the CRC64NVME it stores), and what a signed payload adds (SHA-256).
+    let mut h = Md5::new();
+    let md5 = hash_rate(mib, &chunk, |c| h.update(c));
+    std::hint::black_box(h.finalize());
+    let mut crc = crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc64Nvme);
+    let crc64 = hash_rate(mib, &chunk, |c| crc.update(c));
+    std::hint::black_box(crc.finalize());
+    let mut crc = crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32IsoHdlc);
+    let crc32 = hash_rate(mib, &chunk, |c| crc.update(c));
+    std::hint::black_box(crc.finalize());
+    let mut sha = sha2::Sha256::new();
+    let sha256 = hash_rate(mib, &chunk, |c| sha.update(c));
+    std::hint::black_box(sha.finalize());
+    let (mut h, mut crc) = (
+        Md5::new(),
+        crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc64Nvme),
+    );
+    let md5_crc = hash_rate(mib, &chunk, |c| {
+        h.update(c);
+        crc.update(c);
+    });
+    std::hint::black_box((h.finalize(), crc.finalize()));
 
     // The server.
     let config = dir.path().join("config.toml");
@@ -130,21 +242,49 @@ fn main() {
     std::thread::spawn(move || for _ in lines {});
     request(
         addr,
-        "PUT /bench HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+        &signed("PUT /bench HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"),
         &[],
         0,
     );
 
+    let put_head = format!("PUT /bench/obj HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\n\r\n");
     let put = best_of_3(|| {
         let t = Instant::now();
-        let head = format!("PUT /bench/obj HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\n\r\n");
+        let (status, _) = request(addr, &signed(&put_head), &chunk, size);
+        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+        t.elapsed()
+    });
+    // A signed hex payload hash, as boto3, the aws CLI and s5cmd send over
+    // plain HTTP (the client's own hashing is done before the clock starts).
+    let body_sha256 = {
+        let mut h = sha2::Sha256::new();
+        for _ in 0..mib {
+            h.update(&chunk);
+        }
+        sigv4::hex(&h.finalize())
+    };
+    let put_sha256 = best_of_3(|| {
+        let head = sign(&put_head, &body_sha256).0;
+        let t = Instant::now();
         let (status, _) = request(addr, &head, &chunk, size);
+        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+        t.elapsed()
+    });
+    // Signed 64 KiB chunks, as aws-sdk-rust streams a file over plain HTTP.
+    let put_chunks = best_of_3(|| {
+        let t = Instant::now();
+        let status = put_signed_chunks(addr, &chunk[..SIGNED_CHUNK], size);
         assert!(status.starts_with("HTTP/1.1 200"), "{status}");
         t.elapsed()
     });
     let get = best_of_3(|| {
         let t = Instant::now();
-        let (status, n) = request(addr, "GET /bench/obj HTTP/1.1\r\nHost: x\r\n\r\n", &[], 0);
+        let (status, n) = request(
+            addr,
+            &signed("GET /bench/obj HTTP/1.1\r\nHost: x\r\n\r\n"),
+            &[],
+            0,
+        );
         assert!(
             status.starts_with("HTTP/1.1 200") && n == size,
             "{status} {n}"
@@ -159,7 +299,7 @@ fn main() {
         let t = Instant::now();
         request(
             addr,
-            "PUT /bench/tiny HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx",
+            &(signed("PUT /bench/tiny HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n") + "x"),
             &[],
             0,
         );
@@ -168,7 +308,7 @@ fn main() {
     let complete = best_of_3(|| {
         let (body, _) = request(
             addr,
-            "POST /bench/mp?uploads HTTP/1.1\r\nHost: x\r\n\r\n",
+            &signed("POST /bench/mp?uploads HTTP/1.1\r\nHost: x\r\n\r\n"),
             &[],
             0,
         );
@@ -185,7 +325,7 @@ fn main() {
             let head = format!(
                 "PUT /bench/mp?partNumber={n}&uploadId={id} HTTP/1.1\r\nHost: x\r\nContent-Length: {part}\r\n\r\n"
             );
-            let (status, _) = request(addr, &head, &chunk, part);
+            let (status, _) = request(addr, &signed(&head), &chunk, part);
             let etag = status
                 .lines()
                 .find(|l| l.to_ascii_lowercase().starts_with("etag"))
@@ -194,10 +334,10 @@ fn main() {
             xml += &format!("<Part><PartNumber>{n}</PartNumber><ETag>{etag}</ETag></Part>");
         }
         xml += "</CompleteMultipartUpload>";
-        let head = format!(
-            "POST /bench/mp?uploadId={id} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{xml}",
+        let head = signed(&format!(
+            "POST /bench/mp?uploadId={id} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
             xml.len()
-        );
+        )) + &xml;
         let t = Instant::now();
         let (status, _) = request(addr, &head, &[], 0);
         let elapsed = t.elapsed();
@@ -216,16 +356,31 @@ fn main() {
         "baseline file read:        {:8.1} MiB/s",
         mib_per_s(size, disk_read)
     );
-    println!(
-        "baseline md5:              {:8.1} MiB/s",
-        mib_per_s(size, md5)
-    );
-    println!(
-        "PutObject:                 {:8.1} MiB/s  ratio to file write {:.2}, to md5 {:.2}",
-        mib_per_s(size, put),
-        disk_write.as_secs_f64() / put.as_secs_f64(),
-        md5.as_secs_f64() / put.as_secs_f64()
-    );
+    for (name, d) in [
+        ("md5", md5),
+        ("crc64nvme", crc64),
+        ("crc32", crc32),
+        ("sha256", sha256),
+        ("md5+crc64nvme", md5_crc),
+    ] {
+        println!(
+            "hash {name:<14} (1 core): {:8.1} MiB/s  ratio to file write {:.2}",
+            mib_per_s(size, d),
+            disk_write.as_secs_f64() / d.as_secs_f64()
+        );
+    }
+    for (name, d) in [
+        ("UNSIGNED-PAYLOAD", put),
+        ("hex sha256", put_sha256),
+        ("signed chunks", put_chunks),
+    ] {
+        println!(
+            "PutObject {name:<16}: {:8.1} MiB/s  ratio to file write {:.2}, to md5+crc {:.2}",
+            mib_per_s(size, d),
+            disk_write.as_secs_f64() / d.as_secs_f64(),
+            md5_crc.as_secs_f64() / d.as_secs_f64()
+        );
+    }
     println!(
         "GetObject:                 {:8.1} MiB/s  ratio to file read  {:.2}",
         mib_per_s(size, get),

@@ -222,7 +222,6 @@ fn render(head: &RawHead) -> Vec<u8> {
 /// stays unsigned unless it declares an `x-amz-content-sha256`). Returns
 /// the signed request and its signature (the seed of a signed stream).
 pub fn sign_with_seed(request: &[u8], key: &str, secret: &str) -> (Vec<u8>, String) {
-    use stowage::auth::sigv4;
     let mut head = parse_head(request);
     let now = stowage::time::amz_date(stowage::time::now_ms());
     head.headers
@@ -233,24 +232,13 @@ pub fn sign_with_seed(request: &[u8], key: &str, secret: &str) -> (Vec<u8>, Stri
             http::HeaderValue::from_static("UNSIGNED-PAYLOAD"),
         );
     }
-    let mut names: Vec<&str> = head.headers.keys().map(|k| k.as_str()).collect();
-    names.sort_unstable();
-    names.dedup();
-    let signed_headers = names.join(";");
-    let creq = sigv4::canonical_request(
-        head.method,
-        &sigv4::canonical_uri(head.path),
-        &sigv4::canonical_query(head.query, None, true),
-        &head.headers,
-        &signed_headers,
-        head.headers["x-amz-content-sha256"].to_str().unwrap(),
-    );
-    let scope = sigv4::scope(&now[..8], "us-east-1", "s3");
-    let signing_key = sigv4::SigningKey::derive(secret, &now[..8], "us-east-1", "s3");
-    let signature = signing_key.sign(&sigv4::string_to_sign(&now, &scope, &creq));
-    let authorization = format!(
-        "AWS4-HMAC-SHA256 Credential={key}/{scope}, SignedHeaders={signed_headers}, Signature={signature}"
-    );
+    let signer = stowage::auth::sigv4::Signer {
+        access_key: key,
+        secret,
+        region: "us-east-1",
+    };
+    let (authorization, signature) =
+        signer.authorization(head.method, head.path, head.query, &head.headers);
     head.headers.insert(
         "authorization",
         http::HeaderValue::from_str(&authorization).unwrap(),
@@ -285,13 +273,15 @@ pub fn signed_stream_put(path: &str, chunks: &[&[u8]], tamper: impl Fn(&mut Vec<
     let (mut request, seed) = sign_with_seed(head.as_bytes(), DEV_KEY, DEV_SECRET);
     let signed = parse_head(&request);
     let now = signed.headers["x-amz-date"].to_str().unwrap().to_owned();
-    let scope = sigv4::scope(&now[..8], "us-east-1", "s3");
-    let key = sigv4::SigningKey::derive(DEV_SECRET, &now[..8], "us-east-1", "s3");
+    let signer = sigv4::Signer {
+        access_key: DEV_KEY,
+        secret: DEV_SECRET,
+        region: "us-east-1",
+    };
     let mut previous = seed;
     let mut body = Vec::new();
     for chunk in chunks.iter().copied().chain([&b""[..]]) {
-        let sts = sigv4::chunk_string_to_sign(&now, &scope, &previous, &sigv4::sha256_hex(chunk));
-        previous = key.sign(&sts);
+        previous = signer.chunk_signature(&now, &previous, &sigv4::sha256_hex(chunk));
         body.extend_from_slice(
             format!("{:x};chunk-signature={previous}\r\n", chunk.len()).as_bytes(),
         );
