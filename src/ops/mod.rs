@@ -475,3 +475,22 @@ pub fn write_owner(w: &mut crate::xml::XmlWriter, tag: &str, owner: &str) {
     w.elem("DisplayName", owner);
     w.close(tag);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presigned_checksum_parameters_bind_the_body_like_headers() {
+        let q = Query::parse(Some(
+            "X-Amz-Signature=ab&x-amz-checksum-crc32=AAAAAA%3D%3D&x-amz-meta-a=b&X-Amz-SDK-Checksum-Algorithm=CRC32",
+        ))
+        .unwrap();
+        let mut headers = HeaderMap::new();
+        presigned_params_as_headers(&q, &mut headers);
+        assert_eq!(headers["x-amz-checksum-crc32"], "AAAAAA==");
+        assert_eq!(headers["x-amz-sdk-checksum-algorithm"], "CRC32");
+        assert!(!headers.contains_key("x-amz-meta-a"));
+        assert!(!headers.contains_key("x-amz-signature"));
+    }
+}
