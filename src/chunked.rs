@@ -221,9 +221,14 @@ impl ChunkedDecoder {
             }
             State::Trailer => {
                 if line.is_empty() {
-                    self.state = State::Done;
                     self.end_of_trailers()?;
+                    self.state = State::Done;
                 } else {
+                    if self.signer.as_ref().is_some_and(|s| !s.trailer) {
+                        // A stream signed without a trailer has none: an
+                        // unsigned one could smuggle in a checksum.
+                        return Err(ChunkError::Signature);
+                    }
                     if self.trailers.len() == MAX_TRAILERS {
                         return Err(malformed("too many trailers"));
                     }
@@ -246,8 +251,9 @@ impl ChunkedDecoder {
         match self.state {
             State::Done => Ok(()),
             State::Trailer if self.pending.is_empty() => {
+                self.end_of_trailers()?;
                 self.state = State::Done;
-                self.end_of_trailers()
+                Ok(())
             }
             _ => Err(ChunkError::Malformed("body ended before the final chunk")),
         }

@@ -47,30 +47,6 @@ pub enum Operation {
 }
 
 impl Operation {
-    /// Whether the operation only reads (what a read-only key may do).
-    pub fn is_read(self) -> bool {
-        use Operation::*;
-        matches!(
-            self,
-            ListBuckets
-                | HeadBucket
-                | GetBucketLocation
-                | GetBucketVersioning
-                | GetBucketAcl
-                | GetBucketCors
-                | ListObjects
-                | ListObjectsV2
-                | ListObjectVersions
-                | ListMultipartUploads
-                | GetObject
-                | HeadObject
-                | GetObjectAcl
-                | ListParts
-                | CorsPreflight
-                | NotImplemented
-        )
-    }
-
     /// What an anonymous client may do on a public-read bucket.
     pub fn is_public_read(self) -> bool {
         use Operation::*;

@@ -348,11 +348,10 @@ fn query_auth(config: &Config, req: &RequestParts, now_ms: i64) -> S3Result<Auth
     let timestamp_ms = crate::time::parse_amz_date(date).ok_or_else(|| {
         query_error("X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\"")
     })?;
-    let expires_secs: i64 = expires
-        .parse()
-        .ok()
-        .filter(|n| *n >= 0)
-        .ok_or_else(|| query_error("X-Amz-Expires should be a number"))?;
+    let expires_secs: i64 =
+        expires.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
+            query_error("X-Amz-Expires must be a number of seconds from 1 to 604800")
+        })?;
     if expires_secs > MAX_EXPIRES_SECS {
         return Err(query_error(
             "X-Amz-Expires must be less than a week (in seconds) that is 604800",
@@ -391,9 +390,11 @@ fn query_auth(config: &Config, req: &RequestParts, now_ms: i64) -> S3Result<Auth
         payload_hash,
         Some("X-Amz-Signature"),
     )?;
+    // A URL that signed its body's hash binds the body to it.
+    let payload = sigv4::parse_hex32(payload_hash).map_or(Payload::Unsigned, Payload::Sha256);
     Ok(Authenticated {
         principal: Principal::Key(credential),
-        payload: Payload::Unsigned,
+        payload,
         presigned: true,
         mode: "presigned",
     })
@@ -461,7 +462,15 @@ fn check_signed_headers(
         .keys()
         .map(|n| n.as_str())
         .filter(|n| n.starts_with("x-amz-") && *n != "x-amz-content-sha256" && !signed(n))
-        .filter(|n| !query.is_some_and(|q| q.0.iter().any(|(k, _)| k.eq_ignore_ascii_case(n))))
+        .filter(|n| {
+            // A presigned URL may carry the header as a signed parameter;
+            // a header repeating it is fine, one that differs is not.
+            let value = headers.get(*n).and_then(|v| v.to_str().ok());
+            !query.is_some_and(|q| {
+                q.0.iter()
+                    .any(|(k, v)| k.eq_ignore_ascii_case(n) && Some(v.as_str()) == value)
+            })
+        })
         .collect();
     if !unsigned.is_empty() {
         return Err(S3Error::with_message(
@@ -475,8 +484,8 @@ fn check_signed_headers(
 
 /// Computes the canonical request and checks the signature. S3 canonicalises
 /// the path from its decoded form; a client that signed its path exactly as
-/// sent, in another valid encoding, is accepted too, and so is one that
-/// took a raw `+` in the query for a plus rather than a space.
+/// sent, in another valid encoding, is accepted too (the path decodes to the
+/// same key either way).
 fn verify(
     req: &RequestParts,
     signed: &Signed,
@@ -487,8 +496,8 @@ fn verify(
     let s = &signed.scope;
     let key = SigningKey::derive(&credential.secret_access_key, s.date, s.region, s.service);
     let scope = scope_string(signed);
-    let attempt = |uri: &str, plus_is_space: bool| {
-        let query = sigv4::canonical_query(req.raw_query, skip_param, plus_is_space);
+    let query = sigv4::canonical_query(req.raw_query, skip_param);
+    let attempt = |uri: &str| {
         let creq = sigv4::canonical_request(
             req.method.as_str(),
             uri,
@@ -502,10 +511,8 @@ fn verify(
         (ok, creq, sts)
     };
     let uri = sigv4::canonical_uri(req.path);
-    let (ok, creq, sts) = attempt(&uri, true);
-    let raw_plus = req.raw_query.is_some_and(|q| q.contains('+'));
-    if ok || (req.path != uri && attempt(req.path, true).0) || (raw_plus && attempt(&uri, false).0)
-    {
+    let (ok, creq, sts) = attempt(&uri);
+    if ok || (req.path != uri && attempt(req.path).0) {
         return Ok(key);
     }
     Err(S3Error::new(Code::SignatureDoesNotMatch)

@@ -161,17 +161,10 @@ pub fn canonical_uri(raw_path: &str) -> String {
 
 /// The canonical query string: every parameter but `skip` (the presigned
 /// `X-Amz-Signature`), names and values decoded then encoded once, sorted.
-/// SDKs never send a raw `+`; whether one means a space (form encoding,
-/// as the router reads it) or a plus (AWS's signing test suite) is the
-/// caller's choice.
-pub fn canonical_query(raw: Option<&str>, skip: Option<&str>, plus_is_space: bool) -> String {
-    let decode = |s: &str| -> Vec<u8> {
-        if plus_is_space {
-            percent_decode_str(&s.replace('+', " ")).collect()
-        } else {
-            percent_decode_str(s).collect()
-        }
-    };
+/// SDKs never send a raw `+`; one is read as a space, exactly as the router
+/// reads it, so that what was signed is what the operation sees.
+pub fn canonical_query(raw: Option<&str>, skip: Option<&str>) -> String {
+    let decode = |s: &str| -> Vec<u8> { percent_decode_str(&s.replace('+', " ")).collect() };
     let mut pairs: Vec<(String, String)> = raw
         .unwrap_or("")
         .split('&')
@@ -287,7 +280,7 @@ impl Signer<'_> {
         let creq = canonical_request(
             method,
             &canonical_uri(path),
-            &canonical_query(raw_query, None, true),
+            &canonical_query(raw_query, None),
             headers,
             &signed_headers,
             value("x-amz-content-sha256"),
@@ -355,18 +348,13 @@ mod tests {
 
     #[test]
     fn canonical_query_sorts_and_encodes() {
-        assert_eq!(canonical_query(None, None, true), "");
+        assert_eq!(canonical_query(None, None), "");
         assert_eq!(
-            canonical_query(Some("uploads&prefix=a%2Fb&max-keys=2&a=x+y"), None, true),
+            canonical_query(Some("uploads&prefix=a%2Fb&max-keys=2&a=x+y"), None),
             "a=x%20y&max-keys=2&prefix=a%2Fb&uploads="
         );
-        assert_eq!(canonical_query(Some("c+d"), None, false), "c%2Bd=");
         assert_eq!(
-            canonical_query(
-                Some("X-Amz-Signature=ff&b=1"),
-                Some("X-Amz-Signature"),
-                true
-            ),
+            canonical_query(Some("X-Amz-Signature=ff&b=1"), Some("X-Amz-Signature")),
             "b=1"
         );
     }

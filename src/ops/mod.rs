@@ -187,21 +187,13 @@ async fn admit(
         headers: &parts.headers,
     };
     let authenticated = auth::authenticate(&state.config, &request, crate::time::now_ms())?;
-    authorize(state, &authenticated.principal, op, bucket).await?;
-    if matches!(op, Operation::CopyObject | Operation::UploadPartCopy)
-        && let Some(source) = parts
-            .headers
-            .get("x-amz-copy-source")
-            .and_then(|v| v.to_str().ok())
-            .and_then(access::copy_source_bucket)
-    {
-        authorize(
-            state,
-            &authenticated.principal,
-            Operation::GetObject,
-            Some(&source),
-        )
-        .await?;
+    let write = !matches!(parts.method, http::Method::GET | http::Method::HEAD);
+    authorize(state, &authenticated.principal, op, write, bucket).await?;
+    if matches!(op, Operation::CopyObject | Operation::UploadPartCopy) {
+        // Fails closed: a source that cannot be parsed is refused here.
+        let (source, _) = objects::copy_source(&parts.headers)?;
+        let principal = &authenticated.principal;
+        authorize(state, principal, Operation::GetObject, false, Some(&source)).await?;
     }
     Ok(authenticated)
 }
@@ -210,9 +202,10 @@ async fn authorize(
     state: &AppState,
     principal: &Principal,
     op: Operation,
+    write: bool,
     bucket: Option<&str>,
 ) -> S3Result<()> {
-    match access::decide(&state.config, principal, op, bucket) {
+    match access::decide(&state.config, principal, op, write, bucket) {
         Decision::Allow => Ok(()),
         Decision::Deny => Err(access::denied()),
         Decision::IfOwner => {
@@ -234,12 +227,12 @@ async fn authorize(
 }
 
 /// A presigned URL carries the checksum headers its signer baked in as
-/// query parameters; they bind the body exactly as the headers would.
+/// query parameters; they bind the body exactly as the headers would, and
+/// the signed value wins over any header of the same name.
 fn presigned_params_as_headers(query: &Query, headers: &mut HeaderMap) {
     for (name, value) in &query.0 {
         let name = name.to_ascii_lowercase();
         if (name.starts_with("x-amz-checksum-") || name == "x-amz-sdk-checksum-algorithm")
-            && !headers.contains_key(name.as_str())
             && let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::from_str(value))
         {
             headers.insert(n, v);
@@ -487,6 +480,7 @@ mod tests {
         ))
         .unwrap();
         let mut headers = HeaderMap::new();
+        headers.insert("x-amz-checksum-crc32", HeaderValue::from_static("forged=="));
         presigned_params_as_headers(&q, &mut headers);
         assert_eq!(headers["x-amz-checksum-crc32"], "AAAAAA==");
         assert_eq!(headers["x-amz-sdk-checksum-algorithm"], "CRC32");

@@ -124,7 +124,7 @@ fn parse_copy_range(v: &str, size: u64) -> S3Result<(u64, u64)> {
 pub async fn upload_part_copy(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
     let part_number = parse_part_number(ctx.query.get("partNumber").unwrap_or(""))?;
     let id = upload_id(ctx)?;
-    let (src_bucket, src_key) = copy_source(ctx)?;
+    let (src_bucket, src_key) = copy_source(&ctx.headers)?;
     let (source, pin) = ctx
         .store()
         .run(move |s| s.object_for_read(&src_bucket, &src_key))

@@ -290,6 +290,14 @@ pub async fn get_object(ctx: &mut Ctx, head: bool) -> S3Result<Response<Response
         checksum_headers(&mut r, c);
     }
     meta_headers(&mut r, &obj.meta);
+    if matches!(ctx.principal, crate::auth::Principal::Anonymous)
+        && ctx.query.0.iter().any(|(k, _)| k.starts_with("response-"))
+    {
+        return Err(S3Error::with_message(
+            Code::InvalidRequest,
+            "Request specific response headers cannot be used for anonymous GET requests.",
+        ));
+    }
     for (param, header) in [
         ("response-content-type", "content-type"),
         ("response-content-language", "content-language"),
@@ -374,9 +382,13 @@ pub async fn delete_objects(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
 }
 
 /// Parses `x-amz-copy-source` (`bucket/key` or `/bucket/key`, URL-encoded,
-/// optionally `?versionId=null`).
-pub fn copy_source(ctx: &Ctx) -> S3Result<(String, String)> {
-    let raw = ctx.header("x-amz-copy-source").unwrap_or_default();
+/// optionally `?versionId=null`). Authorisation reads the source bucket
+/// with this same function.
+pub fn copy_source(headers: &http::HeaderMap) -> S3Result<(String, String)> {
+    let raw = headers
+        .get("x-amz-copy-source")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     let (path, version) = match raw.split_once('?') {
         Some((p, q)) => (p, q.strip_prefix("versionId=")),
         None => (raw, None),
@@ -422,7 +434,7 @@ pub fn check_copy_source_conditions(headers: &http::HeaderMap, obj: &ObjectRecor
 /// CopyObject shares the source's blobs: no byte is copied.
 pub async fn copy_object(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
     check_key(ctx.key())?;
-    let (src_bucket, src_key) = copy_source(ctx)?;
+    let (src_bucket, src_key) = copy_source(&ctx.headers)?;
     let replace = match ctx.header("x-amz-metadata-directive") {
         None | Some("COPY") => false,
         Some("REPLACE") => true,

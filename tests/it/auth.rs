@@ -129,6 +129,10 @@ fn anonymous_requests_are_denied_except_public_reads() {
             "{req}"
         );
     }
+    let r = anon(
+        "GET /www/page?response-content-type=text/html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!((r.status, r.code().as_str()), (400, "InvalidRequest"));
     let r = anon("GET /www/page HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert_eq!(r.body, b"hi", "the refused writes changed nothing");
 }
@@ -171,6 +175,20 @@ async fn each_key_reaches_only_what_it_may() {
         .await
         .unwrap_err();
     assert_eq!(err_code(&e), "AccessDenied", "a copy source is read access");
+    // However the source is spelled, it is the bucket the copy reads.
+    for source in [
+        "//archive/old",
+        "archive/old?%FF",
+        "%61rchive/old",
+        "/archive%2Fold",
+    ] {
+        let request = format!(
+            "PUT /incoming/stolen HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\
+             x-amz-copy-source: {source}\r\nConnection: close\r\n\r\n"
+        );
+        let r = server.raw_unsigned(&sign(request.as_bytes(), "uploader", "uploader-secret"));
+        assert_eq!(r.status, 403, "{source}: {}", r.body_str());
+    }
     let e = uploader
         .create_multipart_upload()
         .bucket("incoming")
@@ -211,6 +229,18 @@ async fn each_key_reaches_only_what_it_may() {
         .await
         .unwrap_err();
     assert_eq!(err_code(&e), "AccessDenied");
+    let e = reader
+        .put_bucket_versioning()
+        .bucket("archive")
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&e), "AccessDenied", "even an unimplemented write");
     let e = reader
         .delete_object()
         .bucket("archive")
@@ -561,12 +591,19 @@ async fn sdk_file_uploads_arrive_as_signed_chunks_with_a_signed_trailer() {
         .send()
         .await
         .unwrap();
-    let line = server
-        .log()
-        .lines()
-        .find(|l| l.contains("op=PutObject"))
-        .unwrap()
-        .to_owned();
+    // The log is read from the server's stdout by another thread.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let line = loop {
+        let log = server.log();
+        if let Some(line) = log.lines().find(|l| l.contains("op=PutObject")) {
+            break line.to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no PutObject log line"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert!(
         line.contains("auth=\"sigv4-signed-chunks-trailer\""),
         "{line}"
