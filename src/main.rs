@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use stowage::config::{Config, DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY};
 use stowage::ops::AppState;
 use stowage::store::Store;
@@ -22,8 +22,18 @@ struct Cli {
     #[arg(long, value_name = "ADDR:PORT")]
     listen: Option<SocketAddr>,
     /// Data directory (overrides `data_dir`).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", global = true)]
     data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Re-reads every stored blob and checks it against the MD5 and
+    /// checksum recorded when it was written. Run it with the server
+    /// stopped. Exit status: 0 all intact, 1 damage found, 2 could not run.
+    Verify,
 }
 
 fn load_config(cli: &Cli) -> Result<Config, String> {
@@ -57,6 +67,9 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
+    if let Some(Command::Verify) = cli.command {
+        return verify(&config.data_dir);
+    }
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log_level));
     tracing_subscriber::fmt()
@@ -125,6 +138,79 @@ async fn run(config: Config) -> Result<(), String> {
     stowage::server::serve(listener, state, shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// `stowage verify`: progress on stderr, the summary and each damaged blob
+/// on stdout.
+fn verify(data_dir: &std::path::Path) -> std::process::ExitCode {
+    use std::io::{IsTerminal, Write};
+    use std::time::{Duration, Instant};
+    let (db, blobs) = match stowage::store::verify::open(data_dir) {
+        Ok(opened) => opened,
+        Err(e) => {
+            eprintln!("stowage verify: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let terminal = std::io::stderr().is_terminal();
+    let started = Instant::now();
+    let mut last = Instant::now();
+    let gib = |n: u64| n as f64 / (1u64 << 30) as f64;
+    let progress = |done: u64, total: u64| {
+        let finished = done == total;
+        if last.elapsed() < Duration::from_secs(1) && !finished {
+            return;
+        }
+        last = Instant::now();
+        let pct = if total == 0 {
+            100.0
+        } else {
+            done as f64 * 100.0 / total as f64
+        };
+        let line = format!(
+            "verified {:.2} of {:.2} GiB ({pct:.0}%)",
+            gib(done),
+            gib(total)
+        );
+        if terminal {
+            eprint!("\r{line}");
+            if finished {
+                eprintln!();
+            }
+        } else if !finished || done > 0 {
+            eprintln!("{line}");
+        }
+        let _ = std::io::stderr().flush();
+    };
+    let report = match stowage::store::verify::verify(&db, &blobs, progress) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("stowage verify: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    for d in &report.damaged {
+        println!(
+            "DAMAGED blob {}: {}; used by {}",
+            d.blob,
+            d.problem,
+            d.users.join(", ")
+        );
+    }
+    println!(
+        "{} objects and {} parts of incomplete uploads: {} blobs, {} bytes read in {:.1} s; {} damaged",
+        report.objects,
+        report.upload_parts,
+        report.blobs,
+        report.bytes,
+        started.elapsed().as_secs_f64(),
+        report.damaged.len()
+    );
+    if report.damaged.is_empty() {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::from(1)
+    }
 }
 
 async fn shutdown_signal() {

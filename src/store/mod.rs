@@ -14,6 +14,7 @@ pub mod gc;
 mod list;
 pub mod multipart;
 pub mod tables;
+pub mod verify;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -323,3 +323,99 @@ async fn metrics_show_requests_and_bytes_held_by_incomplete_uploads() {
     );
     assert!(text.contains("stowage_garbage_blobs 0\n"), "{text}");
 }
+
+/// Every blob file under `dir`, with its size.
+fn blob_files(dir: &Path) -> Vec<(std::path::PathBuf, u64)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        if e.path().is_dir() {
+            out.extend(blob_files(&e.path()));
+        } else {
+            out.push((e.path(), e.metadata().unwrap().len()));
+        }
+    }
+    out
+}
+
+fn run_verify(data_dir: &Path) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stowage"))
+        .arg("verify")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out.status.code().unwrap_or(-1), stdout)
+}
+
+#[tokio::test]
+async fn verify_finds_rotten_and_missing_blobs() {
+    let mut server = Server::start();
+    let s3 = server.client();
+    s3.create_bucket().bucket("bkt").send().await.unwrap();
+    put(&s3, "bkt", "a", random_bytes(1001, 1)).await;
+    s3.copy_object()
+        .bucket("bkt")
+        .key("a-copy")
+        .copy_source("bkt/a")
+        .send()
+        .await
+        .unwrap();
+    put(&s3, "bkt", "healthy", random_bytes(1002, 2)).await;
+    let id = s3
+        .create_multipart_upload()
+        .bucket("bkt")
+        .key("pending")
+        .send()
+        .await
+        .unwrap()
+        .upload_id
+        .unwrap();
+    s3.upload_part()
+        .bucket("bkt")
+        .key("pending")
+        .upload_id(&id)
+        .part_number(1)
+        .body(ByteStream::from(random_bytes(1003, 3)))
+        .send()
+        .await
+        .unwrap();
+    assert!(server.terminate().success());
+    let data_dir = server.data_dir.clone();
+
+    let (code, out) = run_verify(&data_dir);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("3 objects and 1 parts of incomplete uploads: 3 blobs"),
+        "{out}"
+    );
+    assert!(out.contains("; 0 damaged"), "{out}");
+
+    // One byte of `a` (shared with its copy) rots; the pending part vanishes.
+    let files = blob_files(&data_dir.join("blobs"));
+    let with_size = |n: u64| files.iter().find(|(_, len)| *len == n).unwrap().0.clone();
+    let rotten = with_size(1001);
+    let mut bytes = std::fs::read(&rotten).unwrap();
+    bytes[500] ^= 0x01;
+    std::fs::write(&rotten, bytes).unwrap();
+    std::fs::remove_file(with_size(1003)).unwrap();
+
+    let (code, out) = run_verify(&data_dir);
+    assert_eq!(code, 1, "{out}");
+    let damaged: Vec<&str> = out.lines().filter(|l| l.starts_with("DAMAGED")).collect();
+    assert_eq!(damaged.len(), 2, "{out}");
+    let rot = damaged
+        .iter()
+        .find(|l| l.contains("MD5"))
+        .expect("an MD5 mismatch");
+    assert!(
+        rot.contains("bkt/a,") && rot.contains("bkt/a-copy"),
+        "{rot}"
+    );
+    let gone = damaged
+        .iter()
+        .find(|l| l.contains("missing"))
+        .expect("a missing blob");
+    assert!(gone.contains(&format!("upload {id} part 1")), "{gone}");
+    assert!(!out.contains("bkt/healthy"), "{out}");
+}
