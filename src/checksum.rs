@@ -58,6 +58,13 @@ impl Algorithm {
             .find(|a| a.name().eq_ignore_ascii_case(name.trim()))
     }
 
+    pub fn is_crc(self) -> bool {
+        matches!(
+            self,
+            Algorithm::Crc32 | Algorithm::Crc32c | Algorithm::Crc64Nvme
+        )
+    }
+
     fn digest_len(self) -> usize {
         match self {
             Algorithm::Crc32 | Algorithm::Crc32c => 4,
@@ -75,6 +82,110 @@ pub struct Checksum {
     pub value: String,
 }
 
+/// How a multipart object's checksum covers it: a checksum of the whole
+/// object's bytes, or a checksum of its parts' checksums (`value-N`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChecksumType {
+    FullObject,
+    Composite,
+}
+
+impl ChecksumType {
+    pub fn name(self) -> &'static str {
+        match self {
+            ChecksumType::FullObject => "FULL_OBJECT",
+            ChecksumType::Composite => "COMPOSITE",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<ChecksumType> {
+        [ChecksumType::FullObject, ChecksumType::Composite]
+            .into_iter()
+            .find(|t| t.name().eq_ignore_ascii_case(name.trim()))
+    }
+
+    /// S3's rules: CRCs combine into a full-object checksum, hashes do not;
+    /// CRC64NVME has no composite form.
+    pub fn allowed(self, algorithm: Algorithm) -> bool {
+        match self {
+            ChecksumType::FullObject => algorithm.is_crc(),
+            ChecksumType::Composite => algorithm != Algorithm::Crc64Nvme,
+        }
+    }
+
+    /// The type of an upload created with only an algorithm.
+    pub fn default_for(algorithm: Algorithm) -> ChecksumType {
+        if algorithm == Algorithm::Crc64Nvme {
+            ChecksumType::FullObject
+        } else {
+            ChecksumType::Composite
+        }
+    }
+}
+
+impl Checksum {
+    /// The raw digest bytes; `None` if the stored value is not valid base64
+    /// of the algorithm's length.
+    pub fn raw(&self) -> Option<Vec<u8>> {
+        BASE64
+            .decode(&self.value)
+            .ok()
+            .filter(|r| r.len() == self.algorithm.digest_len())
+    }
+}
+
+fn crc_algorithm(algorithm: Algorithm) -> Option<crc_fast::CrcAlgorithm> {
+    use crc_fast::CrcAlgorithm as C;
+    match algorithm {
+        Algorithm::Crc32 => Some(C::Crc32IsoHdlc),
+        Algorithm::Crc32c => Some(C::Crc32Iscsi),
+        Algorithm::Crc64Nvme => Some(C::Crc64Nvme),
+        Algorithm::Sha1 | Algorithm::Sha256 => None,
+    }
+}
+
+/// The checksum of a composite multipart object: the algorithm over the
+/// concatenated raw part checksums (the `-N` suffix is added on output).
+/// `None` if a part's checksum is of another algorithm or unreadable.
+pub fn composite(algorithm: Algorithm, parts: &[&Checksum]) -> Option<Checksum> {
+    let mut hasher = Hasher::new(algorithm);
+    for part in parts {
+        if part.algorithm != algorithm {
+            return None;
+        }
+        hasher.update(&part.raw()?);
+    }
+    Some(hasher.finish())
+}
+
+/// The full-object CRC of a multipart object, combined from its parts' CRCs
+/// and lengths without reading a byte. `None` for a hash algorithm, or if a
+/// part's checksum is of another algorithm or unreadable.
+pub fn combine(algorithm: Algorithm, parts: &[(&Checksum, u64)]) -> Option<Checksum> {
+    let crc = crc_algorithm(algorithm)?;
+    let mut combined: Option<u64> = None;
+    for (part, len) in parts {
+        if part.algorithm != algorithm {
+            return None;
+        }
+        let raw = part.raw()?;
+        let value = raw.iter().fold(0u64, |acc, b| acc << 8 | u64::from(*b));
+        combined = Some(match combined {
+            None => value,
+            Some(acc) => crc_fast::checksum_combine(crc, acc, value, *len),
+        });
+    }
+    let value = combined?;
+    let raw = match algorithm {
+        Algorithm::Crc64Nvme => value.to_be_bytes().to_vec(),
+        _ => (value as u32).to_be_bytes().to_vec(),
+    };
+    Some(Checksum {
+        algorithm,
+        value: BASE64.encode(raw),
+    })
+}
+
 /// Computes one algorithm over a stream of bytes.
 pub enum Hasher {
     Crc(crc_fast::Digest, Algorithm),
@@ -84,14 +195,10 @@ pub enum Hasher {
 
 impl Hasher {
     pub fn new(algorithm: Algorithm) -> Hasher {
-        use crc_fast::CrcAlgorithm as C;
-        let crc = |c| Hasher::Crc(crc_fast::Digest::new(c), algorithm);
-        match algorithm {
-            Algorithm::Crc32 => crc(C::Crc32IsoHdlc),
-            Algorithm::Crc32c => crc(C::Crc32Iscsi),
-            Algorithm::Crc64Nvme => crc(C::Crc64Nvme),
-            Algorithm::Sha1 => Hasher::Sha1(sha1::Sha1::new()),
-            Algorithm::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
+        match (crc_algorithm(algorithm), algorithm) {
+            (Some(c), _) => Hasher::Crc(crc_fast::Digest::new(c), algorithm),
+            (None, Algorithm::Sha1) => Hasher::Sha1(sha1::Sha1::new()),
+            (None, _) => Hasher::Sha256(sha2::Sha256::new()),
         }
     }
 
@@ -281,6 +388,67 @@ fn compare(computed: &Checksum, expected: &str) -> S3Result<()> {
 
 #[cfg(test)]
 mod tests {
+    fn checksum_of(algorithm: Algorithm, data: &[u8]) -> Checksum {
+        let mut h = Hasher::new(algorithm);
+        h.update(data);
+        h.finish()
+    }
+
+    #[test]
+    fn combined_part_crcs_equal_the_crc_of_the_whole() {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let cuts = [0, 5, 65_536, 100_001, 300_000];
+        for algorithm in [Algorithm::Crc32, Algorithm::Crc32c, Algorithm::Crc64Nvme] {
+            let parts: Vec<(Checksum, u64)> = cuts
+                .windows(2)
+                .map(|w| {
+                    (
+                        checksum_of(algorithm, &data[w[0]..w[1]]),
+                        (w[1] - w[0]) as u64,
+                    )
+                })
+                .collect();
+            let refs: Vec<(&Checksum, u64)> = parts.iter().map(|(c, l)| (c, *l)).collect();
+            assert_eq!(
+                combine(algorithm, &refs).unwrap(),
+                checksum_of(algorithm, &data),
+                "{algorithm:?}"
+            );
+        }
+        let sha = checksum_of(Algorithm::Sha256, b"x");
+        assert!(combine(Algorithm::Sha256, &[(&sha, 1)]).is_none());
+        let crc = checksum_of(Algorithm::Crc32, b"x");
+        assert!(
+            combine(Algorithm::Crc32c, &[(&crc, 1)]).is_none(),
+            "mixed algorithms"
+        );
+    }
+
+    #[test]
+    fn composite_is_the_checksum_of_the_raw_part_checksums() {
+        let a = checksum_of(Algorithm::Sha256, b"part one");
+        let b = checksum_of(Algorithm::Sha256, b"part two");
+        let mut raw = a.raw().unwrap();
+        raw.extend(b.raw().unwrap());
+        assert_eq!(
+            composite(Algorithm::Sha256, &[&a, &b]).unwrap(),
+            checksum_of(Algorithm::Sha256, &raw)
+        );
+    }
+
+    #[test]
+    fn checksum_types_follow_s3s_table() {
+        use ChecksumType::*;
+        assert!(
+            FullObject.allowed(Algorithm::Crc64Nvme) && !Composite.allowed(Algorithm::Crc64Nvme)
+        );
+        assert!(Composite.allowed(Algorithm::Sha1) && !FullObject.allowed(Algorithm::Sha256));
+        assert!(FullObject.allowed(Algorithm::Crc32) && Composite.allowed(Algorithm::Crc32c));
+        assert_eq!(ChecksumType::default_for(Algorithm::Crc64Nvme), FullObject);
+        assert_eq!(ChecksumType::default_for(Algorithm::Crc32), Composite);
+        assert_eq!(ChecksumType::parse("full_object"), Some(FullObject));
+    }
+
     use super::*;
 
     fn sum(algorithm: Algorithm, data: &[u8]) -> String {

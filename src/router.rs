@@ -36,6 +36,7 @@ pub enum Operation {
     ListParts,
     CompleteMultipartUpload,
     AbortMultipartUpload,
+    GetObjectAttributes,
     GetBucketCors,
     PutBucketCors,
     DeleteBucketCors,
@@ -62,7 +63,6 @@ impl Operation {
 const UNSUPPORTED: &[&str] = &[
     "accelerate",
     "analytics",
-    "attributes",
     "encryption",
     "intelligent-tiering",
     "inventory",
@@ -203,6 +203,7 @@ pub fn route(
         (false, "POST") if q.has("delete") => DeleteObjects,
         (true, "GET") if q.has("uploadId") => ListParts,
         (true, "GET") if q.has("acl") => GetObjectAcl,
+        (true, "GET") if q.has("attributes") => GetObjectAttributes,
         (true, "GET") => GetObject,
         (true, "HEAD") => HeadObject,
         // Either parameter makes it a part upload, so that a malformed one
@@ -293,6 +294,7 @@ mod tests {
             op("DELETE /photos/a.mp4?versionId=null", false),
             DeleteObject
         );
+        assert_eq!(op("GET /photos/a?attributes", false), GetObjectAttributes);
         assert_eq!(op("GET /photos?cors", false), GetBucketCors);
         assert_eq!(op("PUT /photos?cors", false), PutBucketCors);
         assert_eq!(op("DELETE /photos?cors", false), DeleteBucketCors);

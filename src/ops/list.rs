@@ -94,6 +94,10 @@ fn write_contents(w: &mut XmlWriter, enc: &Enc, page: &ListPage, owner: Option<&
         enc.elem(w, "Key", key);
         w.elem("LastModified", &iso8601(obj.last_modified_ms));
         w.elem("ETag", &quoted(&obj.etag));
+        if let Some(c) = &obj.checksum {
+            w.elem("ChecksumAlgorithm", c.algorithm.name());
+            w.elem("ChecksumType", obj.checksum_type.name());
+        }
         w.elem_display("Size", obj.size);
         if let Some(owner) = owner {
             write_owner(w, "Owner", owner);
@@ -297,6 +301,10 @@ pub async fn list_multipart_uploads(ctx: &mut Ctx) -> S3Result<Response<Response
         write_owner(&mut w, "Owner", &upload.owner);
         w.elem("StorageClass", "STANDARD");
         w.elem("Initiated", &iso8601(upload.initiated_ms));
+        if let Some((algorithm, kind)) = upload.checksum {
+            w.elem("ChecksumAlgorithm", algorithm.name());
+            w.elem("ChecksumType", kind.name());
+        }
         w.close("Upload");
     }
     write_prefixes(&mut w, &enc, &page.common_prefixes);

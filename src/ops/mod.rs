@@ -2,6 +2,7 @@
 //! its operation and renders any error; every response carries the request
 //! id.
 
+mod attributes;
 mod buckets;
 mod cors;
 mod list;
@@ -307,6 +308,7 @@ async fn dispatch(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
         ListParts => multipart::list_parts(ctx).await,
         CompleteMultipartUpload => multipart::complete(ctx).await,
         AbortMultipartUpload => multipart::abort(ctx).await,
+        GetObjectAttributes => attributes::get_object_attributes(ctx).await,
         GetBucketCors => cors::get_bucket_cors(ctx).await,
         PutBucketCors => cors::put_bucket_cors(ctx).await,
         DeleteBucketCors => cors::delete_bucket_cors(ctx).await,

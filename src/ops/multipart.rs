@@ -13,11 +13,11 @@ use super::{
     xml_response,
 };
 use crate::body::ResponseBody;
-use crate::checksum::Algorithm;
+use crate::checksum::{Algorithm, Checksum, ChecksumType};
 use crate::error::{Code, S3Error, S3Result};
 use crate::store::blobs::{self, BlobWriter};
 use crate::store::tables::UploadRecord;
-use crate::store::{CompletedPart, hex};
+use crate::store::{CompletedPart, Completion, hex};
 use crate::time::{iso8601, now_ms};
 use crate::xml::XmlWriter;
 
@@ -42,12 +42,45 @@ fn upload_id(ctx: &Ctx) -> S3Result<String> {
     }
 }
 
+/// `x-amz-checksum-algorithm` and `x-amz-checksum-type` of a
+/// CreateMultipartUpload, checked against S3's table of what combines.
+fn upload_checksum(ctx: &Ctx) -> S3Result<Option<(Algorithm, ChecksumType)>> {
+    let invalid = |m: String| S3Error::with_message(Code::InvalidRequest, m);
+    let kind = ctx.header("x-amz-checksum-type");
+    let Some(algorithm) = ctx.header("x-amz-checksum-algorithm") else {
+        return match kind {
+            None => Ok(None),
+            Some(_) => Err(invalid(
+                "The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header.".into(),
+            )),
+        };
+    };
+    let algorithm = Algorithm::parse(algorithm).ok_or_else(|| {
+        invalid("Checksum algorithm provided is unsupported. Please try again with any of the valid types: [CRC32, CRC32C, CRC64NVME, SHA1, SHA256]".into())
+    })?;
+    let kind = match kind {
+        None => ChecksumType::default_for(algorithm),
+        Some(v) => ChecksumType::parse(v)
+            .ok_or_else(|| invalid("Value for x-amz-checksum-type header is invalid.".into()))?,
+    };
+    if !kind.allowed(algorithm) {
+        return Err(invalid(format!(
+            "The {} checksum type cannot be used with the {} checksum algorithm.",
+            kind.name(),
+            algorithm.name().to_ascii_lowercase()
+        )));
+    }
+    Ok(Some((algorithm, kind)))
+}
+
 pub async fn create(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
     check_key(ctx.key())?;
+    let checksum = upload_checksum(ctx)?;
     let record = UploadRecord {
         initiated_ms: now_ms(),
         owner: ctx.owner.clone(),
         meta: object_meta(&ctx.headers)?,
+        checksum,
     };
     let (bucket, key) = (ctx.bucket().to_owned(), ctx.key().to_owned());
     let (b, k) = (bucket.clone(), key.clone());
@@ -61,7 +94,35 @@ pub async fn create(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
     w.elem("Key", &key);
     w.elem("UploadId", &id);
     w.close("InitiateMultipartUploadResult");
-    Ok(xml_response(w.finish()))
+    let mut r = xml_response(w.finish());
+    if let Some((algorithm, kind)) = checksum {
+        set_header(&mut r, "x-amz-checksum-algorithm", algorithm.name());
+        set_header(&mut r, "x-amz-checksum-type", kind.name());
+    }
+    Ok(r)
+}
+
+/// The algorithm a part is checksummed with: its upload's, which a checksum
+/// the client sends must match (and must be sent, for a composite upload,
+/// whose object checksum is made of them); else what the client sends (the
+/// caller's default when it sends none).
+fn part_algorithm(ctx: &Ctx, upload: &UploadRecord) -> S3Result<Algorithm> {
+    let Some((expected, kind)) = upload.checksum else {
+        return Ok(Algorithm::Crc64Nvme);
+    };
+    let sent = crate::checksum::requested(&ctx.headers)?.map(|r| r.algorithm);
+    let missing = sent.is_none() && kind == ChecksumType::Composite;
+    if missing || sent.is_some_and(|a| a != expected) {
+        return Err(S3Error::with_message(
+            Code::InvalidRequest,
+            format!(
+                "Checksum Type mismatch occurred, expected checksum Type: {}, actual checksum Type: {}",
+                expected.name().to_ascii_lowercase(),
+                sent.map_or("null".to_owned(), |a| a.name().to_ascii_lowercase())
+            ),
+        ));
+    }
+    Ok(expected)
 }
 
 /// Checks that the upload exists; done before a part's body is read, so a
@@ -75,8 +136,9 @@ pub async fn upload_part(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
     let part_number = parse_part_number(ctx.query.get("partNumber").unwrap_or(""))?;
     let id = upload_id(ctx)?;
     let body = ctx.body(ctx.state.config.limits.max_object_size)?;
-    check_upload(ctx, &id).await?;
-    let blob = receive_blob(ctx, body).await?;
+    let upload = check_upload(ctx, &id).await?;
+    let algorithm = part_algorithm(ctx, &upload)?;
+    let blob = receive_blob(ctx, body, algorithm).await?;
     let (bucket, key) = (ctx.bucket().to_owned(), ctx.key().to_owned());
     let part = ctx
         .store()
@@ -137,9 +199,10 @@ pub async fn upload_part_copy(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>>
     if end - start > ctx.state.config.limits.max_object_size {
         return Err(Code::EntityTooLarge.into());
     }
-    check_upload(ctx, &id).await?;
+    let upload = check_upload(ctx, &id).await?;
+    let algorithm = upload.checksum.map_or(Algorithm::Crc64Nvme, |(a, _)| a);
     let dir = ctx.store().blobs.clone();
-    let mut writer = BlobWriter::create(&dir, Algorithm::Crc64Nvme).await?;
+    let mut writer = BlobWriter::create(&dir, algorithm).await?;
     let mut rx = blobs::spawn_reader(dir, source.segments.clone(), start, end, pin);
     while let Some(data) = rx.recv().await {
         writer.write(data?).await?;
@@ -157,6 +220,9 @@ pub async fn upload_part_copy(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>>
     w.root("CopyPartResult");
     w.elem("LastModified", &iso8601(part.last_modified_ms));
     w.elem("ETag", &quoted(&hex(&part.md5)));
+    if let Some(c) = &part.checksum {
+        w.elem(checksum_element(c.algorithm), &c.value);
+    }
     w.close("CopyPartResult");
     Ok(xml_response(w.finish()))
 }
@@ -181,6 +247,10 @@ pub async fn list_parts(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
     write_owner(&mut w, "Initiator", &upload.owner);
     write_owner(&mut w, "Owner", &upload.owner);
     w.elem("StorageClass", "STANDARD");
+    if let Some((algorithm, kind)) = upload.checksum {
+        w.elem("ChecksumAlgorithm", algorithm.name());
+        w.elem("ChecksumType", kind.name());
+    }
     w.elem_display("PartNumberMarker", marker);
     if let Some((last, _)) = parts.last() {
         w.elem_display("NextPartNumberMarker", last);
@@ -193,6 +263,9 @@ pub async fn list_parts(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
         w.elem("LastModified", &iso8601(part.last_modified_ms));
         w.elem("ETag", &quoted(&hex(&part.md5)));
         w.elem_display("Size", part.size);
+        if let Some(c) = &part.checksum {
+            w.elem(checksum_element(c.algorithm), &c.value);
+        }
         w.close("Part");
     }
     w.close("ListPartsResult");
@@ -211,6 +284,55 @@ struct CompleteRequestPart {
     part_number: u32,
     #[serde(rename = "ETag")]
     etag: String,
+    #[serde(rename = "ChecksumCRC32")]
+    crc32: Option<String>,
+    #[serde(rename = "ChecksumCRC32C")]
+    crc32c: Option<String>,
+    #[serde(rename = "ChecksumCRC64NVME")]
+    crc64nvme: Option<String>,
+    #[serde(rename = "ChecksumSHA1")]
+    sha1: Option<String>,
+    #[serde(rename = "ChecksumSHA256")]
+    sha256: Option<String>,
+}
+
+impl CompleteRequestPart {
+    /// The part checksum the request lists, if any (the first, if several).
+    fn checksum(&self) -> Option<Checksum> {
+        [
+            (Algorithm::Crc32, &self.crc32),
+            (Algorithm::Crc32c, &self.crc32c),
+            (Algorithm::Crc64Nvme, &self.crc64nvme),
+            (Algorithm::Sha1, &self.sha1),
+            (Algorithm::Sha256, &self.sha256),
+        ]
+        .into_iter()
+        .find_map(|(algorithm, v)| {
+            v.as_ref().map(|v| Checksum {
+                algorithm,
+                value: v.trim().to_owned(),
+            })
+        })
+    }
+}
+
+/// The XML element of a checksum: `ChecksumCRC32` and so on.
+pub fn checksum_element(algorithm: Algorithm) -> &'static str {
+    match algorithm {
+        Algorithm::Crc32 => "ChecksumCRC32",
+        Algorithm::Crc32c => "ChecksumCRC32C",
+        Algorithm::Crc64Nvme => "ChecksumCRC64NVME",
+        Algorithm::Sha1 => "ChecksumSHA1",
+        Algorithm::Sha256 => "ChecksumSHA256",
+    }
+}
+
+/// The `x-amz-checksum-*` header of a Complete: the object's expected
+/// checksum.
+fn expected_checksum(ctx: &Ctx) -> Option<(Algorithm, String)> {
+    Algorithm::ALL
+        .into_iter()
+        .find_map(|a| ctx.header(a.header()).map(|v| (a, v.trim().to_owned())))
 }
 
 pub async fn complete(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
@@ -218,14 +340,28 @@ pub async fn complete(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
     let condition = write_condition(ctx)?;
     let body = ctx.xml_body().await?;
     let request: CompleteRequest = crate::xml::parse(&body)?;
-    let listed: Vec<CompletedPart> = request
-        .parts
-        .into_iter()
-        .map(|p| CompletedPart {
-            part_number: p.part_number,
-            etag: p.etag.trim().trim_matches('"').to_owned(),
-        })
-        .collect();
+    let kind = match ctx.header("x-amz-checksum-type") {
+        None => None,
+        Some(v) => Some(ChecksumType::parse(v).ok_or_else(|| {
+            S3Error::with_message(
+                Code::InvalidRequest,
+                "Value for x-amz-checksum-type header is invalid.",
+            )
+        })?),
+    };
+    let completion = Completion {
+        parts: request
+            .parts
+            .iter()
+            .map(|p| CompletedPart {
+                part_number: p.part_number,
+                etag: p.etag.trim().trim_matches('"').to_owned(),
+                checksum: p.checksum(),
+            })
+            .collect(),
+        expected: expected_checksum(ctx),
+        kind,
+    };
     // The condition is checked after NoSuchUpload, and not at all when the
     // request replays an earlier success.
     if check_upload(ctx, &id).await.is_ok() {
@@ -236,7 +372,7 @@ pub async fn complete(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
     let (b, k) = (bucket.clone(), key.clone());
     let record = ctx
         .store()
-        .run(move |s| s.complete_upload(&b, &k, &id, &listed, min, &condition))
+        .run(move |s| s.complete_upload(&b, &k, &id, &completion, min, &condition))
         .await?;
     let host = ctx.header("host").unwrap_or("localhost");
     let mut w = XmlWriter::new();
@@ -245,6 +381,10 @@ pub async fn complete(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
     w.elem("Bucket", &bucket);
     w.elem("Key", &key);
     w.elem("ETag", &quoted(&record.etag));
+    if let Some((algorithm, value)) = record.checksum_value() {
+        w.elem(checksum_element(algorithm), &value);
+        w.elem("ChecksumType", record.checksum_type.name());
+    }
     w.close("CompleteMultipartUploadResult");
     Ok(xml_response(w.finish()))
 }
@@ -292,7 +432,7 @@ mod tests {
     }
 
     #[test]
-    fn complete_body_parses_and_ignores_checksums() {
+    fn complete_body_parses_with_part_checksums() {
         let xml = br#"<CompleteMultipartUpload xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
             <Part><ETag>"abc"</ETag><PartNumber>1</PartNumber><ChecksumCRC32>AAAA</ChecksumCRC32></Part>
             <Part><PartNumber>2</PartNumber><ETag>def</ETag></Part></CompleteMultipartUpload>"#;
@@ -300,6 +440,9 @@ mod tests {
         assert_eq!(r.parts.len(), 2);
         assert_eq!(r.parts[0].part_number, 1);
         assert_eq!(r.parts[1].etag, "def");
+        let c = r.parts[0].checksum().unwrap();
+        assert_eq!((c.algorithm, c.value.as_str()), (Algorithm::Crc32, "AAAA"));
+        assert!(r.parts[1].checksum().is_none());
         assert!(crate::xml::parse::<CompleteRequest>(b"<nope").is_err());
     }
 }

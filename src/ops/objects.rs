@@ -11,7 +11,7 @@ use super::{
     status_response, xml_response,
 };
 use crate::body::{ChannelBody, RequestBody, ResponseBody};
-use crate::checksum::{self, Algorithm, Checksum};
+use crate::checksum::{self, Algorithm, ChecksumType};
 use crate::error::{Code, S3Error, S3Result};
 use crate::store::blobs::{self, BlobWriter, PendingBlob};
 use crate::store::tables::{ObjectMeta, ObjectRecord};
@@ -22,7 +22,11 @@ use crate::xml::XmlWriter;
 /// Streams a request body into a new blob, verifying `Content-MD5` and the
 /// flexible checksum if the client sent them. Without a requested
 /// algorithm the blob gets a CRC64NVME, as S3 computes by default.
-pub async fn receive_blob(ctx: &Ctx, mut body: RequestBody) -> S3Result<PendingBlob> {
+pub async fn receive_blob(
+    ctx: &Ctx,
+    mut body: RequestBody,
+    fallback: Algorithm,
+) -> S3Result<PendingBlob> {
     let content_md5 = match ctx.header("content-md5") {
         Some(v) => Some(
             BASE64
@@ -34,9 +38,7 @@ pub async fn receive_blob(ctx: &Ctx, mut body: RequestBody) -> S3Result<PendingB
         None => None,
     };
     let requested = checksum::requested(&ctx.headers)?;
-    let algorithm = requested
-        .as_ref()
-        .map_or(Algorithm::Crc64Nvme, |r| r.algorithm);
+    let algorithm = requested.as_ref().map_or(fallback, |r| r.algorithm);
     let dir = &ctx.store().blobs;
     let mut writer = BlobWriter::create(dir, algorithm).await?;
     while let Some(data) = body.next().await? {
@@ -56,11 +58,16 @@ pub async fn receive_blob(ctx: &Ctx, mut body: RequestBody) -> S3Result<PendingB
     Ok(blob)
 }
 
-/// `x-amz-checksum-<algorithm>` and `x-amz-checksum-type` of a whole
-/// object or part.
-pub fn checksum_headers(r: &mut Response<ResponseBody>, checksum: &Checksum) {
-    set_header(r, checksum.algorithm.header(), &checksum.value);
-    set_header(r, "x-amz-checksum-type", "FULL_OBJECT");
+/// `x-amz-checksum-<algorithm>` and `x-amz-checksum-type` of an object
+/// (a composite value carries its `-N`) or a part.
+pub fn checksum_headers(
+    r: &mut Response<ResponseBody>,
+    algorithm: Algorithm,
+    value: &str,
+    kind: ChecksumType,
+) {
+    set_header(r, algorithm.header(), value);
+    set_header(r, "x-amz-checksum-type", kind.name());
 }
 
 /// `If-None-Match: *` / `If-Match` on a write (PutObject, Complete).
@@ -101,7 +108,7 @@ pub async fn put_object(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
     let body = ctx.body(ctx.state.config.limits.max_object_size)?;
     let (bucket, key) = (ctx.bucket().to_owned(), ctx.key().to_owned());
     precheck(ctx, &condition).await?;
-    let blob = receive_blob(ctx, body).await?;
+    let blob = receive_blob(ctx, body, Algorithm::Crc64Nvme).await?;
     let record = ObjectRecord {
         size: blob.written.len,
         etag: hex(&blob.written.md5),
@@ -111,9 +118,11 @@ pub async fn put_object(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
             blob: blob.id,
             len: blob.written.len,
             md5: blob.written.md5,
+            checksum: None,
         }],
         upload_id: None,
         checksum: Some(blob.written.checksum.clone()),
+        checksum_type: ChecksumType::FullObject,
     };
     let record = ctx
         .store()
@@ -121,8 +130,8 @@ pub async fn put_object(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
         .await?;
     let mut r = status_response(StatusCode::OK);
     set_header(&mut r, "etag", &quoted(&record.etag));
-    if let Some(c) = &record.checksum {
-        checksum_headers(&mut r, c);
+    if let Some((algorithm, value)) = record.checksum_value() {
+        checksum_headers(&mut r, algorithm, &value, record.checksum_type);
     }
     Ok(r)
 }
@@ -281,13 +290,25 @@ pub async fn get_object(ctx: &mut Ctx, head: bool) -> S3Result<Response<Response
     set_header(&mut r, "etag", &quoted(&obj.etag));
     set_header(&mut r, "last-modified", &http_date(obj.last_modified_ms));
     set_header(&mut r, "accept-ranges", "bytes");
-    // A checksum describes the whole object, so only a whole-object read
-    // carries it.
-    if ctx.header("x-amz-checksum-mode") == Some("ENABLED")
-        && len == size
-        && let Some(c) = &obj.checksum
-    {
-        checksum_headers(&mut r, c);
+    // A checksum describes the whole object or one part, so only a read of
+    // exactly that carries it.
+    if ctx.header("x-amz-checksum-mode") == Some("ENABLED") {
+        let part = part_number
+            .filter(|_| obj.is_multipart())
+            .and_then(|n| obj.segments.get(n as usize - 1));
+        match part {
+            Some(seg) => {
+                if let Some(c) = &seg.checksum {
+                    checksum_headers(&mut r, c.algorithm, &c.value, ChecksumType::FullObject);
+                }
+            }
+            None if len == size => {
+                if let Some((algorithm, value)) = obj.checksum_value() {
+                    checksum_headers(&mut r, algorithm, &value, obj.checksum_type);
+                }
+            }
+            None => {}
+        }
     }
     meta_headers(&mut r, &obj.meta);
     if matches!(ctx.principal, crate::auth::Principal::Anonymous)

@@ -28,7 +28,7 @@ use blobs::{BlobDir, PendingBlob};
 use tables::*;
 
 pub use list::{ListPage, ListQuery, UploadListPage};
-pub use multipart::CompletedPart;
+pub use multipart::{CompletedPart, Completion};
 
 #[derive(Debug)]
 pub struct Store {
@@ -252,7 +252,7 @@ impl Store {
             let mut table = txn.open_table(BUCKET_CORS)?;
             match rules {
                 Some(rules) => {
-                    table.insert(name, encode(&rules).as_slice())?;
+                    table.insert(name, encode(&rules.to_vec()).as_slice())?;
                 }
                 None => {
                     table.remove(name)?;

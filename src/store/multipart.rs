@@ -8,6 +8,7 @@ use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
 use super::blobs::{self, PendingBlob};
 use super::tables::*;
 use super::{Store, WriteCondition, check_bucket, decref, hex, replace_object};
+use crate::checksum::{self, Algorithm, Checksum, ChecksumType};
 use crate::error::{Code, S3Error, S3Result};
 use crate::time::now_ms;
 
@@ -17,6 +18,19 @@ pub struct CompletedPart {
     pub part_number: u32,
     /// Unquoted.
     pub etag: String,
+    /// The part's checksum, if the body gave one.
+    pub checksum: Option<Checksum>,
+}
+
+/// A CompleteMultipartUpload request, parsed but not validated.
+#[derive(Debug, Clone, Default)]
+pub struct Completion {
+    pub parts: Vec<CompletedPart>,
+    /// `x-amz-checksum-<algorithm>`: the value the object's checksum must
+    /// have (a composite one with or without its `-N`).
+    pub expected: Option<(Algorithm, String)>,
+    /// `x-amz-checksum-type`, which must be the upload's.
+    pub kind: Option<ChecksumType>,
 }
 
 struct UploadSize {
@@ -127,13 +141,13 @@ impl Store {
         Ok((out, truncated))
     }
 
-    /// CompleteMultipartUpload. `listed` has been parsed but not validated.
+    /// CompleteMultipartUpload.
     pub fn complete_upload(
         &self,
         bucket: &str,
         key: &str,
         upload_id: &str,
-        listed: &[CompletedPart],
+        completion: &Completion,
         min_part_size: u64,
         condition: &WriteCondition,
     ) -> S3Result<ObjectRecord> {
@@ -158,7 +172,9 @@ impl Store {
                 }
                 stored
             };
-            let segments = validate_parts(listed, &stored, min_part_size)?;
+            let segments =
+                validate_parts(&completion.parts, &stored, min_part_size, upload.checksum)?;
+            let (checksum, checksum_type) = object_checksum(upload.checksum, &segments);
             let mut md5s = Md5::new();
             for seg in &segments {
                 md5s.update(seg.md5);
@@ -171,8 +187,10 @@ impl Store {
                 meta: upload.meta,
                 segments,
                 upload_id: Some(upload_id.to_owned()),
-                checksum: None,
+                checksum,
+                checksum_type,
             };
+            check_expected(completion, upload.checksum, &record)?;
             // The listed parts' references move to the object; the others
             // are freed with the upload.
             let keep: Vec<u128> = record.segments.iter().map(|s| s.blob).collect();
@@ -299,12 +317,85 @@ fn replay_completion(
     Err(Code::NoSuchUpload.into())
 }
 
+/// The checksum of a completed object: what its upload asked for, combined
+/// from the parts' checksums without reading a byte. An upload that asked
+/// for none still gets a full-object CRC64NVME when every part has one (the
+/// default each part is given).
+fn object_checksum(
+    asked: Option<(Algorithm, ChecksumType)>,
+    segments: &[Segment],
+) -> (Option<Checksum>, ChecksumType) {
+    let (algorithm, kind) = asked.unwrap_or((Algorithm::Crc64Nvme, ChecksumType::FullObject));
+    let checksums: Option<Vec<&Checksum>> = segments.iter().map(|s| s.checksum.as_ref()).collect();
+    let Some(checksums) = checksums else {
+        return (None, kind);
+    };
+    let value = match kind {
+        ChecksumType::Composite => checksum::composite(algorithm, &checksums),
+        ChecksumType::FullObject => {
+            let with_len: Vec<(&Checksum, u64)> = checksums
+                .into_iter()
+                .zip(segments.iter().map(|s| s.len))
+                .collect();
+            checksum::combine(algorithm, &with_len)
+        }
+    };
+    (value, kind)
+}
+
+/// The checksum and type a Complete request said the object must have.
+fn check_expected(
+    completion: &Completion,
+    asked: Option<(Algorithm, ChecksumType)>,
+    record: &ObjectRecord,
+) -> S3Result<()> {
+    if let Some(kind) = completion.kind
+        && asked.is_some_and(|(_, k)| k != kind)
+    {
+        return Err(S3Error::with_message(
+            Code::InvalidRequest,
+            format!(
+                "The upload was created using the {} checksum mode. The complete request must use the same checksum mode.",
+                asked.map_or("", |(_, k)| k.name())
+            ),
+        ));
+    }
+    let Some((algorithm, expected)) = &completion.expected else {
+        return Ok(());
+    };
+    let bad = || {
+        S3Error::with_message(
+            Code::BadDigest,
+            format!(
+                "The {} you specified did not match the calculated checksum.",
+                algorithm.name()
+            ),
+        )
+    };
+    match (record.checksum_value(), &record.checksum) {
+        (Some((a, shown)), Some(stored))
+            if a == *algorithm && (*expected == shown || *expected == stored.value) =>
+        {
+            Ok(())
+        }
+        (Some((a, _)), _) if a == *algorithm => Err(bad()),
+        _ => Err(S3Error::with_message(
+            Code::InvalidRequest,
+            format!(
+                "The upload was not created with the {} checksum algorithm.",
+                algorithm.name()
+            ),
+        )),
+    }
+}
+
 /// S3's checks on a completion's part list, in S3's order; returns the
 /// object's segments.
 fn validate_parts(
     listed: &[CompletedPart],
     stored: &std::collections::BTreeMap<u32, PartRecord>,
     min_part_size: u64,
+    asked: Option<(Algorithm, ChecksumType)>,
 ) -> S3Result<Vec<Segment>> {
     if listed.is_empty() {
         return Err(S3Error::with_message(
@@ -328,6 +419,30 @@ fn validate_parts(
                     .detail("PartNumber", want.part_number.to_string())
                     .detail("ETag", want.etag.clone())
             })?;
+        match (&want.checksum, asked) {
+            (Some(sent), _) if part.checksum.as_ref() != Some(sent) => {
+                return Err(S3Error::with_message(
+                    Code::InvalidPart,
+                    format!(
+                        "One or more of the specified parts could not be found. The part's {} checksum does not match the one that was uploaded.",
+                        sent.algorithm.name()
+                    ),
+                )
+                .detail("PartNumber", want.part_number.to_string())
+                .detail("ETag", want.etag.clone()));
+            }
+            (None, Some((algorithm, ChecksumType::Composite))) => {
+                return Err(S3Error::with_message(
+                    Code::InvalidRequest,
+                    format!(
+                        "The upload was created using a {} checksum. The complete request must include the checksum for each part. It was missing for part {} in the request.",
+                        algorithm.name().to_ascii_lowercase(),
+                        want.part_number
+                    ),
+                ));
+            }
+            _ => {}
+        }
         let last = i + 1 == listed.len();
         if !last && part.size < min_part_size {
             return Err(S3Error::new(Code::EntityTooSmall)
@@ -340,6 +455,7 @@ fn validate_parts(
             blob: part.blob,
             len: part.size,
             md5: part.md5,
+            checksum: part.checksum.clone(),
         });
     }
     Ok(segments)
@@ -363,6 +479,7 @@ mod tests {
         CompletedPart {
             part_number: n,
             etag: format!("\"{}\"", hex(&[md5; 16])),
+            checksum: None,
         }
     }
 
@@ -370,20 +487,20 @@ mod tests {
     fn parts_must_ascend_exist_match_and_be_large_enough() {
         let stored: std::collections::BTreeMap<u32, PartRecord> =
             [(1, part(10, 1)), (2, part(3, 2)), (3, part(1, 3))].into();
-        let ok = validate_parts(&[listed(1, 1), listed(3, 3)], &stored, 5).unwrap();
+        let ok = validate_parts(&[listed(1, 1), listed(3, 3)], &stored, 5, None).unwrap();
         assert_eq!(ok.len(), 2);
-        let e = validate_parts(&[listed(3, 3), listed(1, 1)], &stored, 5).unwrap_err();
+        let e = validate_parts(&[listed(3, 3), listed(1, 1)], &stored, 5, None).unwrap_err();
         assert_eq!(e.code, Code::InvalidPartOrder);
-        let e = validate_parts(&[listed(1, 1), listed(1, 1)], &stored, 5).unwrap_err();
+        let e = validate_parts(&[listed(1, 1), listed(1, 1)], &stored, 5, None).unwrap_err();
         assert_eq!(e.code, Code::InvalidPartOrder);
-        let e = validate_parts(&[listed(1, 9)], &stored, 5).unwrap_err();
+        let e = validate_parts(&[listed(1, 9)], &stored, 5, None).unwrap_err();
         assert_eq!(e.code, Code::InvalidPart);
-        let e = validate_parts(&[listed(4, 3)], &stored, 5).unwrap_err();
+        let e = validate_parts(&[listed(4, 3)], &stored, 5, None).unwrap_err();
         assert_eq!(e.code, Code::InvalidPart);
-        let e = validate_parts(&[listed(2, 2), listed(3, 3)], &stored, 5).unwrap_err();
+        let e = validate_parts(&[listed(2, 2), listed(3, 3)], &stored, 5, None).unwrap_err();
         assert_eq!(e.code, Code::EntityTooSmall);
         assert_eq!(
-            validate_parts(&[], &stored, 5).unwrap_err().code,
+            validate_parts(&[], &stored, 5, None).unwrap_err().code,
             Code::MalformedXML
         );
     }

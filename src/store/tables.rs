@@ -6,7 +6,7 @@
 use redb::TableDefinition;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use crate::checksum::Checksum;
+use crate::checksum::{Algorithm, Checksum, ChecksumType};
 use crate::error::{S3Error, S3Result};
 
 /// bucket name → [`BucketRecord`]
@@ -30,25 +30,42 @@ pub const BLOBS: TableDefinition<u128, u32> = TableDefinition::new("blobs");
 /// and then removes the row.
 pub const GARBAGE: TableDefinition<u128, i64> = TableDefinition::new("garbage");
 
-const FORMAT_VERSION: u8 = 1;
+/// Format 2 added checksum types (uploads, objects) and part checksums
+/// (object segments). Records are written in the current format and read
+/// in either; nothing is rewritten in place.
+const FORMAT_VERSION: u8 = 2;
 
-pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+/// A stored record: encoded with postcard behind a version byte.
+pub trait Record: Serialize + DeserializeOwned {
+    /// Reads the body of a format-1 record. Records whose shape did not
+    /// change read it as they are.
+    fn from_v1(bytes: &[u8]) -> Result<Self, postcard::Error> {
+        postcard::from_bytes(bytes)
+    }
+}
+
+pub fn encode<T: Record>(value: &T) -> Vec<u8> {
     let mut out = vec![FORMAT_VERSION];
     // Serializing plain structs into a Vec cannot fail.
     out.extend(postcard::to_stdvec(value).expect("record serializes"));
     out
 }
 
-pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> S3Result<T> {
+pub fn decode<T: Record>(bytes: &[u8]) -> S3Result<T> {
+    let corrupt = |e: postcard::Error| S3Error::internal(format!("corrupt metadata record: {e}"));
     match bytes.split_first() {
-        Some((&FORMAT_VERSION, rest)) => postcard::from_bytes(rest)
-            .map_err(|e| S3Error::internal(format!("corrupt metadata record: {e}"))),
+        Some((&FORMAT_VERSION, rest)) => postcard::from_bytes(rest).map_err(corrupt),
+        Some((1, rest)) => T::from_v1(rest).map_err(corrupt),
         Some((v, _)) => Err(S3Error::internal(format!(
             "metadata record format {v} is newer than this binary"
         ))),
         None => Err(S3Error::internal("empty metadata record")),
     }
 }
+
+impl Record for BucketRecord {}
+impl Record for PartRecord {}
+impl Record for Vec<crate::cors::CorsRule> {}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BucketRecord {
@@ -76,6 +93,9 @@ pub struct Segment {
     pub blob: u128,
     pub len: u64,
     pub md5: [u8; 16],
+    /// The part's checksum, for a multipart object (GET `?partNumber`,
+    /// GetObjectAttributes).
+    pub checksum: Option<Checksum>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -91,11 +111,24 @@ pub struct ObjectRecord {
     /// The upload this object was completed from, so that a retried
     /// CompleteMultipartUpload can replay its success.
     pub upload_id: Option<String>,
-    /// The whole object's checksum, when known.
+    /// The object's checksum, when known: of its bytes, or (composite) of
+    /// its parts' checksums.
     pub checksum: Option<Checksum>,
+    pub checksum_type: ChecksumType,
 }
 
 impl ObjectRecord {
+    /// The checksum as S3 shows it: a composite one carries `-N`.
+    pub fn checksum_value(&self) -> Option<(Algorithm, String)> {
+        let c = self.checksum.as_ref()?;
+        Some(match self.checksum_type {
+            ChecksumType::FullObject => (c.algorithm, c.value.clone()),
+            ChecksumType::Composite => {
+                (c.algorithm, format!("{}-{}", c.value, self.segments.len()))
+            }
+        })
+    }
+
     /// Multipart objects (and copies of them) keep their parts: their ETag
     /// is `md5-N` and `partNumber` reads one segment.
     pub fn is_multipart(&self) -> bool {
@@ -108,6 +141,67 @@ pub struct UploadRecord {
     pub initiated_ms: i64,
     pub owner: String,
     pub meta: ObjectMeta,
+    /// `x-amz-checksum-algorithm` and `-type` given at creation.
+    pub checksum: Option<(Algorithm, ChecksumType)>,
+}
+
+impl Record for UploadRecord {
+    fn from_v1(bytes: &[u8]) -> Result<Self, postcard::Error> {
+        #[derive(Deserialize)]
+        struct V1 {
+            initiated_ms: i64,
+            owner: String,
+            meta: ObjectMeta,
+        }
+        let v: V1 = postcard::from_bytes(bytes)?;
+        Ok(UploadRecord {
+            initiated_ms: v.initiated_ms,
+            owner: v.owner,
+            meta: v.meta,
+            checksum: None,
+        })
+    }
+}
+
+impl Record for ObjectRecord {
+    fn from_v1(bytes: &[u8]) -> Result<Self, postcard::Error> {
+        #[derive(Deserialize)]
+        struct SegmentV1 {
+            blob: u128,
+            len: u64,
+            md5: [u8; 16],
+        }
+        #[derive(Deserialize)]
+        struct V1 {
+            size: u64,
+            etag: String,
+            last_modified_ms: i64,
+            meta: ObjectMeta,
+            segments: Vec<SegmentV1>,
+            upload_id: Option<String>,
+            checksum: Option<Checksum>,
+        }
+        let v: V1 = postcard::from_bytes(bytes)?;
+        Ok(ObjectRecord {
+            size: v.size,
+            etag: v.etag,
+            last_modified_ms: v.last_modified_ms,
+            meta: v.meta,
+            segments: v
+                .segments
+                .into_iter()
+                .map(|s| Segment {
+                    blob: s.blob,
+                    len: s.len,
+                    md5: s.md5,
+                    checksum: None,
+                })
+                .collect(),
+            upload_id: v.upload_id,
+            checksum: v.checksum,
+            checksum_type: ChecksumType::FullObject,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -136,6 +230,73 @@ mod tests {
         assert_eq!(bytes[0], FORMAT_VERSION);
         let back: PartRecord = decode(&bytes).unwrap();
         assert_eq!((back.blob, back.size, back.md5), (7, 5, [1; 16]));
+    }
+
+    #[test]
+    fn format_1_records_still_read() {
+        // Byte for byte what the format-1 binary wrote (issue 2's landing).
+        #[derive(Serialize)]
+        struct SegmentV1 {
+            blob: u128,
+            len: u64,
+            md5: [u8; 16],
+        }
+        #[derive(Serialize)]
+        struct ObjectV1 {
+            size: u64,
+            etag: String,
+            last_modified_ms: i64,
+            meta: ObjectMeta,
+            segments: Vec<SegmentV1>,
+            upload_id: Option<String>,
+            checksum: Option<Checksum>,
+        }
+        let old = ObjectV1 {
+            size: 3,
+            etag: "abc-1".into(),
+            last_modified_ms: 5,
+            meta: ObjectMeta::default(),
+            segments: vec![SegmentV1 {
+                blob: 9,
+                len: 3,
+                md5: [2; 16],
+            }],
+            upload_id: Some("u".into()),
+            checksum: Some(Checksum {
+                algorithm: Algorithm::Crc32,
+                value: "AAAAAA==".into(),
+            }),
+        };
+        let mut bytes = vec![1];
+        bytes.extend(postcard::to_stdvec(&old).unwrap());
+        let new: ObjectRecord = decode(&bytes).unwrap();
+        assert_eq!(
+            (new.size, new.segments[0].blob, new.segments[0].md5),
+            (3, 9, [2; 16])
+        );
+        assert_eq!(new.checksum_type, ChecksumType::FullObject);
+        assert!(new.segments[0].checksum.is_none());
+        assert_eq!(new.upload_id.as_deref(), Some("u"));
+
+        #[derive(Serialize)]
+        struct UploadV1 {
+            initiated_ms: i64,
+            owner: String,
+            meta: ObjectMeta,
+        }
+        let mut bytes = vec![1];
+        let upload = UploadV1 {
+            initiated_ms: 7,
+            owner: "o".into(),
+            meta: ObjectMeta::default(),
+        };
+        bytes.extend(postcard::to_stdvec(&upload).unwrap());
+        let new: UploadRecord = decode(&bytes).unwrap();
+        assert_eq!((new.initiated_ms, new.owner.as_str()), (7, "o"));
+        assert!(new.checksum.is_none());
+        // A record written now reads back as itself.
+        let again: UploadRecord = decode(&encode(&new)).unwrap();
+        assert_eq!(again.initiated_ms, 7);
     }
 
     #[test]

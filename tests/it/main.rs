@@ -7,6 +7,7 @@ mod checksums;
 mod durability;
 mod harness;
 mod listing;
+mod mpu_checksums;
 mod multipart;
 mod objects;
 mod raw;
