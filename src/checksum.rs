@@ -251,6 +251,30 @@ fn invalid(message: impl Into<String>) -> S3Error {
     S3Error::with_message(Code::InvalidRequest, message)
 }
 
+/// `Content-MD5`, decoded; a value that is not base64 of 16 bytes is
+/// `InvalidDigest`.
+pub fn content_md5(headers: &HeaderMap) -> S3Result<Option<[u8; 16]>> {
+    let Some(v) = headers.get("content-md5") else {
+        return Ok(None);
+    };
+    v.to_str()
+        .ok()
+        .and_then(|v| BASE64.decode(v.trim()).ok())
+        .and_then(|d| <[u8; 16]>::try_from(d).ok())
+        .map(Some)
+        .ok_or_else(|| S3Error::new(Code::InvalidDigest))
+}
+
+/// Checks a `Content-MD5` against the MD5 of what was received.
+pub fn check_md5(expected: Option<[u8; 16]>, computed: [u8; 16]) -> S3Result<()> {
+    match expected {
+        Some(e) if e != computed => Err(S3Error::new(Code::BadDigest)
+            .detail("ExpectedDigest", BASE64.encode(e))
+            .detail("CalculatedDigest", BASE64.encode(computed))),
+        _ => Ok(()),
+    }
+}
+
 /// Reads which checksum, if any, a write asks for (S3's rules: one
 /// algorithm at most, as a header or as a trailer, not both).
 pub fn requested(headers: &HeaderMap) -> S3Result<Option<Requested>> {

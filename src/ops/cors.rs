@@ -25,7 +25,7 @@ pub async fn get_bucket_cors(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> 
 }
 
 pub async fn put_bucket_cors(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
-    let body = ctx.xml_body().await?;
+    let body = ctx.xml_body_checked(false).await?;
     let rules = cors::parse_xml(&body)?;
     let name = ctx.bucket().to_owned();
     ctx.store()

@@ -23,6 +23,7 @@ use crate::error::{Code, S3Error, S3Result};
 use crate::router::{self, Operation, Query};
 use crate::store::Store;
 use crate::store::tables::ObjectMeta;
+use md5::Digest as _;
 
 /// What every request handler shares.
 pub struct AppState {
@@ -73,10 +74,47 @@ impl Ctx {
         RequestBody::new(incoming, &self.headers, limit, payload)
     }
 
-    /// A small XML body, collected under the configured cap.
+    /// A small XML body, collected under the configured cap; its
+    /// `Content-MD5`, if sent, must match.
     pub async fn xml_body(&mut self) -> S3Result<bytes::Bytes> {
+        self.collect_xml(false, false).await
+    }
+
+    /// An XML body whose `x-amz-checksum-*` headers (or trailer) describe
+    /// the body itself, as on DeleteObjects and PutBucketCors (on
+    /// CompleteMultipartUpload they describe the object instead). With
+    /// `required`, a request carrying neither that nor `Content-MD5` is
+    /// refused, as S3 refuses it.
+    pub async fn xml_body_checked(&mut self, required: bool) -> S3Result<bytes::Bytes> {
+        self.collect_xml(true, required).await
+    }
+
+    async fn collect_xml(&mut self, checksums: bool, required: bool) -> S3Result<bytes::Bytes> {
+        use crate::checksum;
+        let md5 = checksum::content_md5(&self.headers)?;
+        let requested = match checksums {
+            true => checksum::requested(&self.headers)?,
+            false => None,
+        };
+        if required && md5.is_none() && requested.is_none() {
+            return Err(S3Error::with_message(
+                Code::InvalidRequest,
+                "Missing required header for this request: Content-MD5",
+            ));
+        }
         let cap = self.state.config.limits.max_xml_body as u64;
-        self.body(cap)?.collect().await
+        let mut body = self.body(cap)?;
+        let mut data = bytes::BytesMut::new();
+        while let Some(piece) = body.next().await? {
+            data.extend_from_slice(&piece);
+        }
+        checksum::check_md5(md5, md5::Md5::digest(&data).into())?;
+        if let Some(requested) = &requested {
+            let mut hasher = checksum::Hasher::new(requested.algorithm);
+            hasher.update(&data);
+            checksum::verify(Some(requested), &hasher.finish(), body.trailers())?;
+        }
+        Ok(data.freeze())
     }
 }
 

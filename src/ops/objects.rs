@@ -1,8 +1,6 @@
 //! Object operations: PutObject, GetObject/HeadObject (ranges, parts,
 //! conditions, response overrides), DeleteObject, DeleteObjects, CopyObject.
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use http::{Response, StatusCode};
 use serde::Deserialize;
 
@@ -27,16 +25,7 @@ pub async fn receive_blob(
     mut body: RequestBody,
     fallback: Algorithm,
 ) -> S3Result<PendingBlob> {
-    let content_md5 = match ctx.header("content-md5") {
-        Some(v) => Some(
-            BASE64
-                .decode(v.trim())
-                .ok()
-                .filter(|d| d.len() == 16)
-                .ok_or_else(|| S3Error::new(Code::InvalidDigest))?,
-        ),
-        None => None,
-    };
+    let content_md5 = checksum::content_md5(&ctx.headers)?;
     let requested = checksum::requested(&ctx.headers)?;
     let algorithm = requested.as_ref().map_or(fallback, |r| r.algorithm);
     let dir = &ctx.store().blobs;
@@ -47,13 +36,7 @@ pub async fn receive_blob(
     // Dropping `blob` on an error below deletes the temporary file:
     // nothing is stored.
     let blob = writer.finish().await?;
-    if let Some(expected) = content_md5
-        && expected != blob.written.md5
-    {
-        return Err(S3Error::new(Code::BadDigest)
-            .detail("ExpectedDigest", BASE64.encode(&expected))
-            .detail("CalculatedDigest", BASE64.encode(blob.written.md5)));
-    }
+    checksum::check_md5(content_md5, blob.written.md5)?;
     checksum::verify(requested.as_ref(), &blob.written.checksum, body.trailers())?;
     Ok(blob)
 }
@@ -361,7 +344,8 @@ struct DeleteEntry {
 
 /// DeleteObjects: up to 1000 keys, one result each.
 pub async fn delete_objects(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
-    let body = ctx.xml_body().await?;
+    // S3 requires a Content-MD5 or flexible checksum of the request here.
+    let body = ctx.xml_body_checked(true).await?;
     let request: DeleteRequest = crate::xml::parse(&body)?;
     if request.object.is_empty() || request.object.len() > 1000 {
         return Err(Code::MalformedXML.into());

@@ -409,6 +409,13 @@ fn validate_parts(
     {
         return Err(Code::InvalidPartOrder.into());
     }
+    // With a checksum algorithm, S3 wants the parts numbered 1, 2, 3...
+    if asked.is_some() && listed.iter().zip(1..).any(|(p, n)| p.part_number != n) {
+        return Err(S3Error::with_message(
+            Code::InvalidPartOrder,
+            "An upload with a checksum algorithm must list parts numbered consecutively from 1.",
+        ));
+    }
     let mut segments = Vec::with_capacity(listed.len());
     for (i, want) in listed.iter().enumerate() {
         let part = stored
@@ -499,6 +506,13 @@ mod tests {
         assert_eq!(e.code, Code::InvalidPart);
         let e = validate_parts(&[listed(2, 2), listed(3, 3)], &stored, 5, None).unwrap_err();
         assert_eq!(e.code, Code::EntityTooSmall);
+        let sha = Some((Algorithm::Sha256, ChecksumType::Composite));
+        let e = validate_parts(&[listed(1, 1), listed(3, 3)], &stored, 1, sha).unwrap_err();
+        assert_eq!(
+            e.code,
+            Code::InvalidPartOrder,
+            "gaps with a checksum algorithm"
+        );
         assert_eq!(
             validate_parts(&[], &stored, 5, None).unwrap_err().code,
             Code::MalformedXML

@@ -191,7 +191,7 @@ fn malformed_requests_get_s3_errors() {
     let r = server.raw(b"HEAD /bkt/missing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert_eq!(r.status, 404);
     assert!(r.body.is_empty());
-    let r = server.raw(b"POST /bkt?delete HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\nConnection: close\r\n\r\n<Delete");
+    let r = server.raw(&delete_request("<Delete", true));
     assert_eq!((r.status, r.code().as_str()), (400, "MalformedXML"));
     let r = server
         .raw(b"GET /bkt?list-type=2&max-keys=-1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
@@ -495,10 +495,7 @@ fn delete_objects_refuses_versions_other_than_null() {
         200
     );
     let body = "<Delete><Object><Key>k</Key><VersionId>v1</VersionId></Object></Delete>";
-    let r = server.raw(
-        format!("POST /bkt?delete HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
-            .as_bytes(),
-    );
+    let r = server.raw(&delete_request(body, true));
     assert_eq!(r.status, 200);
     assert!(
         r.body_str().contains("<Code>NoSuchVersion</Code>"),
@@ -506,4 +503,51 @@ fn delete_objects_refuses_versions_other_than_null() {
         r.body_str()
     );
     assert_eq!(get(&server, "/bkt/k").body, b"x");
+}
+
+/// A DeleteObjects request, with the Content-MD5 S3 requires when `md5`.
+fn delete_request(body: &str, md5: bool) -> Vec<u8> {
+    use base64::Engine;
+    use md5::Digest;
+    let digest = base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(body));
+    let header = if md5 {
+        format!("Content-MD5: {digest}\r\n")
+    } else {
+        String::new()
+    };
+    format!(
+        "POST /bkt?delete HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n{header}Connection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+#[test]
+fn delete_objects_needs_a_digest_of_its_body_and_checks_it() {
+    let server = setup();
+    assert_eq!(
+        put(&server, "/bkt/k", "Content-Length: 1\r\n", b"x").status,
+        200
+    );
+    let body = "<Delete><Object><Key>k</Key></Object></Delete>";
+    let r = server.raw(&delete_request(body, false));
+    assert_eq!((r.status, r.code().as_str()), (400, "InvalidRequest"));
+    // The digest of another body: refused, nothing deleted.
+    let mut tampered = delete_request(body, true);
+    let at = find(&tampered, b"<Key>k").unwrap() + 5;
+    tampered[at] = b'j';
+    let r = server.raw(&tampered);
+    assert_eq!((r.status, r.code().as_str()), (400, "BadDigest"));
+    // A flexible checksum may stand in for Content-MD5, and is checked too.
+    let wrong_crc = format!(
+        "POST /bkt?delete HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nx-amz-checksum-crc32: AAAAAA==\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let r = server.raw(wrong_crc.as_bytes());
+    assert_eq!((r.status, r.code().as_str()), (400, "BadDigest"));
+    let r = server.raw(b"POST /bkt?delete HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-MD5: nope\r\nConnection: close\r\n\r\n<D");
+    assert_eq!((r.status, r.code().as_str()), (400, "InvalidDigest"));
+    assert_eq!(get(&server, "/bkt/k").body, b"x");
+    assert_eq!(server.raw(&delete_request(body, true)).status, 200);
+    assert_eq!(get(&server, "/bkt/k").code(), "NoSuchKey");
 }
