@@ -155,9 +155,12 @@ fn verify(data_dir: &std::path::Path) -> std::process::ExitCode {
     let terminal = std::io::stderr().is_terminal();
     let started = Instant::now();
     let mut last = Instant::now();
-    let gib = |n: u64| n as f64 / (1u64 << 30) as f64;
-    let progress = |done: u64, total: u64| {
-        let finished = done == total;
+    let human = |n: u64| match n {
+        n if n >= 1 << 30 => format!("{:.2} GiB", n as f64 / (1u64 << 30) as f64),
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
+        n => format!("{n} bytes"),
+    };
+    let progress = |done: u64, total: u64, finished: bool| {
         if last.elapsed() < Duration::from_secs(1) && !finished {
             return;
         }
@@ -167,17 +170,13 @@ fn verify(data_dir: &std::path::Path) -> std::process::ExitCode {
         } else {
             done as f64 * 100.0 / total as f64
         };
-        let line = format!(
-            "verified {:.2} of {:.2} GiB ({pct:.0}%)",
-            gib(done),
-            gib(total)
-        );
+        let line = format!("verified {} of {} ({pct:.0}%)", human(done), human(total));
         if terminal {
             eprint!("\r{line}");
             if finished {
                 eprintln!();
             }
-        } else if !finished || done > 0 {
+        } else {
             eprintln!("{line}");
         }
         let _ = std::io::stderr().flush();

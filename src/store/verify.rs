@@ -1,6 +1,7 @@
 //! `stowage verify`: re-reads every blob the metadata refers to (objects and
 //! the parts of incomplete uploads) and checks its length, its MD5 and, where
-//! one was stored for exactly that blob, its checksum. A blob shared by
+//! one was stored for exactly that blob (a single-part object's, a part's),
+//! its checksum. A blob shared by
 //! copies is read once and reported under every name that uses it.
 
 use std::collections::BTreeMap;
@@ -59,12 +60,12 @@ pub fn open(data_dir: &Path) -> Result<(Database, Arc<BlobDir>), String> {
     Ok((db, Arc::new(blobs)))
 }
 
-/// Checks every referenced blob; `progress(done, total)` is called with
-/// byte counts as the work advances.
+/// Checks every referenced blob; `progress(done, total, finished)` is
+/// called with byte counts as the work advances, and once at the end.
 pub fn verify(
     db: &Database,
     blobs: &BlobDir,
-    mut progress: impl FnMut(u64, u64),
+    mut progress: impl FnMut(u64, u64, bool),
 ) -> S3Result<Report> {
     let mut report = Report::default();
     let mut expected: BTreeMap<u128, Expected> = BTreeMap::new();
@@ -92,7 +93,10 @@ pub fn verify(
             let (user, checksum) = if single {
                 (format!("{bucket}/{key}"), record.checksum.clone())
             } else {
-                (format!("{bucket}/{key} (part {})", i + 1), None)
+                (
+                    format!("{bucket}/{key} (part {})", i + 1),
+                    s.checksum.clone(),
+                )
             };
             expect(s.blob, s.len, s.md5, checksum, user);
         }
@@ -108,13 +112,13 @@ pub fn verify(
     drop(txn);
 
     let total: u64 = expected.values().map(|e| e.len).sum();
-    progress(0, total);
+    progress(0, total, false);
     let mut buf = vec![0u8; 1 << 20];
     for (id, e) in expected {
         report.blobs += 1;
         let outcome = check_blob(blobs, id, &e, &mut buf, |n| {
             report.bytes += n;
-            progress(report.bytes, total);
+            progress(report.bytes, total, false);
         });
         if let Err(problem) = outcome {
             report.damaged.push(Damage {
@@ -124,6 +128,7 @@ pub fn verify(
             });
         }
     }
+    progress(report.bytes, total, true);
     Ok(report)
 }
 

@@ -345,6 +345,12 @@ fn run_verify(data_dir: &Path) -> (i32, String) {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("verified ") && stderr.contains("%)"),
+        "progress reaches its end: {stderr} / {stdout} / {:?}",
+        out.status
+    );
     (out.status.code().unwrap_or(-1), stdout)
 }
 
@@ -382,6 +388,16 @@ async fn verify_finds_rotten_and_missing_blobs() {
         .unwrap();
     assert!(server.terminate().success());
     let data_dir = server.data_dir.clone();
+
+    // A server still running on the directory is refused, not raced.
+    let mut running = Server::start_in(data_dir.parent().unwrap(), "");
+    let blocked = std::process::Command::new(env!("CARGO_BIN_EXE_stowage"))
+        .args(["verify", "--data-dir"])
+        .arg(&data_dir)
+        .output()
+        .unwrap();
+    assert_eq!(blocked.status.code(), Some(2));
+    assert!(running.terminate().success());
 
     let (code, out) = run_verify(&data_dir);
     assert_eq!(code, 0, "{out}");
