@@ -56,10 +56,12 @@ fn wanted(ctx: &Ctx) -> S3Result<Vec<&'static str>> {
 pub async fn get_object_attributes(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
     check_version_id(&ctx.query)?;
     let wanted = wanted(ctx)?;
-    // S3 ignores a malformed x-amz-max-parts, and so do we.
+    // S3 ignores a malformed x-amz-max-parts, and so do we (0 included: a
+    // page that can never advance would loop a paginating client).
     let max_parts = ctx
         .header("x-amz-max-parts")
         .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0)
         .map_or(1000, |n| n.min(1000));
     let marker = ctx
         .header("x-amz-part-number-marker")

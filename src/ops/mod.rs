@@ -96,17 +96,32 @@ impl Ctx {
             true => checksum::requested(&self.headers)?,
             false => None,
         };
-        if required && md5.is_none() && requested.is_none() {
-            return Err(S3Error::with_message(
+        let missing = || {
+            S3Error::with_message(
                 Code::InvalidRequest,
                 "Missing required header for this request: Content-MD5",
-            ));
+            )
+        };
+        if required && md5.is_none() && requested.is_none() {
+            return Err(missing());
         }
         let cap = self.state.config.limits.max_xml_body as u64;
         let mut body = self.body(cap)?;
         let mut data = bytes::BytesMut::new();
         while let Some(piece) = body.next().await? {
             data.extend_from_slice(&piece);
+        }
+        // Only a digest that is actually there counts: a bare algorithm
+        // name, or a trailer announced but never sent, proves nothing.
+        let has_value = matches!(
+            requested.as_ref().map(|r| &r.source),
+            Some(checksum::Source::Header(_))
+        ) || body
+            .trailers()
+            .iter()
+            .any(|(name, _)| name.starts_with("x-amz-checksum-"));
+        if required && md5.is_none() && !has_value {
+            return Err(missing());
         }
         checksum::check_md5(md5, md5::Md5::digest(&data).into())?;
         if let Some(requested) = &requested {

@@ -476,6 +476,11 @@ pub async fn copy_object(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
     w.root("CopyObjectResult");
     w.elem("LastModified", &iso8601(record.last_modified_ms));
     w.elem("ETag", &quoted(&record.etag));
+    // The copy shares the source's bytes, so it keeps its checksum.
+    if let Some((algorithm, value)) = record.checksum_value() {
+        w.elem("ChecksumType", record.checksum_type.name());
+        w.elem(super::multipart::checksum_element(algorithm), &value);
+    }
     w.close("CopyObjectResult");
     Ok(xml_response(w.finish()))
 }

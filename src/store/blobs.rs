@@ -58,15 +58,21 @@ pub fn id_hex(id: u128) -> String {
 
 impl BlobDir {
     pub fn open(data_dir: &Path) -> io::Result<BlobDir> {
-        let dir = BlobDir {
+        let dir = BlobDir::at(data_dir);
+        fs::create_dir_all(&dir.blobs)?;
+        fs::create_dir_all(&dir.tmp)?;
+        Ok(dir)
+    }
+
+    /// The blob directories of `data_dir`, creating nothing (for readers
+    /// such as `stowage verify`).
+    pub fn at(data_dir: &Path) -> BlobDir {
+        BlobDir {
             blobs: data_dir.join("blobs"),
             tmp: data_dir.join("tmp"),
             pins: Mutex::new(HashMap::new()),
             gate: RwLock::new(()),
-        };
-        fs::create_dir_all(&dir.blobs)?;
-        fs::create_dir_all(&dir.tmp)?;
-        Ok(dir)
+        }
     }
 
     pub fn tmp_path(&self, id: u128) -> PathBuf {

@@ -319,16 +319,23 @@ fn replay_completion(
 
 /// The checksum of a completed object: what its upload asked for, combined
 /// from the parts' checksums without reading a byte. An upload that asked
-/// for none still gets a full-object CRC64NVME when every part has one (the
-/// default each part is given).
+/// for none gets a full-object CRC when its parts all carry the same CRC
+/// algorithm: CRC64NVME when the server chose it (as S3 does), else the
+/// client's (SDKs send CRC32 parts by default).
 fn object_checksum(
     asked: Option<(Algorithm, ChecksumType)>,
     segments: &[Segment],
 ) -> (Option<Checksum>, ChecksumType) {
-    let (algorithm, kind) = asked.unwrap_or((Algorithm::Crc64Nvme, ChecksumType::FullObject));
     let checksums: Option<Vec<&Checksum>> = segments.iter().map(|s| s.checksum.as_ref()).collect();
     let Some(checksums) = checksums else {
-        return (None, kind);
+        return (None, asked.map_or(ChecksumType::FullObject, |(_, k)| k));
+    };
+    let (algorithm, kind) = match asked {
+        Some(asked) => asked,
+        None => match checksums.first() {
+            Some(first) if first.algorithm.is_crc() => (first.algorithm, ChecksumType::FullObject),
+            _ => return (None, ChecksumType::FullObject),
+        },
     };
     let value = match kind {
         ChecksumType::Composite => checksum::composite(algorithm, &checksums),
@@ -379,6 +386,9 @@ fn check_expected(
             Ok(())
         }
         (Some((a, _)), _) if a == *algorithm => Err(bad()),
+        // S3 ignores an expected checksum of another algorithm on an
+        // upload that named none.
+        _ if asked.is_none() => Ok(()),
         _ => Err(S3Error::with_message(
             Code::InvalidRequest,
             format!(
@@ -427,6 +437,16 @@ fn validate_parts(
                     .detail("ETag", want.etag.clone())
             })?;
         match (&want.checksum, asked) {
+            (Some(sent), Some((algorithm, _))) if sent.algorithm != algorithm => {
+                return Err(S3Error::with_message(
+                    Code::BadDigest,
+                    format!(
+                        "The {} you specified for part {} did not match what we received.",
+                        sent.algorithm.name().to_ascii_lowercase(),
+                        want.part_number
+                    ),
+                ));
+            }
             (Some(sent), _) if part.checksum.as_ref() != Some(sent) => {
                 return Err(S3Error::with_message(
                     Code::InvalidPart,

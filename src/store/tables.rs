@@ -30,22 +30,23 @@ pub const BLOBS: TableDefinition<u128, u32> = TableDefinition::new("blobs");
 /// and then removes the row.
 pub const GARBAGE: TableDefinition<u128, i64> = TableDefinition::new("garbage");
 
-/// Format 2 added checksum types (uploads, objects) and part checksums
-/// (object segments). Records are written in the current format and read
-/// in either; nothing is rewritten in place.
-const FORMAT_VERSION: u8 = 2;
-
-/// A stored record: encoded with postcard behind a version byte.
+/// A stored record: encoded with postcard behind a version byte. Each
+/// record type has its own version, raised only when its shape changes, so
+/// a record is written in its current format and read in any earlier one;
+/// nothing is rewritten in place, and types that never changed stay
+/// readable by older binaries.
 pub trait Record: Serialize + DeserializeOwned {
-    /// Reads the body of a format-1 record. Records whose shape did not
-    /// change read it as they are.
+    const VERSION: u8 = 1;
+
+    /// Reads the body of a format-1 record of a type now at a later
+    /// version.
     fn from_v1(bytes: &[u8]) -> Result<Self, postcard::Error> {
         postcard::from_bytes(bytes)
     }
 }
 
 pub fn encode<T: Record>(value: &T) -> Vec<u8> {
-    let mut out = vec![FORMAT_VERSION];
+    let mut out = vec![T::VERSION];
     // Serializing plain structs into a Vec cannot fail.
     out.extend(postcard::to_stdvec(value).expect("record serializes"));
     out
@@ -54,7 +55,7 @@ pub fn encode<T: Record>(value: &T) -> Vec<u8> {
 pub fn decode<T: Record>(bytes: &[u8]) -> S3Result<T> {
     let corrupt = |e: postcard::Error| S3Error::internal(format!("corrupt metadata record: {e}"));
     match bytes.split_first() {
-        Some((&FORMAT_VERSION, rest)) => postcard::from_bytes(rest).map_err(corrupt),
+        Some((&v, rest)) if v == T::VERSION => postcard::from_bytes(rest).map_err(corrupt),
         Some((1, rest)) => T::from_v1(rest).map_err(corrupt),
         Some((v, _)) => Err(S3Error::internal(format!(
             "metadata record format {v} is newer than this binary"
@@ -145,7 +146,10 @@ pub struct UploadRecord {
     pub checksum: Option<(Algorithm, ChecksumType)>,
 }
 
+/// Version 2 added the upload's checksum algorithm and type.
 impl Record for UploadRecord {
+    const VERSION: u8 = 2;
+
     fn from_v1(bytes: &[u8]) -> Result<Self, postcard::Error> {
         #[derive(Deserialize)]
         struct V1 {
@@ -163,7 +167,10 @@ impl Record for UploadRecord {
     }
 }
 
+/// Version 2 added the checksum type and the segments' part checksums.
 impl Record for ObjectRecord {
+    const VERSION: u8 = 2;
+
     fn from_v1(bytes: &[u8]) -> Result<Self, postcard::Error> {
         #[derive(Deserialize)]
         struct SegmentV1 {
@@ -227,7 +234,7 @@ mod tests {
             checksum: None,
         };
         let bytes = encode(&p);
-        assert_eq!(bytes[0], FORMAT_VERSION);
+        assert_eq!(bytes[0], 1, "an unchanged type keeps version 1");
         let back: PartRecord = decode(&bytes).unwrap();
         assert_eq!((back.blob, back.size, back.md5), (7, 5, [1; 16]));
     }

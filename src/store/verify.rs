@@ -1,16 +1,16 @@
 //! `stowage verify`: re-reads every blob the metadata refers to (objects and
-//! the parts of incomplete uploads) and checks its length, its MD5 and, where
-//! one was stored for exactly that blob (a single-part object's, a part's),
-//! its checksum. A blob shared by
-//! copies is read once and reported under every name that uses it.
+//! the parts of incomplete uploads) and checks its length, its MD5 and every
+//! checksum stored for exactly that blob (a single-part object's, a part's).
+//! A blob shared by copies is read once and reported under every name that
+//! uses it. Verify only reads: the database is opened read-only and no
+//! directory is created.
 
 use std::collections::BTreeMap;
 use std::io::{self, Read};
 use std::path::Path;
-use std::sync::Arc;
 
 use md5::{Digest, Md5};
-use redb::{Database, ReadableDatabase, ReadableTable};
+use redb::{ReadOnlyDatabase, ReadableDatabase, ReadableTable};
 
 use super::blobs::{BlobDir, id_hex};
 use super::tables::{OBJECTS, ObjectRecord, PARTS, PartRecord, decode};
@@ -21,12 +21,15 @@ use crate::error::S3Result;
 struct Expected {
     len: u64,
     md5: [u8; 16],
-    checksum: Option<Checksum>,
+    /// Distinct stored checksums (copies may record the same one twice).
+    checksums: Vec<Checksum>,
     /// Who refers to it: `bucket/key`, `bucket/key (part 3)`, `upload <id> part 2`.
     users: Vec<String>,
+    /// Two records disagree on its length or MD5.
+    inconsistent: bool,
 }
 
-/// One blob that failed.
+/// One blob (or record) that failed.
 #[derive(Debug)]
 pub struct Damage {
     pub blob: String,
@@ -43,27 +46,37 @@ pub struct Report {
     pub damaged: Vec<Damage>,
 }
 
-/// Opens a data directory's metadata without writing to it. Fails when a
-/// server has the database open: stop it first.
-pub fn open(data_dir: &Path) -> Result<(Database, Arc<BlobDir>), String> {
+/// Opens a data directory without writing to it. Fails when a server has
+/// the database open (stop it first), when the database needs the repair a
+/// server start performs after a crash, or when `blobs/` is missing (an
+/// unmounted volume must not read as a store whose every blob is lost).
+pub fn open(data_dir: &Path) -> Result<(ReadOnlyDatabase, BlobDir), String> {
     let db_path = data_dir.join("meta.redb");
     if !db_path.exists() {
         return Err(format!("{} does not exist", db_path.display()));
     }
-    let db = Database::open(&db_path).map_err(|e| {
-        format!(
-            "cannot open {} ({e}); is a server still running on it?",
+    let db = ReadOnlyDatabase::open(&db_path).map_err(|e| match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => format!(
+            "{} is open in another process; stop the server first",
             db_path.display()
-        )
+        ),
+        redb::DatabaseError::RepairAborted => format!(
+            "{} was not closed cleanly; start and stop the server once to repair it",
+            db_path.display()
+        ),
+        e => format!("cannot open {}: {e}", db_path.display()),
     })?;
-    let blobs = BlobDir::open(data_dir).map_err(|e| format!("blob directories: {e}"))?;
-    Ok((db, Arc::new(blobs)))
+    if !data_dir.join("blobs").is_dir() {
+        return Err(format!("{} is missing", data_dir.join("blobs").display()));
+    }
+    Ok((db, BlobDir::at(data_dir)))
 }
 
-/// Checks every referenced blob; `progress(done, total, finished)` is
-/// called with byte counts as the work advances, and once at the end.
+/// Checks every referenced blob. `progress(done, total, finished)` counts
+/// bytes of blobs checked against the bytes the metadata expects, and is
+/// called once more at the end.
 pub fn verify(
-    db: &Database,
+    db: &ReadOnlyDatabase,
     blobs: &BlobDir,
     mut progress: impl FnMut(u64, u64, bool),
 ) -> S3Result<Report> {
@@ -74,20 +87,33 @@ pub fn verify(
             let e = expected.entry(id).or_insert(Expected {
                 len,
                 md5,
-                checksum: None,
+                checksums: Vec::new(),
                 users: Vec::new(),
+                inconsistent: false,
             });
-            if e.checksum.is_none() {
-                e.checksum = checksum;
+            e.inconsistent |= e.len != len || e.md5 != md5;
+            if let Some(c) = checksum
+                && !e.checksums.contains(&c)
+            {
+                e.checksums.push(c);
             }
             e.users.push(user);
         };
+    // A record that does not decode is damage too; the rest still gets
+    // checked.
+    let mut unreadable = Vec::new();
     let txn = db.begin_read()?;
     for row in txn.open_table(OBJECTS)?.iter()? {
         let (k, v) = row?;
         let (bucket, key) = k.value();
-        let record: ObjectRecord = decode(v.value())?;
         report.objects += 1;
+        let record: ObjectRecord = match decode(v.value()) {
+            Ok(r) => r,
+            Err(e) => {
+                unreadable.push((format!("{bucket}/{key}"), e.to_string()));
+                continue;
+            }
+        };
         let single = record.segments.len() == 1 && !record.is_multipart();
         for (i, s) in record.segments.iter().enumerate() {
             let (user, checksum) = if single {
@@ -104,22 +130,38 @@ pub fn verify(
     for row in txn.open_table(PARTS)?.iter()? {
         let (k, v) = row?;
         let (upload, number) = k.value();
-        let part: PartRecord = decode(v.value())?;
         report.upload_parts += 1;
         let user = format!("upload {upload} part {number}");
-        expect(part.blob, part.size, part.md5, part.checksum, user);
+        match decode::<PartRecord>(v.value()) {
+            Ok(part) => expect(part.blob, part.size, part.md5, part.checksum, user),
+            Err(e) => unreadable.push((user, e.to_string())),
+        }
     }
     drop(txn);
+    for (user, error) in unreadable {
+        report.damaged.push(Damage {
+            blob: "-".into(),
+            problem: format!("undecodable metadata record ({error})"),
+            users: vec![user],
+        });
+    }
 
     let total: u64 = expected.values().map(|e| e.len).sum();
+    let mut done = 0;
     progress(0, total, false);
     let mut buf = vec![0u8; 1 << 20];
     for (id, e) in expected {
         report.blobs += 1;
-        let outcome = check_blob(blobs, id, &e, &mut buf, |n| {
-            report.bytes += n;
-            progress(report.bytes, total, false);
-        });
+        let outcome = if e.inconsistent {
+            Err("metadata records disagree on its length or MD5".to_owned())
+        } else {
+            check_blob(blobs, id, &e, &mut buf, |read| {
+                report.bytes += read;
+                progress(done + read.min(e.len), total, false);
+            })
+        };
+        done += e.len;
+        progress(done, total, false);
         if let Err(problem) = outcome {
             report.damaged.push(Damage {
                 blob: id_hex(id),
@@ -128,10 +170,12 @@ pub fn verify(
             });
         }
     }
-    progress(report.bytes, total, true);
+    progress(done, total, true);
     Ok(report)
 }
 
+/// Reads one blob, hashing it with MD5 and every stored checksum's
+/// algorithm in one pass. `advanced` gets the bytes read so far.
 fn check_blob(
     blobs: &BlobDir,
     id: u128,
@@ -145,7 +189,11 @@ fn check_blob(
         Err(err) => return Err(format!("unreadable: {err}")),
     };
     let mut md5 = Md5::new();
-    let mut hasher = e.checksum.as_ref().map(|c| Hasher::new(c.algorithm));
+    let mut hashers: Vec<Hasher> = e
+        .checksums
+        .iter()
+        .map(|c| Hasher::new(c.algorithm))
+        .collect();
     let mut len = 0u64;
     loop {
         let n = match file.read(buf) {
@@ -155,11 +203,11 @@ fn check_blob(
             Err(err) => return Err(format!("read error after {len} bytes: {err}")),
         };
         md5.update(&buf[..n]);
-        if let Some(h) = &mut hasher {
+        for h in &mut hashers {
             h.update(&buf[..n]);
         }
         len += n as u64;
-        advanced(n as u64);
+        advanced(len);
     }
     if len != e.len {
         return Err(format!("{len} bytes, expected {}", e.len));
@@ -172,7 +220,7 @@ fn check_blob(
             super::hex(&e.md5)
         ));
     }
-    if let (Some(h), Some(stored)) = (hasher, &e.checksum) {
+    for (h, stored) in hashers.into_iter().zip(&e.checksums) {
         let computed = h.finish();
         if computed != *stored {
             return Err(format!(

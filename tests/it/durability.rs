@@ -399,8 +399,13 @@ async fn verify_finds_rotten_and_missing_blobs() {
     assert_eq!(blocked.status.code(), Some(2));
     assert!(running.terminate().success());
 
+    let meta = std::fs::read(data_dir.join("meta.redb")).unwrap();
     let (code, out) = run_verify(&data_dir);
     assert_eq!(code, 0, "{out}");
+    assert!(
+        std::fs::read(data_dir.join("meta.redb")).unwrap() == meta,
+        "verify only reads"
+    );
     assert!(
         out.contains("3 objects and 1 parts of incomplete uploads: 3 blobs"),
         "{out}"

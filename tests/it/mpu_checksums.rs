@@ -442,3 +442,73 @@ async fn get_object_attributes_of_a_single_part_object_and_bad_requests() {
         .unwrap_err();
     assert_eq!(err_code(&e), "NoSuchKey");
 }
+
+#[tokio::test]
+async fn crc32_parts_of_an_upload_without_an_algorithm_combine_into_a_full_object_crc32() {
+    let server = Server::start_with("min_part_size = 1024");
+    let s3 = server.client();
+    s3.create_bucket().bucket("bkt").send().await.unwrap();
+    let parts = test_parts();
+    let crc = ChecksumAlgorithm::Crc32;
+    let id = s3
+        .create_multipart_upload()
+        .bucket("bkt")
+        .key("k")
+        .send()
+        .await
+        .unwrap()
+        .upload_id
+        .unwrap();
+    let mut done = Vec::new();
+    for (i, data) in parts.iter().enumerate() {
+        let out = s3
+            .upload_part()
+            .bucket("bkt")
+            .key("k")
+            .upload_id(&id)
+            .part_number(i as i32 + 1)
+            .checksum_algorithm(crc.clone())
+            .body(ByteStream::from(data.clone()))
+            .send()
+            .await
+            .unwrap();
+        done.push(completed(&crc, i as i32 + 1, out.e_tag().unwrap(), None));
+    }
+    // An expected checksum of another algorithm is ignored for an upload
+    // that named none, as S3 does.
+    s3.complete_multipart_upload()
+        .bucket("bkt")
+        .key("k")
+        .upload_id(&id)
+        .checksum_sha256(B64.encode([7u8; 32]))
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(done))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let head = s3
+        .head_object()
+        .bucket("bkt")
+        .key("k")
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap();
+    let want = expected(&crc, &ChecksumType::FullObject, &parts);
+    assert_eq!(head.checksum_crc32(), Some(want.as_str()));
+    assert_eq!(head.checksum_type(), Some(&ChecksumType::FullObject));
+    // The copy keeps it, and says so.
+    let copy = s3
+        .copy_object()
+        .bucket("bkt")
+        .key("copy")
+        .copy_source("bkt/k")
+        .send()
+        .await
+        .unwrap();
+    let result = copy.copy_object_result().unwrap();
+    assert_eq!(result.checksum_crc32(), Some(want.as_str()));
+}

@@ -545,6 +545,13 @@ fn delete_objects_needs_a_digest_of_its_body_and_checks_it() {
     );
     let r = server.raw(wrong_crc.as_bytes());
     assert_eq!((r.status, r.code().as_str()), (400, "BadDigest"));
+    // Naming an algorithm without sending its value proves nothing.
+    let bare = format!(
+        "POST /bkt?delete HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nx-amz-sdk-checksum-algorithm: CRC32\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let r = server.raw(bare.as_bytes());
+    assert_eq!((r.status, r.code().as_str()), (400, "InvalidRequest"));
     let r = server.raw(b"POST /bkt?delete HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-MD5: nope\r\nConnection: close\r\n\r\n<D");
     assert_eq!((r.status, r.code().as_str()), (400, "InvalidDigest"));
     assert_eq!(get(&server, "/bkt/k").body, b"x");
