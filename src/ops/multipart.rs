@@ -297,9 +297,11 @@ struct CompleteRequestPart {
 }
 
 impl CompleteRequestPart {
-    /// The part checksum the request lists, if any (the first, if several).
-    fn checksum(&self) -> Option<Checksum> {
-        [
+    /// The part checksum the request lists, if any. More than one, or one
+    /// that is not base64 of its algorithm's length, is S3's
+    /// `InvalidArgument`.
+    fn checksum(&self) -> S3Result<Option<Checksum>> {
+        let mut listed = [
             (Algorithm::Crc32, &self.crc32),
             (Algorithm::Crc32c, &self.crc32c),
             (Algorithm::Crc64Nvme, &self.crc64nvme),
@@ -307,12 +309,21 @@ impl CompleteRequestPart {
             (Algorithm::Sha256, &self.sha256),
         ]
         .into_iter()
-        .find_map(|(algorithm, v)| {
+        .filter_map(|(algorithm, v)| {
             v.as_ref().map(|v| Checksum {
                 algorithm,
                 value: v.trim().to_owned(),
             })
-        })
+        });
+        let first = listed.next();
+        if listed.next().is_some() || first.as_ref().is_some_and(|c| c.raw().is_none()) {
+            return Err(S3Error::invalid_argument(
+                "Invalid Base64 or multiple checksums present in request",
+                "Checksum",
+                &self.part_number.to_string(),
+            ));
+        }
+        Ok(first)
     }
 }
 
@@ -329,10 +340,18 @@ pub fn checksum_element(algorithm: Algorithm) -> &'static str {
 
 /// The `x-amz-checksum-*` header of a Complete: the object's expected
 /// checksum.
-fn expected_checksum(ctx: &Ctx) -> Option<(Algorithm, String)> {
-    Algorithm::ALL
+fn expected_checksum(ctx: &Ctx) -> S3Result<Option<(Algorithm, String)>> {
+    let mut sent = Algorithm::ALL
         .into_iter()
-        .find_map(|a| ctx.header(a.header()).map(|v| (a, v.trim().to_owned())))
+        .filter_map(|a| ctx.header(a.header()).map(|v| (a, v.trim().to_owned())));
+    let first = sent.next();
+    if sent.next().is_some() {
+        return Err(S3Error::with_message(
+            Code::InvalidRequest,
+            "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.",
+        ));
+    }
+    Ok(first)
 }
 
 pub async fn complete(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
@@ -353,13 +372,15 @@ pub async fn complete(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
         parts: request
             .parts
             .iter()
-            .map(|p| CompletedPart {
-                part_number: p.part_number,
-                etag: p.etag.trim().trim_matches('"').to_owned(),
-                checksum: p.checksum(),
+            .map(|p| {
+                Ok(CompletedPart {
+                    part_number: p.part_number,
+                    etag: p.etag.trim().trim_matches('"').to_owned(),
+                    checksum: p.checksum()?,
+                })
             })
-            .collect(),
-        expected: expected_checksum(ctx),
+            .collect::<S3Result<_>>()?,
+        expected: expected_checksum(ctx)?,
         kind,
     };
     // The condition is checked after NoSuchUpload, and not at all when the
@@ -440,9 +461,26 @@ mod tests {
         assert_eq!(r.parts.len(), 2);
         assert_eq!(r.parts[0].part_number, 1);
         assert_eq!(r.parts[1].etag, "def");
-        let c = r.parts[0].checksum().unwrap();
-        assert_eq!((c.algorithm, c.value.as_str()), (Algorithm::Crc32, "AAAA"));
-        assert!(r.parts[1].checksum().is_none());
+        assert_eq!(
+            r.parts[0].checksum().unwrap_err().code,
+            Code::InvalidArgument,
+            "AAAA is not four bytes"
+        );
+        assert!(r.parts[1].checksum().unwrap().is_none());
+        let xml = br#"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>a</ETag>
+            <ChecksumCRC32>AAAAAA==</ChecksumCRC32></Part><Part><PartNumber>2</PartNumber>
+            <ETag>b</ETag><ChecksumCRC32>AAAAAA==</ChecksumCRC32><ChecksumSHA1>x</ChecksumSHA1>
+            </Part></CompleteMultipartUpload>"#;
+        let r: CompleteRequest = crate::xml::parse(xml).unwrap();
+        let c = r.parts[0].checksum().unwrap().unwrap();
+        assert_eq!(
+            (c.algorithm, c.value.as_str()),
+            (Algorithm::Crc32, "AAAAAA==")
+        );
+        assert_eq!(
+            r.parts[1].checksum().unwrap_err().code,
+            Code::InvalidArgument
+        );
         assert!(crate::xml::parse::<CompleteRequest>(b"<nope").is_err());
     }
 }

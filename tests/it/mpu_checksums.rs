@@ -383,6 +383,14 @@ async fn checksum_rules_are_enforced_and_a_failed_complete_changes_nothing() {
         .await
         .unwrap_err();
     assert_eq!(err_code(&e), "BadDigest");
+    // One expected checksum at most.
+    let e = complete(done.clone())
+        .checksum_sha256(format!("{}-3", B64.encode([1u8; 32])))
+        .checksum_crc32("AAAAAA==")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&e), "InvalidRequest");
     // None of that touched the upload: the right request completes it.
     let want = expected(&sha, &ChecksumType::Composite, &parts);
     let out = complete(done).checksum_sha256(&want).send().await.unwrap();
