@@ -92,9 +92,10 @@ impl Ctx {
     async fn collect_xml(&mut self, checksums: bool, required: bool) -> S3Result<bytes::Bytes> {
         use crate::checksum;
         let md5 = checksum::content_md5(&self.headers)?;
-        let requested = match checksums {
-            true => checksum::requested(&self.headers)?,
-            false => None,
+        let requested = if checksums {
+            checksum::requested(&self.headers)?
+        } else {
+            None
         };
         let missing = || {
             S3Error::with_message(
@@ -172,6 +173,17 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, request_id: &s
         parts.headers.contains_key("x-amz-copy-source"),
     );
     let is_head = parts.method == http::Method::HEAD;
+    // Kept for the CORS headers, which go on every response, errors too.
+    let origin = (op != Operation::CorsPreflight)
+        .then(|| {
+            parts
+                .headers
+                .get("origin")?
+                .to_str()
+                .ok()
+                .map(str::to_owned)
+        })
+        .flatten();
     let admitted = admit(&state, &parts, &query, op, bucket.as_deref()).await;
     let mut outcome = match admitted {
         Err(e) => error_outcome(e, op, bucket, key, &resource, request_id, is_head),
@@ -186,7 +198,7 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, request_id: &s
             let mut ctx = Ctx {
                 state: Arc::clone(&state),
                 op,
-                headers: parts.headers.clone(),
+                headers: std::mem::take(&mut parts.headers),
                 query,
                 bucket: bucket.clone(),
                 key: key.clone(),
@@ -211,13 +223,15 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, request_id: &s
             }
         }
     };
-    if op != Operation::CorsPreflight
-        && let (Some(origin), Some(bucket)) = (
-            parts.headers.get("origin").and_then(|v| v.to_str().ok()),
-            &outcome.bucket,
+    if let (Some(origin), Some(bucket)) = (origin, &outcome.bucket) {
+        cors::decorate(
+            &state,
+            bucket,
+            &origin,
+            &parts.method,
+            &mut outcome.response,
         )
-    {
-        cors::decorate(&state, bucket, origin, &parts.method, &mut outcome.response).await;
+        .await;
     }
     outcome
 }
