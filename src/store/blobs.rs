@@ -232,12 +232,18 @@ impl Drop for PinGuard {
 pub struct Written {
     pub len: u64,
     pub md5: [u8; 16],
+    /// In the algorithm the writer was created with.
     pub checksum: Checksum,
+    /// Always computed (it costs a few percent of the MD5), so that any
+    /// multipart object can get a full-object CRC64NVME, as S3 gives it.
+    pub crc64nvme: Checksum,
 }
 
 struct Hashes {
     md5: Md5,
     checksum: Hasher,
+    /// Unless `checksum` already is one.
+    crc64nvme: Option<Hasher>,
 }
 
 /// Streams bytes into a new blob in `tmp/`. Each batch is written and hashed
@@ -277,6 +283,8 @@ impl BlobWriter {
         let hashes = Hashes {
             md5: Md5::new(),
             checksum: Hasher::new(algorithm),
+            crc64nvme: (algorithm != Algorithm::Crc64Nvme)
+                .then(|| Hasher::new(Algorithm::Crc64Nvme)),
         };
         Ok(BlobWriter {
             id,
@@ -352,6 +360,9 @@ impl BlobWriter {
             for data in &to_hash {
                 hashes.md5.update(data);
                 hashes.checksum.update(data);
+                if let Some(crc) = &mut hashes.crc64nvme {
+                    crc.update(data);
+                }
             }
             hashes
         });
@@ -373,12 +384,18 @@ impl BlobWriter {
         .map_err(S3Error::internal)?
         .map_err(|e| S3Error::internal(format!("syncing blob: {e}")))?;
         self.armed = false;
+        let checksum = hashes.checksum.finish();
+        let crc64nvme = match hashes.crc64nvme {
+            Some(crc) => crc.finish(),
+            None => checksum.clone(),
+        };
         Ok(PendingBlob {
             id: self.id,
             written: Written {
                 len: self.len,
                 md5: hashes.md5.finalize().into(),
-                checksum: hashes.checksum.finish(),
+                checksum,
+                crc64nvme,
             },
             dir: Some(Arc::clone(&self.dir)),
         })

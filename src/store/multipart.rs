@@ -95,6 +95,7 @@ impl Store {
             md5: blob.written.md5,
             last_modified_ms: now_ms(),
             checksum: Some(blob.written.checksum.clone()),
+            crc64nvme: Some(blob.written.crc64nvme.clone()),
         };
         {
             if txn
@@ -174,7 +175,17 @@ impl Store {
             };
             let segments =
                 validate_parts(&completion.parts, &stored, min_part_size, upload.checksum)?;
-            let (checksum, checksum_type) = object_checksum(upload.checksum, &segments);
+            // Validated: every listed part is stored.
+            let crc64s: Vec<Option<&Checksum>> = completion
+                .parts
+                .iter()
+                .map(|p| {
+                    stored
+                        .get(&p.part_number)
+                        .and_then(|r| r.crc64nvme.as_ref())
+                })
+                .collect();
+            let (checksum, checksum_type) = object_checksum(upload.checksum, &segments, &crc64s);
             let mut md5s = Md5::new();
             for seg in &segments {
                 md5s.update(seg.md5);
@@ -319,35 +330,40 @@ fn replay_completion(
 
 /// The checksum of a completed object: what its upload asked for, combined
 /// from the parts' checksums without reading a byte. An upload that asked
-/// for none gets a full-object CRC when its parts all carry the same CRC
-/// algorithm: CRC64NVME when the server chose it (as S3 does), else the
-/// client's (SDKs send CRC32 parts by default).
+/// for none gets a full-object CRC64NVME, as S3 gives it, from the CRC64NVME
+/// every part carries (parts stored before those existed fall back to a CRC
+/// they share, if any).
 fn object_checksum(
     asked: Option<(Algorithm, ChecksumType)>,
     segments: &[Segment],
+    crc64s: &[Option<&Checksum>],
 ) -> (Option<Checksum>, ChecksumType) {
-    let checksums: Option<Vec<&Checksum>> = segments.iter().map(|s| s.checksum.as_ref()).collect();
-    let Some(checksums) = checksums else {
-        return (None, asked.map_or(ChecksumType::FullObject, |(_, k)| k));
+    let lens = segments.iter().map(|s| s.len);
+    let full = |algorithm, checksums: Vec<&Checksum>| {
+        let with_len: Vec<(&Checksum, u64)> = checksums.into_iter().zip(lens.clone()).collect();
+        checksum::combine(algorithm, &with_len)
     };
-    let (algorithm, kind) = match asked {
-        Some(asked) => asked,
-        None => match checksums.first() {
-            Some(first) if first.algorithm.is_crc() => (first.algorithm, ChecksumType::FullObject),
-            _ => return (None, ChecksumType::FullObject),
-        },
-    };
-    let value = match kind {
-        ChecksumType::Composite => checksum::composite(algorithm, &checksums),
-        ChecksumType::FullObject => {
-            let with_len: Vec<(&Checksum, u64)> = checksums
-                .into_iter()
-                .zip(segments.iter().map(|s| s.len))
-                .collect();
-            checksum::combine(algorithm, &with_len)
+    let part_checksums: Option<Vec<&Checksum>> =
+        segments.iter().map(|s| s.checksum.as_ref()).collect();
+    match asked {
+        Some((algorithm, kind)) => {
+            let value = part_checksums.and_then(|c| match kind {
+                ChecksumType::Composite => checksum::composite(algorithm, &c),
+                ChecksumType::FullObject => full(algorithm, c),
+            });
+            (value, kind)
         }
-    };
-    (value, kind)
+        None => {
+            let value = match crc64s.iter().copied().collect::<Option<Vec<&Checksum>>>() {
+                Some(crcs) => full(Algorithm::Crc64Nvme, crcs),
+                None => part_checksums.and_then(|c| {
+                    let algorithm = c.first()?.algorithm;
+                    full(algorithm, c)
+                }),
+            };
+            (value, ChecksumType::FullObject)
+        }
+    }
 }
 
 /// The checksum and type a Complete request said the object must have.
@@ -499,6 +515,7 @@ mod tests {
             md5: [md5; 16],
             last_modified_ms: 0,
             checksum: None,
+            crc64nvme: None,
         }
     }
 

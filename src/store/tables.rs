@@ -65,7 +65,6 @@ pub fn decode<T: Record>(bytes: &[u8]) -> S3Result<T> {
 }
 
 impl Record for BucketRecord {}
-impl Record for PartRecord {}
 impl Record for Vec<crate::cors::CorsRule> {}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -218,6 +217,34 @@ pub struct PartRecord {
     pub md5: [u8; 16],
     pub last_modified_ms: i64,
     pub checksum: Option<Checksum>,
+    /// The part's CRC64NVME, whatever its checksum's algorithm (absent in
+    /// parts stored by version 1).
+    pub crc64nvme: Option<Checksum>,
+}
+
+/// Version 2 added the part's CRC64NVME.
+impl Record for PartRecord {
+    const VERSION: u8 = 2;
+
+    fn from_v1(bytes: &[u8]) -> Result<Self, postcard::Error> {
+        #[derive(Deserialize)]
+        struct V1 {
+            blob: u128,
+            size: u64,
+            md5: [u8; 16],
+            last_modified_ms: i64,
+            checksum: Option<Checksum>,
+        }
+        let v: V1 = postcard::from_bytes(bytes)?;
+        Ok(PartRecord {
+            blob: v.blob,
+            size: v.size,
+            md5: v.md5,
+            last_modified_ms: v.last_modified_ms,
+            checksum: v.checksum,
+            crc64nvme: None,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -226,17 +253,14 @@ mod tests {
 
     #[test]
     fn records_round_trip_with_a_version_byte() {
-        let p = PartRecord {
-            blob: 7,
-            size: 5,
-            md5: [1; 16],
-            last_modified_ms: 9,
-            checksum: None,
+        let b = BucketRecord {
+            created_ms: 7,
+            owner: "o".into(),
         };
-        let bytes = encode(&p);
+        let bytes = encode(&b);
         assert_eq!(bytes[0], 1, "an unchanged type keeps version 1");
-        let back: PartRecord = decode(&bytes).unwrap();
-        assert_eq!((back.blob, back.size, back.md5), (7, 5, [1; 16]));
+        let back: BucketRecord = decode(&bytes).unwrap();
+        assert_eq!((back.created_ms, back.owner.as_str()), (7, "o"));
     }
 
     #[test]
@@ -304,6 +328,31 @@ mod tests {
         // A record written now reads back as itself.
         let again: UploadRecord = decode(&encode(&new)).unwrap();
         assert_eq!(again.initiated_ms, 7);
+    }
+
+    #[test]
+    fn format_1_parts_still_read() {
+        #[derive(Serialize)]
+        struct PartV1 {
+            blob: u128,
+            size: u64,
+            md5: [u8; 16],
+            last_modified_ms: i64,
+            checksum: Option<Checksum>,
+        }
+        let mut bytes = vec![1];
+        let old = PartV1 {
+            blob: 7,
+            size: 5,
+            md5: [1; 16],
+            last_modified_ms: 9,
+            checksum: None,
+        };
+        bytes.extend(postcard::to_stdvec(&old).unwrap());
+        let part: PartRecord = decode(&bytes).unwrap();
+        assert_eq!((part.blob, part.size, part.md5), (7, 5, [1; 16]));
+        assert!(part.crc64nvme.is_none());
+        assert_eq!(encode(&part)[0], 2);
     }
 
     #[test]

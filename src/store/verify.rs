@@ -83,7 +83,7 @@ pub fn verify(
     let mut report = Report::default();
     let mut expected: BTreeMap<u128, Expected> = BTreeMap::new();
     let mut expect =
-        |id: u128, len: u64, md5: [u8; 16], checksum: Option<Checksum>, user: String| {
+        |id: u128, len: u64, md5: [u8; 16], checksums: &[Option<Checksum>], user: String| {
             let e = expected.entry(id).or_insert(Expected {
                 len,
                 md5,
@@ -92,10 +92,10 @@ pub fn verify(
                 inconsistent: false,
             });
             e.inconsistent |= e.len != len || e.md5 != md5;
-            if let Some(c) = checksum
-                && !e.checksums.contains(&c)
-            {
-                e.checksums.push(c);
+            for c in checksums.iter().flatten() {
+                if !e.checksums.contains(c) {
+                    e.checksums.push(c.clone());
+                }
             }
             e.users.push(user);
         };
@@ -124,7 +124,7 @@ pub fn verify(
                     s.checksum.clone(),
                 )
             };
-            expect(s.blob, s.len, s.md5, checksum, user);
+            expect(s.blob, s.len, s.md5, &[checksum], user);
         }
     }
     for row in txn.open_table(PARTS)?.iter()? {
@@ -133,7 +133,13 @@ pub fn verify(
         report.upload_parts += 1;
         let user = format!("upload {upload} part {number}");
         match decode::<PartRecord>(v.value()) {
-            Ok(part) => expect(part.blob, part.size, part.md5, part.checksum, user),
+            Ok(part) => expect(
+                part.blob,
+                part.size,
+                part.md5,
+                &[part.checksum, part.crc64nvme],
+                user,
+            ),
             Err(e) => unreadable.push((user, e.to_string())),
         }
     }

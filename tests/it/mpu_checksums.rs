@@ -452,7 +452,7 @@ async fn get_object_attributes_of_a_single_part_object_and_bad_requests() {
 }
 
 #[tokio::test]
-async fn crc32_parts_of_an_upload_without_an_algorithm_combine_into_a_full_object_crc32() {
+async fn sdk_crc32_parts_of_an_upload_without_an_algorithm_still_give_a_full_object_crc64nvme() {
     let server = Server::start_with("min_part_size = 1024");
     let s3 = server.client();
     s3.create_bucket().bucket("bkt").send().await.unwrap();
@@ -505,8 +505,14 @@ async fn crc32_parts_of_an_upload_without_an_algorithm_combine_into_a_full_objec
         .send()
         .await
         .unwrap();
-    let want = expected(&crc, &ChecksumType::FullObject, &parts);
-    assert_eq!(head.checksum_crc32(), Some(want.as_str()));
+    // As S3 does: the server's own CRC64NVME of every part, combined.
+    let want = expected(
+        &ChecksumAlgorithm::Crc64Nvme,
+        &ChecksumType::FullObject,
+        &parts,
+    );
+    assert_eq!(head.checksum_crc64_nvme(), Some(want.as_str()));
+    assert!(head.checksum_crc32().is_none());
     assert_eq!(head.checksum_type(), Some(&ChecksumType::FullObject));
     // The copy keeps it, and says so.
     let copy = s3
@@ -518,5 +524,5 @@ async fn crc32_parts_of_an_upload_without_an_algorithm_combine_into_a_full_objec
         .await
         .unwrap();
     let result = copy.copy_object_result().unwrap();
-    assert_eq!(result.checksum_crc32(), Some(want.as_str()));
+    assert_eq!(result.checksum_crc64_nvme(), Some(want.as_str()));
 }
