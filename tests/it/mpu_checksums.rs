@@ -118,6 +118,19 @@ async fn upload_parts(
     (id, done)
 }
 
+async fn head_with_checksum(
+    s3: &Client,
+    key: &str,
+) -> aws_sdk_s3::operation::head_object::HeadObjectOutput {
+    s3.head_object()
+        .bucket("bkt")
+        .key(key)
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap()
+}
+
 fn test_parts() -> Vec<Vec<u8>> {
     vec![
         random_bytes(3000, 1),
@@ -283,14 +296,7 @@ async fn an_upload_without_an_algorithm_gets_a_full_object_crc64nvme() {
         .send()
         .await
         .unwrap();
-    let head = s3
-        .head_object()
-        .bucket("bkt")
-        .key("plain")
-        .checksum_mode(ChecksumMode::Enabled)
-        .send()
-        .await
-        .unwrap();
+    let head = head_with_checksum(&s3, "plain").await;
     let crc = ChecksumAlgorithm::Crc64Nvme;
     let want = expected(&crc, &ChecksumType::FullObject, &parts);
     assert_eq!(head.checksum_crc64_nvme(), Some(want.as_str()));
@@ -497,14 +503,7 @@ async fn sdk_crc32_parts_of_an_upload_without_an_algorithm_still_give_a_full_obj
         .send()
         .await
         .unwrap();
-    let head = s3
-        .head_object()
-        .bucket("bkt")
-        .key("k")
-        .checksum_mode(ChecksumMode::Enabled)
-        .send()
-        .await
-        .unwrap();
+    let head = head_with_checksum(&s3, "k").await;
     // As S3 does: the server's own CRC64NVME of every part, combined.
     let want = expected(
         &ChecksumAlgorithm::Crc64Nvme,
