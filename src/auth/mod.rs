@@ -108,19 +108,21 @@ impl ChunkSigner {
 pub struct Authenticated {
     pub principal: Principal,
     pub payload: Payload,
-    /// Authenticated by query parameters: the URL's `x-amz-*` parameters
-    /// stand for headers.
-    pub presigned: bool,
     /// How the request was authenticated, for the access log.
     pub mode: &'static str,
 }
 
 impl Authenticated {
+    /// Authenticated by query parameters: the URL's signed `x-amz-*`
+    /// parameters stand for headers.
+    pub fn is_presigned(&self) -> bool {
+        self.mode == "presigned"
+    }
+
     pub fn anonymous() -> Authenticated {
         Authenticated {
             principal: Principal::Anonymous,
             payload: Payload::Unsigned,
-            presigned: false,
             mode: "anonymous",
         }
     }
@@ -311,7 +313,6 @@ fn header_auth(
     Ok(Authenticated {
         principal: Principal::Key(credential),
         payload,
-        presigned: false,
         mode,
     })
 }
@@ -395,7 +396,6 @@ fn query_auth(config: &Config, req: &RequestParts, now_ms: i64) -> S3Result<Auth
     Ok(Authenticated {
         principal: Principal::Key(credential),
         payload,
-        presigned: true,
         mode: "presigned",
     })
 }

@@ -253,8 +253,13 @@ pub struct Signer<'a> {
 }
 
 impl Signer<'_> {
+    /// `YYYYMMDD` of a `YYYYMMDDTHHMMSSZ` timestamp.
+    fn date(timestamp: &str) -> &str {
+        timestamp.get(..8).unwrap_or(timestamp)
+    }
+
     fn key(&self, timestamp: &str) -> SigningKey {
-        SigningKey::derive(self.secret, &timestamp[..8], self.region, "s3")
+        SigningKey::derive(self.secret, Self::date(timestamp), self.region, "s3")
     }
 
     /// The `Authorization` header value and the signature in it (the seed
@@ -285,7 +290,7 @@ impl Signer<'_> {
             &signed_headers,
             value("x-amz-content-sha256"),
         );
-        let scope = scope(&timestamp[..8], self.region, "s3");
+        let scope = scope(Self::date(timestamp), self.region, "s3");
         let signature = self
             .key(timestamp)
             .sign(&string_to_sign(timestamp, &scope, &creq));
@@ -298,7 +303,7 @@ impl Signer<'_> {
 
     /// The signature of the next chunk of a signed stream.
     pub fn chunk_signature(&self, timestamp: &str, previous: &str, data_sha256: &str) -> String {
-        let scope = scope(&timestamp[..8], self.region, "s3");
+        let scope = scope(Self::date(timestamp), self.region, "s3");
         self.key(timestamp).sign(&chunk_string_to_sign(
             timestamp,
             &scope,

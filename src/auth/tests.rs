@@ -205,7 +205,7 @@ const PRESIGNED: &str = "/test.txt?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Creden
 fn presigned_example_verifies_until_it_expires() {
     let h = headers(&[("host", "examplebucket.s3.amazonaws.com")]);
     let a = run("GET", PRESIGNED, &h, EXAMPLE_MS + 3_600_000).unwrap();
-    assert!(a.presigned && matches!(a.payload, Payload::Unsigned));
+    assert!(a.is_presigned() && matches!(a.payload, Payload::Unsigned));
 
     let e = run("GET", PRESIGNED, &h, EXAMPLE_MS + 86_401_000).unwrap_err();
     assert_eq!(

@@ -33,7 +33,7 @@ pub async fn list_buckets(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
     let buckets = ctx.store().run(|s| s.list_buckets()).await?;
     let mut w = XmlWriter::new();
     w.root("ListAllMyBucketsResult");
-    write_owner(&mut w, "Owner", &ctx.owner);
+    write_owner(&mut w, "Owner", ctx.principal.name());
     w.open("Buckets");
     let visible = buckets
         .into_iter()
@@ -76,7 +76,7 @@ pub async fn create_bucket(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
             .detail("ArgumentValue", loc));
         }
     }
-    let owner = ctx.owner.clone();
+    let owner = ctx.principal.name().to_owned();
     let n = name.clone();
     ctx.store()
         .run(move |s| s.create_bucket(&n, &owner))
@@ -130,13 +130,13 @@ pub async fn get_acl(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
     check_target_exists(ctx).await?;
     let mut w = XmlWriter::new();
     w.root("AccessControlPolicy");
-    write_owner(&mut w, "Owner", &ctx.owner);
+    write_owner(&mut w, "Owner", ctx.principal.name());
     w.open("AccessControlList");
     w.out_raw(
         "<Grant><Grantee xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xsi:type=\"CanonicalUser\">",
     );
-    w.elem("ID", &ctx.owner);
-    w.elem("DisplayName", &ctx.owner);
+    w.elem("ID", ctx.principal.name());
+    w.elem("DisplayName", ctx.principal.name());
     w.close("Grantee");
     w.elem("Permission", "FULL_CONTROL");
     w.close("Grant");

@@ -135,7 +135,7 @@ pub async fn list_objects_v1(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> 
     {
         enc.elem(&mut w, "NextMarker", last);
     }
-    write_contents(&mut w, &enc, &page, Some(&ctx.owner));
+    write_contents(&mut w, &enc, &page, Some(ctx.principal.name()));
     w.close("ListBucketResult");
     Ok(xml_response(w.finish()))
 }
@@ -177,7 +177,7 @@ pub async fn list_objects_v2(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> 
         &mut w,
         &enc,
         &page,
-        fetch_owner.then_some(ctx.owner.as_str()),
+        fetch_owner.then_some(ctx.principal.name()),
     );
     w.close("ListBucketResult");
     Ok(xml_response(w.finish()))
@@ -231,7 +231,7 @@ pub async fn list_object_versions(ctx: &mut Ctx) -> S3Result<Response<ResponseBo
         w.elem("LastModified", &iso8601(obj.last_modified_ms));
         w.elem("ETag", &quoted(&obj.etag));
         w.elem_display("Size", obj.size);
-        write_owner(&mut w, "Owner", &ctx.owner);
+        write_owner(&mut w, "Owner", ctx.principal.name());
         w.elem("StorageClass", "STANDARD");
         w.close("Version");
     }

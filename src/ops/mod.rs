@@ -40,8 +40,7 @@ pub struct Ctx {
     pub query: Query,
     pub bucket: Option<String>,
     pub key: Option<String>,
-    /// The access key that owns what this request creates.
-    pub owner: String,
+    /// Who the request acts as; its name owns what the request creates.
     pub principal: Principal,
     /// What the body must prove; taken with the body.
     payload: Option<Payload>,
@@ -124,7 +123,9 @@ impl Ctx {
         if required && md5.is_none() && !has_value {
             return Err(missing());
         }
-        checksum::check_md5(md5, md5::Md5::digest(&data).into())?;
+        if md5.is_some() {
+            checksum::check_md5(md5, md5::Md5::digest(&data).into())?;
+        }
         if let Some(requested) = &requested {
             let mut hasher = checksum::Hasher::new(requested.algorithm);
             hasher.update(&data);
@@ -192,7 +193,7 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, request_id: &s
                 authenticated.principal.name().to_owned(),
                 authenticated.mode,
             ));
-            if authenticated.presigned {
+            if authenticated.is_presigned() {
                 presigned_params_as_headers(&query, &mut parts.headers);
             }
             let mut ctx = Ctx {
@@ -202,7 +203,6 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, request_id: &s
                 query,
                 bucket: bucket.clone(),
                 key: key.clone(),
-                owner: authenticated.principal.name().to_owned(),
                 principal: authenticated.principal,
                 payload: Some(authenticated.payload),
                 body: Some(incoming),

@@ -78,7 +78,7 @@ pub async fn create(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
     let checksum = upload_checksum(ctx)?;
     let record = UploadRecord {
         initiated_ms: now_ms(),
-        owner: ctx.owner.clone(),
+        owner: ctx.principal.name().to_owned(),
         meta: object_meta(&ctx.headers)?,
         checksum,
     };

@@ -150,13 +150,7 @@ impl Record for UploadRecord {
     const VERSION: u8 = 2;
 
     fn from_v1(bytes: &[u8]) -> Result<Self, postcard::Error> {
-        #[derive(Deserialize)]
-        struct V1 {
-            initiated_ms: i64,
-            owner: String,
-            meta: ObjectMeta,
-        }
-        let v: V1 = postcard::from_bytes(bytes)?;
+        let v: v1::Upload = postcard::from_bytes(bytes)?;
         Ok(UploadRecord {
             initiated_ms: v.initiated_ms,
             owner: v.owner,
@@ -171,23 +165,7 @@ impl Record for ObjectRecord {
     const VERSION: u8 = 2;
 
     fn from_v1(bytes: &[u8]) -> Result<Self, postcard::Error> {
-        #[derive(Deserialize)]
-        struct SegmentV1 {
-            blob: u128,
-            len: u64,
-            md5: [u8; 16],
-        }
-        #[derive(Deserialize)]
-        struct V1 {
-            size: u64,
-            etag: String,
-            last_modified_ms: i64,
-            meta: ObjectMeta,
-            segments: Vec<SegmentV1>,
-            upload_id: Option<String>,
-            checksum: Option<Checksum>,
-        }
-        let v: V1 = postcard::from_bytes(bytes)?;
+        let v: v1::Object = postcard::from_bytes(bytes)?;
         Ok(ObjectRecord {
             size: v.size,
             etag: v.etag,
@@ -227,15 +205,7 @@ impl Record for PartRecord {
     const VERSION: u8 = 2;
 
     fn from_v1(bytes: &[u8]) -> Result<Self, postcard::Error> {
-        #[derive(Deserialize)]
-        struct V1 {
-            blob: u128,
-            size: u64,
-            md5: [u8; 16],
-            last_modified_ms: i64,
-            checksum: Option<Checksum>,
-        }
-        let v: V1 = postcard::from_bytes(bytes)?;
+        let v: v1::Part = postcard::from_bytes(bytes)?;
         Ok(PartRecord {
             blob: v.blob,
             size: v.size,
@@ -244,6 +214,49 @@ impl Record for PartRecord {
             checksum: v.checksum,
             crc64nvme: None,
         })
+    }
+}
+
+/// The format-1 shapes of the records whose shape has changed since,
+/// exactly as the format-1 binary wrote them (the tests write them too).
+mod v1 {
+    use serde::{Deserialize, Serialize};
+
+    use super::ObjectMeta;
+    use crate::checksum::Checksum;
+
+    #[derive(Serialize, Deserialize)]
+    pub struct Segment {
+        pub blob: u128,
+        pub len: u64,
+        pub md5: [u8; 16],
+    }
+
+    #[derive(Serialize, Deserialize)]
+    pub struct Object {
+        pub size: u64,
+        pub etag: String,
+        pub last_modified_ms: i64,
+        pub meta: ObjectMeta,
+        pub segments: Vec<Segment>,
+        pub upload_id: Option<String>,
+        pub checksum: Option<Checksum>,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    pub struct Upload {
+        pub initiated_ms: i64,
+        pub owner: String,
+        pub meta: ObjectMeta,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    pub struct Part {
+        pub blob: u128,
+        pub size: u64,
+        pub md5: [u8; 16],
+        pub last_modified_ms: i64,
+        pub checksum: Option<Checksum>,
     }
 }
 
@@ -266,28 +279,12 @@ mod tests {
     #[test]
     fn format_1_records_still_read() {
         // Byte for byte what the format-1 binary wrote (issue 2's landing).
-        #[derive(Serialize)]
-        struct SegmentV1 {
-            blob: u128,
-            len: u64,
-            md5: [u8; 16],
-        }
-        #[derive(Serialize)]
-        struct ObjectV1 {
-            size: u64,
-            etag: String,
-            last_modified_ms: i64,
-            meta: ObjectMeta,
-            segments: Vec<SegmentV1>,
-            upload_id: Option<String>,
-            checksum: Option<Checksum>,
-        }
-        let old = ObjectV1 {
+        let old = v1::Object {
             size: 3,
             etag: "abc-1".into(),
             last_modified_ms: 5,
             meta: ObjectMeta::default(),
-            segments: vec![SegmentV1 {
+            segments: vec![v1::Segment {
                 blob: 9,
                 len: 3,
                 md5: [2; 16],
@@ -309,14 +306,8 @@ mod tests {
         assert!(new.segments[0].checksum.is_none());
         assert_eq!(new.upload_id.as_deref(), Some("u"));
 
-        #[derive(Serialize)]
-        struct UploadV1 {
-            initiated_ms: i64,
-            owner: String,
-            meta: ObjectMeta,
-        }
         let mut bytes = vec![1];
-        let upload = UploadV1 {
+        let upload = v1::Upload {
             initiated_ms: 7,
             owner: "o".into(),
             meta: ObjectMeta::default(),
@@ -332,16 +323,8 @@ mod tests {
 
     #[test]
     fn format_1_parts_still_read() {
-        #[derive(Serialize)]
-        struct PartV1 {
-            blob: u128,
-            size: u64,
-            md5: [u8; 16],
-            last_modified_ms: i64,
-            checksum: Option<Checksum>,
-        }
         let mut bytes = vec![1];
-        let old = PartV1 {
+        let old = v1::Part {
             blob: 7,
             size: 5,
             md5: [1; 16],
