@@ -185,7 +185,7 @@ impl Code {
 }
 
 /// An S3 error as sent to a client, plus the internal cause for the log.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct S3Error {
     pub code: Code,
     pub message: String,
@@ -275,23 +275,6 @@ impl From<std::io::Error> for S3Error {
         S3Error::internal(format!("io: {e}"))
     }
 }
-
-macro_rules! redb_errors {
-    ($($t:ty),*) => {$(
-        impl From<$t> for S3Error {
-            fn from(e: $t) -> Self {
-                S3Error::internal(format!("metadata store: {e}"))
-            }
-        }
-    )*};
-}
-redb_errors!(
-    redb::Error,
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError
-);
 
 #[cfg(test)]
 mod tests {

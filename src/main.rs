@@ -103,11 +103,8 @@ async fn run(config: Config) -> Result<(), String> {
             "no credentials configured: using the local-development credential; configure [[credentials]] before exposing this server"
         );
     }
-    let data_dir = config.data_dir.clone();
-    let store = tokio::task::spawn_blocking(move || Store::open(&data_dir))
-        .await
-        .map_err(|e| e.to_string())??;
-    let store = Arc::new(store);
+    let grace_ms = (config.limits.gc_grace_secs * 1000) as i64;
+    let store = Arc::new(Store::open_embedded(&config.data_dir, grace_ms).await?);
     let metrics = Arc::new(stowage::metrics::Metrics::default());
     if let Some(metrics_addr) = config.metrics_listen {
         let listener = tokio::net::TcpListener::bind(metrics_addr)
@@ -145,7 +142,7 @@ async fn run(config: Config) -> Result<(), String> {
 fn verify(data_dir: &std::path::Path) -> std::process::ExitCode {
     use std::io::{IsTerminal, Write};
     use std::time::{Duration, Instant};
-    let (db, blobs) = match stowage::store::verify::open(data_dir) {
+    let (db, blobs) = match stowage::store::redb::verify::open(data_dir) {
         Ok(opened) => opened,
         Err(e) => {
             eprintln!("stowage verify: {e}");
@@ -181,7 +178,7 @@ fn verify(data_dir: &std::path::Path) -> std::process::ExitCode {
         }
         let _ = std::io::stderr().flush();
     };
-    let report = match stowage::store::verify::verify(&db, &blobs, progress) {
+    let report = match stowage::store::redb::verify::verify(&db, &blobs, progress) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("stowage verify: {e}");

@@ -21,6 +21,7 @@ use tokio::net::TcpListener;
 use crate::body::{self, ResponseBody};
 use crate::router::Operation;
 use crate::store::Store;
+use crate::store::model::Stats;
 
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -38,9 +39,9 @@ impl Metrics {
         self.bytes_out.fetch_add(bytes_out, Ordering::Relaxed);
     }
 
-    /// The Prometheus text exposition of the counters and of `store`'s
-    /// gauges.
-    pub fn render(&self, store: &Store) -> String {
+    /// The Prometheus text exposition of the counters and of the store's
+    /// gauges (absent when the store could not be asked).
+    pub fn render(&self, stats: Option<Stats>) -> String {
         let mut out = String::new();
         out.push_str(
             "# HELP stowage_requests_total S3 requests answered, by operation and status.\n",
@@ -73,24 +74,23 @@ impl Metrics {
                 let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
             }
         };
-        let uploads = store.incomplete_uploads().ok();
         gauge(
             &mut out,
             "stowage_incomplete_uploads",
             "Multipart uploads neither completed nor aborted.",
-            uploads.map(|u| u.0),
+            stats.map(|s| s.incomplete_uploads),
         );
         gauge(
             &mut out,
             "stowage_incomplete_upload_bytes",
             "Bytes held by the parts of incomplete multipart uploads.",
-            uploads.map(|u| u.1),
+            stats.map(|s| s.incomplete_upload_bytes),
         );
         gauge(
             &mut out,
             "stowage_garbage_blobs",
-            "Freed blobs waiting for the collector.",
-            store.garbage_len().ok(),
+            "Freed blobs and manifests waiting for the collector.",
+            stats.map(|s| s.garbage_blobs),
         );
         out
     }
@@ -108,9 +108,7 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, store: Arc<Stor
         let service = service_fn(move |_req: Request<Incoming>| {
             let (metrics, store) = (Arc::clone(&metrics), Arc::clone(&store));
             async move {
-                let text = tokio::task::spawn_blocking(move || metrics.render(&store))
-                    .await
-                    .unwrap_or_default();
+                let text = metrics.render(store.meta.stats().await.ok());
                 let mut r: Response<ResponseBody> = Response::new(body::full(text));
                 r.headers_mut().insert(
                     "content-type",

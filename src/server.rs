@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use crate::body::ResponseBody;
 use crate::io::WriteTimeout;
 use crate::ops::{self, AppState};
-use crate::store::blobs::new_id;
+use crate::store::model::new_id;
 
 /// A response whose client takes no bytes for this long is abandoned.
 const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(120);
@@ -138,19 +138,21 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Respon
 /// The collector and the abandoned-upload sweeper.
 fn spawn_background(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let grace_ms = (state.config.limits.gc_grace_secs * 1000) as i64;
         let max_age = state.config.limits.abandoned_upload_age();
-        let mut gc = tokio::time::interval(state.config.limits.gc_interval());
-        let mut sweep = tokio::time::interval(state.config.limits.sweep_interval());
+        let limits = &state.config.limits;
+        let mut gc = tokio::time::interval(limits.gc_interval());
+        // The first sweep waits one interval: start-up stays quick.
+        let first_sweep = tokio::time::Instant::now() + limits.sweep_interval();
+        let mut sweep = tokio::time::interval_at(first_sweep, limits.sweep_interval());
         loop {
             tokio::select! {
                 _ = gc.tick() => loop {
-                    match state.store.run(move |s| s.collect_garbage(grace_ms)).await {
+                    match state.store.collect_garbage().await {
                         Ok(n) => {
                             if n > 0 {
                                 tracing::debug!(blobs = n, "collected freed blobs");
                             }
-                            if n < crate::store::gc::BATCH {
+                            if n < crate::store::GC_BATCH {
                                 break;
                             }
                         }
@@ -162,15 +164,43 @@ fn spawn_background(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
                 },
                 _ = sweep.tick() => {
                     let cutoff = crate::time::now_ms() - max_age.as_millis() as i64;
-                    match state.store.run(move |s| s.sweep_uploads(cutoff)).await {
-                        Ok((aborted, freed, held)) => tracing::info!(
-                            aborted, freed_bytes = freed, incomplete_upload_bytes = held,
-                            "swept abandoned multipart uploads"
-                        ),
-                        Err(e) => tracing::error!(error = %e, "sweeping uploads failed"),
-                    }
+                    sweep_uploads(&state, cutoff).await;
                 }
             }
         }
     })
+}
+
+/// Aborts every upload initiated before `cutoff`, a bounded batch per
+/// metadata change, and logs what incomplete uploads still hold.
+async fn sweep_uploads(state: &AppState, cutoff: i64) {
+    const SWEEP_BATCH: usize = 100;
+    let (mut aborted, mut freed) = (0, 0);
+    loop {
+        match state.store.meta.sweep_uploads(cutoff, SWEEP_BATCH).await {
+            Ok(swept) => {
+                aborted += swept.aborted;
+                freed += swept.freed_bytes;
+                if !swept.more {
+                    break;
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "sweeping uploads failed");
+                return;
+            }
+        }
+    }
+    let held = state
+        .store
+        .meta
+        .stats()
+        .await
+        .map_or(0, |s| s.incomplete_upload_bytes);
+    tracing::info!(
+        aborted,
+        freed_bytes = freed,
+        incomplete_upload_bytes = held,
+        "swept abandoned multipart uploads"
+    );
 }

@@ -27,7 +27,7 @@ pub fn sha256_hex(data: &[u8]) -> String {
 }
 
 pub fn hex(bytes: &[u8]) -> String {
-    crate::store::hex(bytes)
+    crate::store::model::hex(bytes)
 }
 
 /// Parses 64 hex digits (either case) into 32 bytes.

@@ -13,6 +13,7 @@ use super::{Ctx, check_version_id, set_header, xml_response};
 use crate::body::ResponseBody;
 use crate::checksum::ChecksumType;
 use crate::error::{Code, S3Error, S3Result};
+use crate::store::model::Body;
 use crate::time::http_date;
 use crate::xml::XmlWriter;
 
@@ -67,8 +68,7 @@ pub async fn get_object_attributes(ctx: &mut Ctx) -> S3Result<Response<ResponseB
         .header("x-amz-part-number-marker")
         .and_then(|v| v.trim().parse::<usize>().ok())
         .unwrap_or(0);
-    let (bucket, key) = (ctx.bucket().to_owned(), ctx.key().to_owned());
-    let obj = ctx.store().run(move |s| s.object(&bucket, &key)).await?;
+    let obj = ctx.meta().head_object(ctx.bucket(), ctx.key()).await?;
     let has = |name| wanted.contains(&name);
 
     let mut w = XmlWriter::new();
@@ -86,24 +86,25 @@ pub async fn get_object_attributes(ctx: &mut Ctx) -> S3Result<Response<ResponseB
     }
     if has("ObjectParts") && obj.is_multipart() {
         w.open("ObjectParts");
-        if obj.checksum_type == ChecksumType::Composite && obj.checksum.is_some() {
-            let page: Vec<_> = obj
-                .segments
-                .iter()
-                .enumerate()
-                .skip(marker)
-                .take(max_parts)
-                .collect();
-            let truncated = marker + page.len() < obj.segments.len();
+        if let Body::Parts { manifest, count } = obj.body
+            && obj.checksum_type == ChecksumType::Composite
+            && obj.checksum.is_some()
+        {
+            let first = marker.min(count as usize) as u32;
+            let page = ctx
+                .meta()
+                .segments(manifest, first, max_parts as u32)
+                .await?;
+            let truncated = first as usize + page.len() < count as usize;
             w.elem_display("PartNumberMarker", marker);
-            if let Some((i, _)) = page.last() {
-                w.elem_display("NextPartNumberMarker", i + 1);
+            if !page.is_empty() {
+                w.elem_display("NextPartNumberMarker", first as usize + page.len());
             }
             w.elem_display("MaxParts", max_parts);
             w.elem_display("IsTruncated", truncated);
-            for (i, seg) in page {
+            for (i, (_, seg)) in page.iter().enumerate() {
                 w.open("Part");
-                w.elem_display("PartNumber", i + 1);
+                w.elem_display("PartNumber", first as usize + i + 1);
                 w.elem_display("Size", seg.len);
                 if let Some(c) = &seg.checksum {
                     w.elem(checksum_element(c.algorithm), &c.value);
@@ -111,7 +112,7 @@ pub async fn get_object_attributes(ctx: &mut Ctx) -> S3Result<Response<ResponseB
                 w.close("Part");
             }
         }
-        w.elem_display("PartsCount", obj.segments.len());
+        w.elem_display("PartsCount", obj.parts());
         w.close("ObjectParts");
     }
     if has("StorageClass") {

@@ -30,7 +30,7 @@ pub fn valid_bucket_name(name: &str) -> bool {
 }
 
 pub async fn list_buckets(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
-    let buckets = ctx.store().run(|s| s.list_buckets()).await?;
+    let buckets = ctx.meta().list_buckets().await?;
     let mut w = XmlWriter::new();
     w.root("ListAllMyBucketsResult");
     write_owner(&mut w, "Owner", ctx.principal.name());
@@ -77,32 +77,26 @@ pub async fn create_bucket(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
         }
     }
     let owner = ctx.principal.name().to_owned();
-    let n = name.clone();
-    ctx.store()
-        .run(move |s| s.create_bucket(&n, &owner))
-        .await?;
+    ctx.meta().create_bucket(&name, &owner).await?;
     let mut r = status_response(StatusCode::OK);
     set_header(&mut r, "location", &format!("/{name}"));
     Ok(r)
 }
 
 pub async fn head_bucket(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
-    let name = ctx.bucket().to_owned();
-    ctx.store().run(move |s| s.bucket(&name)).await?;
+    ctx.meta().bucket(ctx.bucket()).await?;
     let mut r = status_response(StatusCode::OK);
     set_header(&mut r, "x-amz-bucket-region", &ctx.state.config.region);
     Ok(r)
 }
 
 pub async fn delete_bucket(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
-    let name = ctx.bucket().to_owned();
-    ctx.store().run(move |s| s.delete_bucket(&name)).await?;
+    ctx.meta().delete_bucket(ctx.bucket()).await?;
     Ok(status_response(StatusCode::NO_CONTENT))
 }
 
 pub async fn get_bucket_location(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
-    let name = ctx.bucket().to_owned();
-    ctx.store().run(move |s| s.bucket(&name)).await?;
+    ctx.meta().bucket(ctx.bucket()).await?;
     let mut w = XmlWriter::new();
     w.root("LocationConstraint");
     // us-east-1 is reported as an empty constraint, as S3 does.
@@ -116,8 +110,7 @@ pub async fn get_bucket_location(ctx: &mut Ctx) -> S3Result<Response<ResponseBod
 /// Stowage buckets are unversioned: the configuration is empty, which is
 /// what S3 answers for a bucket whose versioning was never enabled.
 pub async fn get_bucket_versioning(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
-    let name = ctx.bucket().to_owned();
-    ctx.store().run(move |s| s.bucket(&name)).await?;
+    ctx.meta().bucket(ctx.bucket()).await?;
     let mut w = XmlWriter::new();
     w.root("VersioningConfiguration");
     w.close("VersioningConfiguration");
@@ -170,10 +163,10 @@ async fn check_target_exists(ctx: &Ctx) -> S3Result<()> {
     match ctx.key.clone() {
         Some(key) => {
             super::check_version_id(&ctx.query)?;
-            ctx.store().run(move |s| s.object(&bucket, &key)).await?;
+            ctx.meta().head_object(&bucket, &key).await?;
         }
         None => {
-            ctx.store().run(move |s| s.bucket(&bucket)).await?;
+            ctx.meta().bucket(&bucket).await?;
         }
     }
     Ok(())

@@ -10,42 +10,33 @@ use crate::cors::{self, CorsRule};
 use crate::error::{Code, S3Error, S3Result};
 
 pub async fn get_bucket_cors(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
-    let name = ctx.bucket().to_owned();
-    let rules = ctx
-        .store()
-        .run(move |s| {
-            s.bucket(&name)?;
-            s.bucket_cors(&name)
-        })
-        .await?
-        .ok_or_else(|| {
-            S3Error::new(Code::NoSuchCORSConfiguration).detail("BucketName", ctx.bucket())
-        })?;
+    let rules = ctx.meta().bucket_cors(ctx.bucket()).await?.ok_or_else(|| {
+        S3Error::new(Code::NoSuchCORSConfiguration).detail("BucketName", ctx.bucket())
+    })?;
     Ok(xml_response(cors::to_xml(&rules)))
 }
 
 pub async fn put_bucket_cors(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
     let body = ctx.xml_body_checked(false).await?;
     let rules = cors::parse_xml(&body)?;
-    let name = ctx.bucket().to_owned();
-    ctx.store()
-        .run(move |s| s.set_bucket_cors(&name, Some(&rules)))
+    ctx.meta()
+        .set_bucket_cors(ctx.bucket(), Some(rules))
         .await?;
     Ok(status_response(http::StatusCode::OK))
 }
 
 pub async fn delete_bucket_cors(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
-    let name = ctx.bucket().to_owned();
-    ctx.store()
-        .run(move |s| s.set_bucket_cors(&name, None))
-        .await?;
+    ctx.meta().set_bucket_cors(ctx.bucket(), None).await?;
     Ok(status_response(http::StatusCode::NO_CONTENT))
 }
 
-/// The rules that govern a bucket: its own, else the configured default.
+/// The rules that govern a bucket: its own, else (also for a bucket that
+/// does not exist) the configured default.
 async fn rules_for(state: &AppState, bucket: &str) -> S3Result<Vec<CorsRule>> {
-    let name = bucket.to_owned();
-    let own = state.store.run(move |s| s.bucket_cors(&name)).await?;
+    let own = match state.store.meta.bucket_cors(bucket).await {
+        Err(e) if e.code == Code::NoSuchBucket => None,
+        other => other?,
+    };
     Ok(own.unwrap_or_else(|| state.config.cors.clone()))
 }
 

@@ -9,7 +9,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use super::{Ctx, parse_max, quoted, write_owner, xml_response};
 use crate::body::ResponseBody;
 use crate::error::{S3Error, S3Result};
-use crate::store::{ListPage, ListQuery};
+use crate::store::model::{ListPage, ListQuery};
 use crate::time::iso8601;
 use crate::xml::XmlWriter;
 
@@ -69,12 +69,10 @@ fn query(ctx: &Ctx, after: Option<String>, max: usize) -> ListQuery {
 async fn fetch(ctx: &Ctx, q: ListQuery) -> S3Result<ListPage> {
     if q.max == 0 {
         // Nothing asked for, nothing truncated; the bucket must still exist.
-        let bucket = ctx.bucket().to_owned();
-        ctx.store().run(move |s| s.bucket(&bucket)).await?;
+        ctx.meta().bucket(ctx.bucket()).await?;
         return Ok(ListPage::default());
     }
-    let bucket = ctx.bucket().to_owned();
-    ctx.store().run(move |s| s.list_objects(&bucket, &q)).await
+    ctx.meta().list_objects(ctx.bucket(), q).await
 }
 
 fn write_common(w: &mut XmlWriter, enc: &Enc, ctx: &Ctx, q: &ListQuery, page: &ListPage) {
@@ -251,16 +249,13 @@ pub async fn list_multipart_uploads(ctx: &mut Ctx) -> S3Result<Response<Response
     let id_marker = ctx.query.get("upload-id-marker").unwrap_or("").to_owned();
     let q = query(ctx, key_marker.clone(), max);
     let bucket = ctx.bucket().to_owned();
-    let page = {
-        let (q, id_marker) = (q.clone(), id_marker.clone());
-        if max == 0 {
-            ctx.store().run(move |s| s.bucket(&bucket)).await?;
-            Default::default()
-        } else {
-            ctx.store()
-                .run(move |s| s.list_uploads(&bucket, &q, Some(&id_marker)))
-                .await?
-        }
+    let page = if max == 0 {
+        ctx.meta().bucket(&bucket).await?;
+        Default::default()
+    } else {
+        ctx.meta()
+            .list_uploads(&bucket, q.clone(), Some(id_marker.clone()))
+            .await?
     };
     let mut w = XmlWriter::new();
     w.root("ListMultipartUploadsResult");

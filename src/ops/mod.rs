@@ -22,7 +22,8 @@ use crate::config::Config;
 use crate::error::{Code, S3Error, S3Result};
 use crate::router::{self, Operation, Query};
 use crate::store::Store;
-use crate::store::tables::ObjectMeta;
+use crate::store::meta::MetaStore;
+use crate::store::model::ObjectMeta;
 use md5::Digest as _;
 
 /// What every request handler shares.
@@ -54,6 +55,10 @@ impl Ctx {
 
     pub fn store(&self) -> &Arc<Store> {
         &self.state.store
+    }
+
+    pub fn meta(&self) -> &dyn MetaStore {
+        self.state.store.meta.as_ref()
     }
 
     pub fn bucket(&self) -> &str {
@@ -277,15 +282,11 @@ async fn authorize(
         Decision::Allow => Ok(()),
         Decision::Deny => Err(access::denied()),
         Decision::IfOwner => {
-            let name = bucket.unwrap_or_default().to_owned();
-            let owner = state
-                .store
-                .run(move |s| match s.bucket(&name) {
-                    Ok(record) => Ok(Some(record.owner)),
-                    Err(e) if e.code == Code::NoSuchBucket => Ok(None),
-                    Err(e) => Err(e),
-                })
-                .await?;
+            let owner = match state.store.meta.bucket(bucket.unwrap_or_default()).await {
+                Ok(record) => Some(record.owner),
+                Err(e) if e.code == Code::NoSuchBucket => None,
+                Err(e) => return Err(e),
+            };
             match owner {
                 Some(owner) if owner != principal.name() => Err(access::denied()),
                 _ => Ok(()),

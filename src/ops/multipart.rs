@@ -5,9 +5,7 @@
 use http::{Response, StatusCode};
 use serde::Deserialize;
 
-use super::objects::{
-    check_copy_source_conditions, copy_source, precheck, receive_blob, write_condition,
-};
+use super::objects::{copy_source, precheck, receive, source_conditions, write_condition};
 use super::{
     Ctx, check_key, object_meta, parse_max, quoted, set_header, status_response, write_owner,
     xml_response,
@@ -15,9 +13,7 @@ use super::{
 use crate::body::ResponseBody;
 use crate::checksum::{Algorithm, Checksum, ChecksumType};
 use crate::error::{Code, S3Error, S3Result};
-use crate::store::blobs::{self, BlobWriter};
-use crate::store::tables::UploadRecord;
-use crate::store::{CompletedPart, Completion, hex};
+use crate::store::model::{CompletedPart, Completion, UploadRecord, hex};
 use crate::time::{iso8601, now_ms};
 use crate::xml::XmlWriter;
 
@@ -83,11 +79,7 @@ pub async fn create(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
         checksum,
     };
     let (bucket, key) = (ctx.bucket().to_owned(), ctx.key().to_owned());
-    let (b, k) = (bucket.clone(), key.clone());
-    let id = ctx
-        .store()
-        .run(move |s| s.create_upload(&b, &k, &record))
-        .await?;
+    let id = ctx.meta().create_upload(&bucket, &key, record).await?;
     let mut w = XmlWriter::new();
     w.root("InitiateMultipartUploadResult");
     w.elem("Bucket", &bucket);
@@ -128,8 +120,7 @@ fn part_algorithm(ctx: &Ctx, upload: &UploadRecord) -> S3Result<Algorithm> {
 /// Checks that the upload exists; done before a part's body is read, so a
 /// client waiting on `100 Continue` learns of a bad upload id at once.
 async fn check_upload(ctx: &Ctx, id: &str) -> S3Result<UploadRecord> {
-    let (bucket, key, id) = (ctx.bucket().to_owned(), ctx.key().to_owned(), id.to_owned());
-    ctx.store().run(move |s| s.upload(&bucket, &key, &id)).await
+    ctx.meta().upload(ctx.bucket(), ctx.key(), id).await
 }
 
 pub async fn upload_part(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
@@ -138,11 +129,10 @@ pub async fn upload_part(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
     let body = ctx.body(ctx.state.config.limits.max_object_size)?;
     let upload = check_upload(ctx, &id).await?;
     let algorithm = part_algorithm(ctx, &upload)?;
-    let blob = receive_blob(ctx, body, algorithm).await?;
-    let (bucket, key) = (ctx.bucket().to_owned(), ctx.key().to_owned());
+    let received = receive(ctx, body, algorithm, false).await?;
     let part = ctx
         .store()
-        .run(move |s| s.put_part(&bucket, &key, &id, part_number, blob))
+        .put_part((ctx.bucket(), ctx.key(), &id), part_number, received)
         .await?;
     let mut r = status_response(StatusCode::OK);
     set_header(&mut r, "etag", &quoted(&hex(&part.md5)));
@@ -187,11 +177,8 @@ pub async fn upload_part_copy(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>>
     let part_number = parse_part_number(ctx.query.get("partNumber").unwrap_or(""))?;
     let id = upload_id(ctx)?;
     let (src_bucket, src_key) = copy_source(&ctx.headers)?;
-    let (source, pin) = ctx
-        .store()
-        .run(move |s| s.object_for_read(&src_bucket, &src_key))
-        .await?;
-    check_copy_source_conditions(&ctx.headers, &source)?;
+    let (source, inline) = ctx.meta().read_object(&src_bucket, &src_key).await?;
+    source_conditions(&ctx.headers).check(&source)?;
     let (start, end) = match ctx.header("x-amz-copy-source-range") {
         Some(v) => parse_copy_range(v, source.size)?,
         None => (0, source.size),
@@ -201,20 +188,20 @@ pub async fn upload_part_copy(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>>
     }
     let upload = check_upload(ctx, &id).await?;
     let algorithm = upload.checksum.map_or(Algorithm::Crc64Nvme, |(a, _)| a);
-    let dir = ctx.store().blobs.clone();
-    let mut writer = BlobWriter::create(&dir, algorithm).await?;
-    let mut rx = blobs::spawn_reader(dir, source.segments.clone(), start, end, pin);
+    let mut writer = ctx.store().writer(algorithm, false);
+    let mut rx = ctx.store().stream(&source, inline, start, end);
     while let Some(data) = rx.recv().await {
         writer.write(data?).await?;
     }
-    let blob = writer.finish().await?;
-    if blob.written.len != end - start {
-        return Err(S3Error::internal("copy source ended early"));
-    }
-    let (bucket, key) = (ctx.bucket().to_owned(), ctx.key().to_owned());
+    let received = writer
+        .finish(|written| match written.len == end - start {
+            true => Ok(()),
+            false => Err(S3Error::internal("copy source ended early")),
+        })
+        .await?;
     let part = ctx
         .store()
-        .run(move |s| s.put_part(&bucket, &key, &id, part_number, blob))
+        .put_part((ctx.bucket(), ctx.key(), &id), part_number, received)
         .await?;
     let mut w = XmlWriter::new();
     w.root("CopyPartResult");
@@ -237,8 +224,7 @@ pub async fn list_parts(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
         })?,
     };
     let upload = check_upload(ctx, &id).await?;
-    let id2 = id.clone();
-    let (parts, truncated) = ctx.store().run(move |s| s.parts(&id2, marker, max)).await?;
+    let (parts, truncated) = ctx.meta().parts(&id, marker, max).await?;
     let mut w = XmlWriter::new();
     w.root("ListPartsResult");
     w.elem("Bucket", ctx.bucket());
@@ -382,18 +368,17 @@ pub async fn complete(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
             .collect::<S3Result<_>>()?,
         expected: expected_checksum(ctx)?,
         kind,
+        min_part_size: ctx.state.config.limits.min_part_size,
     };
     // The condition is checked after NoSuchUpload, and not at all when the
     // request replays an earlier success.
     if check_upload(ctx, &id).await.is_ok() {
         precheck(ctx, &condition).await?;
     }
-    let min = ctx.state.config.limits.min_part_size;
     let (bucket, key) = (ctx.bucket().to_owned(), ctx.key().to_owned());
-    let (b, k) = (bucket.clone(), key.clone());
     let record = ctx
-        .store()
-        .run(move |s| s.complete_upload(&b, &k, &id, &completion, min, &condition))
+        .meta()
+        .complete_upload(&bucket, &key, &id, completion, condition)
         .await?;
     let host = ctx.header("host").unwrap_or("localhost");
     let mut w = XmlWriter::new();
@@ -412,9 +397,8 @@ pub async fn complete(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
 
 pub async fn abort(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
     let id = upload_id(ctx)?;
-    let (bucket, key) = (ctx.bucket().to_owned(), ctx.key().to_owned());
-    ctx.store()
-        .run(move |s| s.abort_upload(&bucket, &key, &id))
+    ctx.meta()
+        .abort_upload(ctx.bucket(), ctx.key(), &id)
         .await?;
     Ok(status_response(StatusCode::NO_CONTENT))
 }

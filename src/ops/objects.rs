@@ -11,34 +11,37 @@ use super::{
 use crate::body::{ChannelBody, RequestBody, ResponseBody};
 use crate::checksum::{self, Algorithm, ChecksumType};
 use crate::error::{Code, S3Error, S3Result};
-use crate::store::blobs::{self, BlobWriter, PendingBlob};
-use crate::store::tables::{ObjectMeta, ObjectRecord};
-use crate::store::{WriteCondition, etag_matches, hex};
+use crate::store::model::{
+    Body, ObjectHead, ObjectMeta, Segment, SourceConditions, WriteCondition, etag_matches,
+};
+use crate::store::write::Received;
 use crate::time::{http_date, iso8601, parse_http_date};
 use crate::xml::XmlWriter;
 
-/// Streams a request body into a new blob, verifying `Content-MD5` and the
-/// flexible checksum if the client sent them. Without a requested
-/// algorithm the blob gets a CRC64NVME, as S3 computes by default.
-pub async fn receive_blob(
+/// Streams a request body into the store, verifying `Content-MD5` and the
+/// flexible checksum if the client sent them (before anything is synced;
+/// a mismatch stores nothing). Without a requested algorithm the body gets
+/// a CRC64NVME, as S3 computes by default. With `inline`, a small body may
+/// come back in memory, to be stored in the metadata.
+pub async fn receive(
     ctx: &Ctx,
     mut body: RequestBody,
     fallback: Algorithm,
-) -> S3Result<PendingBlob> {
+    inline: bool,
+) -> S3Result<Received> {
     let content_md5 = checksum::content_md5(&ctx.headers)?;
     let requested = checksum::requested(&ctx.headers)?;
     let algorithm = requested.as_ref().map_or(fallback, |r| r.algorithm);
-    let dir = &ctx.store().blobs;
-    let mut writer = BlobWriter::create(dir, algorithm).await?;
+    let mut writer = ctx.store().writer(algorithm, inline);
     while let Some(data) = body.next().await? {
         writer.write(data).await?;
     }
-    // Dropping `blob` on an error below deletes the temporary file:
-    // nothing is stored.
-    let blob = writer.finish().await?;
-    checksum::check_md5(content_md5, blob.written.md5)?;
-    checksum::verify(requested.as_ref(), &blob.written.checksum, body.trailers())?;
-    Ok(blob)
+    writer
+        .finish(|written| {
+            checksum::check_md5(content_md5, written.md5)?;
+            checksum::verify(requested.as_ref(), &written.checksum, body.trailers())
+        })
+        .await
 }
 
 /// `x-amz-checksum-<algorithm>` and `x-amz-checksum-type` of an object
@@ -74,14 +77,15 @@ pub fn write_condition(ctx: &Ctx) -> S3Result<WriteCondition> {
 /// body is read, so a request that cannot succeed fails fast (and before
 /// `100 Continue`).
 pub async fn precheck(ctx: &Ctx, condition: &WriteCondition) -> S3Result<()> {
-    let (bucket, key) = (ctx.bucket().to_owned(), ctx.key().to_owned());
-    let condition = condition.clone();
-    ctx.store()
-        .run(move |s| match condition {
-            WriteCondition::None => s.bucket(&bucket).map(drop),
-            c => c.check(s.object_opt(&bucket, &key)?.as_ref()),
-        })
-        .await
+    if *condition == WriteCondition::None {
+        return ctx.meta().bucket(ctx.bucket()).await.map(drop);
+    }
+    let current = match ctx.meta().head_object(ctx.bucket(), ctx.key()).await {
+        Ok(head) => Some(head),
+        Err(e) if e.code == Code::NoSuchKey => None,
+        Err(e) => return Err(e),
+    };
+    condition.check(current.as_ref())
 }
 
 pub async fn put_object(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
@@ -89,27 +93,11 @@ pub async fn put_object(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
     let meta = object_meta(&ctx.headers)?;
     let condition = write_condition(ctx)?;
     let body = ctx.body(ctx.state.config.limits.max_object_size)?;
-    let (bucket, key) = (ctx.bucket().to_owned(), ctx.key().to_owned());
     precheck(ctx, &condition).await?;
-    let blob = receive_blob(ctx, body, Algorithm::Crc64Nvme).await?;
-    let record = ObjectRecord {
-        size: blob.written.len,
-        etag: hex(&blob.written.md5),
-        last_modified_ms: 0,
-        meta,
-        segments: vec![crate::store::tables::Segment {
-            blob: blob.id,
-            len: blob.written.len,
-            md5: blob.written.md5,
-            checksum: None,
-        }],
-        upload_id: None,
-        checksum: Some(blob.written.checksum.clone()),
-        checksum_type: ChecksumType::FullObject,
-    };
+    let received = receive(ctx, body, Algorithm::Crc64Nvme, true).await?;
     let record = ctx
         .store()
-        .run(move |s| s.put_object(&bucket, &key, record, blob, &condition))
+        .put_object((ctx.bucket(), ctx.key()), received, meta, condition)
         .await?;
     let mut r = status_response(StatusCode::OK);
     set_header(&mut r, "etag", &quoted(&record.etag));
@@ -169,7 +157,7 @@ impl ByteRange {
 }
 
 /// GET/HEAD preconditions, in the order RFC 7232 and S3 evaluate them.
-fn check_read_conditions(ctx: &Ctx, obj: &ObjectRecord) -> S3Result<Option<StatusCode>> {
+fn check_read_conditions(ctx: &Ctx, obj: &ObjectHead) -> S3Result<Option<StatusCode>> {
     let modified_after = |h: &str| {
         ctx.header(h)
             .and_then(parse_http_date)
@@ -206,11 +194,7 @@ pub async fn get_object(ctx: &mut Ctx, head: bool) -> S3Result<Response<Response
             "Cannot specify both Range header and partNumber query parameter",
         ));
     }
-    let (bucket, key) = (ctx.bucket().to_owned(), ctx.key().to_owned());
-    let (obj, pin) = ctx
-        .store()
-        .run(move |s| s.object_for_read(&bucket, &key))
-        .await?;
+    let (obj, inline) = ctx.meta().read_object(ctx.bucket(), ctx.key()).await?;
     if let Some(status) = check_read_conditions(ctx, &obj)? {
         let mut r = status_response(status);
         set_header(&mut r, "etag", &quoted(&obj.etag));
@@ -218,17 +202,15 @@ pub async fn get_object(ctx: &mut Ctx, head: bool) -> S3Result<Response<Response
         return Ok(r);
     }
     let size = obj.size;
+    let part = match part_number {
+        Some(n) if obj.is_multipart() => Some(part_segment(ctx, &obj, n).await?),
+        _ => None,
+    };
     let (start, end, partial) = match (part_number, range) {
         (Some(n), _) => {
-            let n = n as usize;
-            if obj.is_multipart() {
-                let seg = obj
-                    .segments
-                    .get(n - 1)
-                    .ok_or_else(|| S3Error::new(Code::InvalidPartNumber))?;
-                let start: u64 = obj.segments[..n - 1].iter().map(|s| s.len).sum();
+            if let Some((start, seg)) = &part {
                 // An empty part has no byte range to name.
-                (start, start + seg.len, seg.len > 0)
+                (*start, start + seg.len, seg.len > 0)
             } else if n == 1 {
                 (0, size, size > 0)
             } else {
@@ -245,13 +227,7 @@ pub async fn get_object(ctx: &mut Ctx, head: bool) -> S3Result<Response<Response
     let mut r = if head || len == 0 {
         status_response(StatusCode::OK)
     } else {
-        let rx = blobs::spawn_reader(
-            ctx.store().blobs.clone(),
-            obj.segments.clone(),
-            start,
-            end,
-            pin,
-        );
+        let rx = ctx.store().stream(&obj, inline, start, end);
         Response::new(ChannelBody::boxed(rx, len))
     };
     if partial {
@@ -263,11 +239,7 @@ pub async fn get_object(ctx: &mut Ctx, head: bool) -> S3Result<Response<Response
         );
     }
     if part_number.is_some() && obj.is_multipart() {
-        set_header(
-            &mut r,
-            "x-amz-mp-parts-count",
-            &obj.segments.len().to_string(),
-        );
+        set_header(&mut r, "x-amz-mp-parts-count", &obj.parts().to_string());
     }
     set_header(&mut r, "content-length", &len.to_string());
     set_header(&mut r, "etag", &quoted(&obj.etag));
@@ -276,11 +248,8 @@ pub async fn get_object(ctx: &mut Ctx, head: bool) -> S3Result<Response<Response
     // A checksum describes the whole object or one part, so only a read of
     // exactly that carries it.
     if ctx.header("x-amz-checksum-mode") == Some("ENABLED") {
-        let part = part_number
-            .filter(|_| obj.is_multipart())
-            .and_then(|n| obj.segments.get(n as usize - 1));
-        match part {
-            Some(seg) => {
+        match &part {
+            Some((_, seg)) => {
                 if let Some(c) = &seg.checksum {
                     checksum_headers(&mut r, c.algorithm, &c.value, ChecksumType::FullObject);
                 }
@@ -319,9 +288,8 @@ pub async fn get_object(ctx: &mut Ctx, head: bool) -> S3Result<Response<Response
 
 pub async fn delete_object(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
     check_version_id(&ctx.query)?;
-    let (bucket, key) = (ctx.bucket().to_owned(), ctx.key().to_owned());
-    ctx.store()
-        .run(move |s| s.delete_object(&bucket, &key))
+    ctx.meta()
+        .delete_objects(ctx.bucket(), vec![ctx.key().to_owned()])
         .await?;
     Ok(status_response(StatusCode::NO_CONTENT))
 }
@@ -360,11 +328,8 @@ pub async fn delete_objects(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
             Some(_) => refused.push(entry),
         }
     }
-    let bucket = ctx.bucket().to_owned();
     let names: Vec<String> = keys.iter().map(|e| e.key.clone()).collect();
-    ctx.store()
-        .run(move |s| s.delete_objects(&bucket, &names))
-        .await?;
+    ctx.meta().delete_objects(ctx.bucket(), names).await?;
     if !request.quiet {
         for entry in &keys {
             w.open("Deleted");
@@ -418,22 +383,39 @@ pub fn copy_source(headers: &http::HeaderMap) -> S3Result<(String, String)> {
     }
 }
 
-/// `x-amz-copy-source-if-*` conditions on the source object.
-pub fn check_copy_source_conditions(headers: &http::HeaderMap, obj: &ObjectRecord) -> S3Result<()> {
-    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
-    let date = |n: &str| header(n).and_then(parse_http_date).map(|t| t / 1000);
-    let modified = obj.last_modified_ms / 1000;
-    let failed = header("x-amz-copy-source-if-match").is_some_and(|l| !etag_matches(l, &obj.etag))
-        || header("x-amz-copy-source-if-none-match").is_some_and(|l| etag_matches(l, &obj.etag))
-        || (header("x-amz-copy-source-if-match").is_none()
-            && date("x-amz-copy-source-if-unmodified-since").is_some_and(|t| modified > t))
-        || (header("x-amz-copy-source-if-none-match").is_none()
-            && date("x-amz-copy-source-if-modified-since").is_some_and(|t| modified <= t));
-    if failed {
-        Err(Code::PreconditionFailed.into())
-    } else {
-        Ok(())
+/// `x-amz-copy-source-if-*`: the conditions a copy's source must meet.
+pub fn source_conditions(headers: &http::HeaderMap) -> SourceConditions {
+    let header = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let date = |n: &str| {
+        header(n)
+            .and_then(|v| parse_http_date(&v))
+            .map(|t| t / 1000)
+    };
+    SourceConditions {
+        if_match: header("x-amz-copy-source-if-match"),
+        if_none_match: header("x-amz-copy-source-if-none-match"),
+        if_unmodified_since: date("x-amz-copy-source-if-unmodified-since"),
+        if_modified_since: date("x-amz-copy-source-if-modified-since"),
     }
+}
+
+/// Part `n` (1-based) of a multipart object, with the offset it starts at.
+pub async fn part_segment(ctx: &Ctx, obj: &ObjectHead, n: u32) -> S3Result<(u64, Segment)> {
+    let Body::Parts { manifest, count } = obj.body else {
+        return Err(Code::InvalidPartNumber.into());
+    };
+    if n > count {
+        return Err(Code::InvalidPartNumber.into());
+    }
+    let mut segments = ctx.meta().segments(manifest, n - 1, 1).await?;
+    segments
+        .pop()
+        .ok_or_else(|| S3Error::internal("manifest segment missing"))
 }
 
 /// CopyObject shares the source's blobs: no byte is copied.
@@ -463,14 +445,14 @@ pub async fn copy_object(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
     } else {
         None
     };
-    let headers = ctx.headers.clone();
     let record = ctx
-        .store()
-        .run(move |s| {
-            s.copy_object((&src_bucket, &src_key), (&bucket, &key), meta, &|src| {
-                check_copy_source_conditions(&headers, src)
-            })
-        })
+        .meta()
+        .copy_object(
+            (&src_bucket, &src_key),
+            (&bucket, &key),
+            meta,
+            source_conditions(&ctx.headers),
+        )
         .await?;
     let mut w = XmlWriter::new();
     w.root("CopyObjectResult");

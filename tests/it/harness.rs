@@ -100,6 +100,21 @@ impl Server {
         }
     }
 
+    /// The server's (resident, peak resident) memory in KiB, from /proc.
+    pub fn memory_kib(&self) -> (u64, u64) {
+        let pid = self.child.as_ref().expect("running").id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+        let field = |name: &str| {
+            let line = status.lines().find(|l| l.starts_with(name)).expect(name);
+            line.split_whitespace()
+                .nth(1)
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
     }

@@ -1,34 +1,70 @@
-//! Every redb table and stored record. This module owns the on-disk metadata
-//! format: keys encode so that redb's order is S3's listing order (keys are
-//! compared as UTF-8 strings, which is byte order), and every record value
-//! starts with a format version byte so the format can evolve.
+//! Every redb table and stored record of the embedded metadata engine. This
+//! module owns the on-disk format: keys encode so that redb's order is S3's
+//! listing order (keys are compared as UTF-8 strings, which is byte order),
+//! and every record value starts with a format version byte so the format
+//! can evolve.
+//!
+//! Format 3 (this one) keeps an object's head apart from its segments, so
+//! HEAD and listings read one small record per key whatever the part count;
+//! indexes uploads by initiation time and garbage by due time; and keeps
+//! counters in the transactions that change them. Formats 1 and 2 are
+//! migrated once, at open ([`super::migrate`]).
 
 use redb::TableDefinition;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use crate::checksum::{Algorithm, Checksum, ChecksumType};
 use crate::error::{S3Error, S3Result};
+use crate::store::model::*;
+
+/// The data directory's format: `"format"` → 3.
+pub const SCHEMA: TableDefinition<&str, u64> = TableDefinition::new("schema");
+pub const FORMAT: u64 = 3;
 
 /// bucket name → [`BucketRecord`]
 pub const BUCKETS: TableDefinition<&str, &[u8]> = TableDefinition::new("buckets");
 /// bucket name → `Vec<CorsRule>`, for buckets with a PutBucketCors
 /// configuration.
 pub const BUCKET_CORS: TableDefinition<&str, &[u8]> = TableDefinition::new("bucket_cors");
-/// (bucket, key) → [`ObjectRecord`]
-pub const OBJECTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("objects");
+/// (bucket, key) → [`ObjectHead`]
+pub const HEADS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("heads");
+/// (bucket, key) → the bytes of an object whose body is [`Body::Inline`].
+pub const INLINE: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("inline");
+/// manifest id → number of objects sharing it.
+pub const MANIFESTS: TableDefinition<u128, u32> = TableDefinition::new("manifests");
+/// (manifest id, index) → [`SegmentRow`]
+pub const SEGMENTS: TableDefinition<(u128, u32), &[u8]> = TableDefinition::new("segments");
 /// (bucket, key, upload id) → [`UploadRecord`]. Upload ids begin with their
 /// creation time, so one key's uploads list in initiation order.
 pub const UPLOADS: TableDefinition<(&str, &str, &str), &[u8]> = TableDefinition::new("uploads");
+/// upload id → (bucket, key): every upload in initiation order, for the
+/// sweeper.
+pub const UPLOAD_IDS: TableDefinition<&str, (&str, &str)> = TableDefinition::new("upload_ids");
 /// (upload id, part number) → [`PartRecord`]
 pub const PARTS: TableDefinition<(&str, u32), &[u8]> = TableDefinition::new("parts");
-/// blob id → number of segments and parts that refer to it. A blob file
-/// exists exactly for the ids in this table (or in [`GARBAGE`] until the
-/// collector unlinks it).
+/// blob id → number of part rows, object heads and segment rows that refer
+/// to it. A blob exists exactly for the ids in this table (or in
+/// [`GARBAGE`] until the collector unlinks it).
 pub const BLOBS: TableDefinition<u128, u32> = TableDefinition::new("blobs");
-/// blob id → when it was freed (ms since the epoch). Written in the same
-/// transaction that drops the last reference; the collector unlinks the file
-/// and then removes the row.
-pub const GARBAGE: TableDefinition<u128, i64> = TableDefinition::new("garbage");
+/// (due time in ms, id) → [`GARBAGE_BLOB`] or [`GARBAGE_MANIFEST`]. Written
+/// in the transaction that drops the last reference, due a grace period
+/// later.
+pub const GARBAGE: TableDefinition<(i64, u128), u8> = TableDefinition::new("garbage_due");
+pub const GARBAGE_BLOB: u8 = 0;
+pub const GARBAGE_MANIFEST: u8 = 1;
+/// body id (blob or manifest) → until when a reader holds it (ms).
+pub const LEASES: TableDefinition<u128, i64> = TableDefinition::new("leases");
+/// name → value: [`UPLOADS_COUNT`], [`UPLOAD_BYTES`], [`GARBAGE_COUNT`].
+pub const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
+pub const UPLOADS_COUNT: &str = "uploads";
+pub const UPLOAD_BYTES: &str = "upload_bytes";
+pub const GARBAGE_COUNT: &str = "garbage";
+
+/// One segment of a manifest and the object offset where it starts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SegmentRow {
+    pub start: u64,
+    pub segment: Segment,
+}
 
 /// A stored record: encoded with postcard behind a version byte. Each
 /// record type has its own version, raised only when its shape changes, so
@@ -66,84 +102,9 @@ pub fn decode<T: Record>(bytes: &[u8]) -> S3Result<T> {
 
 impl Record for BucketRecord {}
 impl Record for Vec<crate::cors::CorsRule> {}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct BucketRecord {
-    pub created_ms: i64,
-    /// Access key id of the creator.
-    pub owner: String,
-}
-
-/// The HTTP metadata stored with an object and returned on GET/HEAD.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ObjectMeta {
-    pub content_type: Option<String>,
-    pub content_encoding: Option<String>,
-    pub content_disposition: Option<String>,
-    pub content_language: Option<String>,
-    pub cache_control: Option<String>,
-    pub expires: Option<String>,
-    /// `x-amz-meta-*` pairs, names lower-cased and without the prefix.
-    pub user: Vec<(String, String)>,
-}
-
-/// One contiguous piece of an object: a whole blob.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Segment {
-    pub blob: u128,
-    pub len: u64,
-    pub md5: [u8; 16],
-    /// The part's checksum, for a multipart object (GET `?partNumber`,
-    /// GetObjectAttributes).
-    pub checksum: Option<Checksum>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ObjectRecord {
-    pub size: u64,
-    /// Without quotes: hex MD5, or `hex-N` for a multipart object.
-    pub etag: String,
-    pub last_modified_ms: i64,
-    pub meta: ObjectMeta,
-    /// The object's bytes, in order. A PutObject makes one segment; a
-    /// multipart object has one per part.
-    pub segments: Vec<Segment>,
-    /// The upload this object was completed from, so that a retried
-    /// CompleteMultipartUpload can replay its success.
-    pub upload_id: Option<String>,
-    /// The object's checksum, when known: of its bytes, or (composite) of
-    /// its parts' checksums.
-    pub checksum: Option<Checksum>,
-    pub checksum_type: ChecksumType,
-}
-
-impl ObjectRecord {
-    /// The checksum as S3 shows it: a composite one carries `-N`.
-    pub fn checksum_value(&self) -> Option<(Algorithm, String)> {
-        let c = self.checksum.as_ref()?;
-        Some(match self.checksum_type {
-            ChecksumType::FullObject => (c.algorithm, c.value.clone()),
-            ChecksumType::Composite => {
-                (c.algorithm, format!("{}-{}", c.value, self.segments.len()))
-            }
-        })
-    }
-
-    /// Multipart objects (and copies of them) keep their parts: their ETag
-    /// is `md5-N` and `partNumber` reads one segment.
-    pub fn is_multipart(&self) -> bool {
-        self.etag.contains('-')
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct UploadRecord {
-    pub initiated_ms: i64,
-    pub owner: String,
-    pub meta: ObjectMeta,
-    /// `x-amz-checksum-algorithm` and `-type` given at creation.
-    pub checksum: Option<(Algorithm, ChecksumType)>,
-}
+impl Record for ObjectHead {}
+impl Record for SegmentRow {}
+impl Record for (String, String) {}
 
 /// Version 2 added the upload's checksum algorithm and type.
 impl Record for UploadRecord {
@@ -158,46 +119,6 @@ impl Record for UploadRecord {
             checksum: None,
         })
     }
-}
-
-/// Version 2 added the checksum type and the segments' part checksums.
-impl Record for ObjectRecord {
-    const VERSION: u8 = 2;
-
-    fn from_v1(bytes: &[u8]) -> Result<Self, postcard::Error> {
-        let v: v1::Object = postcard::from_bytes(bytes)?;
-        Ok(ObjectRecord {
-            size: v.size,
-            etag: v.etag,
-            last_modified_ms: v.last_modified_ms,
-            meta: v.meta,
-            segments: v
-                .segments
-                .into_iter()
-                .map(|s| Segment {
-                    blob: s.blob,
-                    len: s.len,
-                    md5: s.md5,
-                    checksum: None,
-                })
-                .collect(),
-            upload_id: v.upload_id,
-            checksum: v.checksum,
-            checksum_type: ChecksumType::FullObject,
-        })
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PartRecord {
-    pub blob: u128,
-    pub size: u64,
-    pub md5: [u8; 16],
-    pub last_modified_ms: i64,
-    pub checksum: Option<Checksum>,
-    /// The part's CRC64NVME, whatever its checksum's algorithm (absent in
-    /// parts stored by version 1).
-    pub crc64nvme: Option<Checksum>,
 }
 
 /// Version 2 added the part's CRC64NVME.
@@ -217,13 +138,69 @@ impl Record for PartRecord {
     }
 }
 
-/// The format-1 shapes of the records whose shape has changed since,
-/// exactly as the format-1 binary wrote them (the tests write them too).
-mod v1 {
+/// Formats 1 and 2 kept whole objects, segments and all, in one record of
+/// the `objects` table; read only to migrate them.
+pub mod old {
+    use redb::TableDefinition;
     use serde::{Deserialize, Serialize};
 
-    use super::ObjectMeta;
+    use super::{Record, v1};
+    use crate::checksum::{Checksum, ChecksumType};
+    use crate::store::model::{ObjectMeta, Segment};
+
+    /// (bucket, key) → [`ObjectRecord`]
+    pub const OBJECTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("objects");
+    /// blob id → when it was freed (ms).
+    pub const GARBAGE: TableDefinition<u128, i64> = TableDefinition::new("garbage");
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct ObjectRecord {
+        pub size: u64,
+        pub etag: String,
+        pub last_modified_ms: i64,
+        pub meta: ObjectMeta,
+        pub segments: Vec<Segment>,
+        pub upload_id: Option<String>,
+        pub checksum: Option<Checksum>,
+        pub checksum_type: ChecksumType,
+    }
+
+    /// Version 2 added the checksum type and the segments' part checksums.
+    impl Record for ObjectRecord {
+        const VERSION: u8 = 2;
+
+        fn from_v1(bytes: &[u8]) -> Result<Self, postcard::Error> {
+            let v: v1::Object = postcard::from_bytes(bytes)?;
+            Ok(ObjectRecord {
+                size: v.size,
+                etag: v.etag,
+                last_modified_ms: v.last_modified_ms,
+                meta: v.meta,
+                segments: v
+                    .segments
+                    .into_iter()
+                    .map(|s| Segment {
+                        blob: s.blob,
+                        len: s.len,
+                        md5: s.md5,
+                        checksum: None,
+                    })
+                    .collect(),
+                upload_id: v.upload_id,
+                checksum: v.checksum,
+                checksum_type: ChecksumType::FullObject,
+            })
+        }
+    }
+}
+
+/// The format-1 shapes of the records whose shape has changed since,
+/// exactly as the format-1 binary wrote them (the tests write them too).
+pub mod v1 {
+    use serde::{Deserialize, Serialize};
+
     use crate::checksum::Checksum;
+    use crate::store::model::ObjectMeta;
 
     #[derive(Serialize, Deserialize)]
     pub struct Segment {
@@ -263,6 +240,7 @@ mod v1 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checksum::{Algorithm, Checksum, ChecksumType};
 
     #[test]
     fn records_round_trip_with_a_version_byte() {
@@ -297,7 +275,7 @@ mod tests {
         };
         let mut bytes = vec![1];
         bytes.extend(postcard::to_stdvec(&old).unwrap());
-        let new: ObjectRecord = decode(&bytes).unwrap();
+        let new: old::ObjectRecord = decode(&bytes).unwrap();
         assert_eq!(
             (new.size, new.segments[0].blob, new.segments[0].md5),
             (3, 9, [2; 16])

@@ -12,10 +12,12 @@ use std::path::Path;
 use md5::{Digest, Md5};
 use redb::{ReadOnlyDatabase, ReadableDatabase, ReadableTable};
 
-use super::blobs::{BlobDir, id_hex};
-use super::tables::{OBJECTS, ObjectRecord, PARTS, PartRecord, decode};
+use super::tables::{HEADS, INLINE, PARTS, SEGMENTS, SegmentRow, decode};
 use crate::checksum::{Checksum, Hasher};
 use crate::error::S3Result;
+use crate::store::blob::BlobStore;
+use crate::store::local::LocalBlobs;
+use crate::store::model::{Body, ObjectHead, PartRecord, hex, id_hex};
 
 /// What the metadata says one blob must be.
 struct Expected {
@@ -50,7 +52,7 @@ pub struct Report {
 /// the database open (stop it first), when the database needs the repair a
 /// server start performs after a crash, or when `blobs/` is missing (an
 /// unmounted volume must not read as a store whose every blob is lost).
-pub fn open(data_dir: &Path) -> Result<(ReadOnlyDatabase, BlobDir), String> {
+pub fn open(data_dir: &Path) -> Result<(ReadOnlyDatabase, LocalBlobs), String> {
     let db_path = data_dir.join("meta.redb");
     if !db_path.exists() {
         return Err(format!("{} does not exist", db_path.display()));
@@ -69,7 +71,7 @@ pub fn open(data_dir: &Path) -> Result<(ReadOnlyDatabase, BlobDir), String> {
     if !data_dir.join("blobs").is_dir() {
         return Err(format!("{} is missing", data_dir.join("blobs").display()));
     }
-    Ok((db, BlobDir::at(data_dir)))
+    Ok((db, LocalBlobs::at(data_dir)))
 }
 
 /// Checks every referenced blob. `progress(done, total, finished)` counts
@@ -77,7 +79,7 @@ pub fn open(data_dir: &Path) -> Result<(ReadOnlyDatabase, BlobDir), String> {
 /// called once more at the end.
 pub fn verify(
     db: &ReadOnlyDatabase,
-    blobs: &BlobDir,
+    blobs: &LocalBlobs,
     mut progress: impl FnMut(u64, u64, bool),
 ) -> S3Result<Report> {
     let mut report = Report::default();
@@ -103,30 +105,53 @@ pub fn verify(
     // checked.
     let mut unreadable = Vec::new();
     let txn = db.begin_read()?;
-    for row in txn.open_table(OBJECTS)?.iter()? {
+    let segments = txn.open_table(SEGMENTS)?;
+    let inline = txn.open_table(INLINE)?;
+    for row in txn.open_table(HEADS)?.iter()? {
         let (k, v) = row?;
         let (bucket, key) = k.value();
         report.objects += 1;
-        let record: ObjectRecord = match decode(v.value()) {
+        let head: ObjectHead = match decode(v.value()) {
             Ok(r) => r,
             Err(e) => {
                 unreadable.push((format!("{bucket}/{key}"), e.to_string()));
                 continue;
             }
         };
-        let single = record.segments.len() == 1 && !record.is_multipart();
-        for (i, s) in record.segments.iter().enumerate() {
-            let (user, checksum) = if single {
-                (format!("{bucket}/{key}"), record.checksum.clone())
-            } else {
-                (
-                    format!("{bucket}/{key} (part {})", i + 1),
-                    s.checksum.clone(),
-                )
-            };
-            expect(s.blob, s.len, s.md5, &[checksum], user);
+        match &head.body {
+            Body::Blob(s) => expect(
+                s.blob,
+                s.len,
+                s.md5,
+                std::slice::from_ref(&head.checksum),
+                format!("{bucket}/{key}"),
+            ),
+            Body::Parts { manifest, .. } => {
+                let range = (*manifest, 0)..=(*manifest, u32::MAX);
+                for (i, row) in segments.range(range)?.enumerate() {
+                    let user = format!("{bucket}/{key} (part {})", i + 1);
+                    match decode::<SegmentRow>(row?.1.value()) {
+                        Ok(SegmentRow { segment: s, .. }) => {
+                            expect(s.blob, s.len, s.md5, &[s.checksum], user)
+                        }
+                        Err(e) => unreadable.push((user, e.to_string())),
+                    }
+                }
+            }
+            Body::Inline => {
+                let bytes = inline.get((bucket, key))?;
+                let md5 = bytes.map(|b| hex(&Md5::digest(b.value())));
+                if md5.as_deref() != Some(head.etag.as_str()) {
+                    report.damaged.push(Damage {
+                        blob: "-".into(),
+                        problem: "inline bytes missing or not matching the ETag".into(),
+                        users: vec![format!("{bucket}/{key}")],
+                    });
+                }
+            }
         }
     }
+    drop((segments, inline));
     for row in txn.open_table(PARTS)?.iter()? {
         let (k, v) = row?;
         let (upload, number) = k.value();
@@ -161,8 +186,10 @@ pub fn verify(
         let outcome = if e.inconsistent {
             Err("metadata records disagree on its length or MD5".to_owned())
         } else {
-            check_blob(blobs, id, &e, &mut buf, |read| {
-                report.bytes += read;
+            let mut read = 0;
+            check_blob(blobs, id, &e, &mut buf, |n| {
+                report.bytes += n;
+                read += n;
                 progress(done + read.min(e.len), total, false);
             })
         };
@@ -181,15 +208,15 @@ pub fn verify(
 }
 
 /// Reads one blob, hashing it with MD5 and every stored checksum's
-/// algorithm in one pass. `advanced` gets the bytes read so far.
+/// algorithm in one pass. `advanced` gets each read's byte count.
 fn check_blob(
-    blobs: &BlobDir,
+    blobs: &LocalBlobs,
     id: u128,
     e: &Expected,
     buf: &mut [u8],
     mut advanced: impl FnMut(u64),
 ) -> Result<(), String> {
-    let mut file = match blobs.open_blob(id) {
+    let mut file = match blobs.open(id) {
         Ok(f) => f,
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Err("missing".into()),
         Err(err) => return Err(format!("unreadable: {err}")),
@@ -213,7 +240,7 @@ fn check_blob(
             h.update(&buf[..n]);
         }
         len += n as u64;
-        advanced(len);
+        advanced(n as u64);
     }
     if len != e.len {
         return Err(format!("{len} bytes, expected {}", e.len));
@@ -222,8 +249,8 @@ fn check_blob(
     if md5 != e.md5 {
         return Err(format!(
             "MD5 {} does not match the stored {}",
-            super::hex(&md5),
-            super::hex(&e.md5)
+            hex(&md5),
+            hex(&e.md5)
         ));
     }
     for (h, stored) in hashers.into_iter().zip(&e.checksums) {

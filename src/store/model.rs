@@ -1,0 +1,289 @@
+//! What the store holds, in S3 terms and independent of any engine: buckets,
+//! object heads and their bodies, uploads and parts, and the conditions a
+//! write may carry. Both store interfaces speak these types; how an engine
+//! lays them out on disk is its own business.
+
+use serde::{Deserialize, Serialize};
+
+use crate::checksum::{Algorithm, Checksum, ChecksumType};
+use crate::error::{Code, S3Error, S3Result};
+
+/// A blob's name: 128 random bits, never derived from a key.
+pub type BlobId = u128;
+
+pub fn new_id() -> u128 {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).expect("the OS random source works");
+    u128::from_le_bytes(b)
+}
+
+pub fn id_hex(id: u128) -> String {
+    format!("{id:032x}")
+}
+
+/// Lower-case hex, as in ETags.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BucketRecord {
+    pub created_ms: i64,
+    /// Access key id of the creator.
+    pub owner: String,
+}
+
+/// The HTTP metadata stored with an object and returned on GET/HEAD.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ObjectMeta {
+    pub content_type: Option<String>,
+    pub content_encoding: Option<String>,
+    pub content_disposition: Option<String>,
+    pub content_language: Option<String>,
+    pub cache_control: Option<String>,
+    pub expires: Option<String>,
+    /// `x-amz-meta-*` pairs, names lower-cased and without the prefix.
+    pub user: Vec<(String, String)>,
+}
+
+/// One contiguous piece of an object: a whole blob.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Segment {
+    pub blob: BlobId,
+    pub len: u64,
+    pub md5: [u8; 16],
+    /// The part's checksum, for a multipart object (GET `?partNumber`,
+    /// GetObjectAttributes).
+    pub checksum: Option<Checksum>,
+}
+
+/// Where an object's bytes are.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Body {
+    /// Small enough to live in the metadata engine itself: writing it costs
+    /// one (batched) metadata commit and no file.
+    Inline,
+    /// One blob: a PutObject.
+    Blob(Segment),
+    /// A multipart object: `count` segments kept apart from the head, under
+    /// `manifest`, so the head stays small whatever the part count. Copies
+    /// share the manifest.
+    Parts { manifest: u128, count: u32 },
+}
+
+/// What HEAD, listings and conditions need to know of an object: small, and
+/// the same size for one part or ten thousand.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObjectHead {
+    pub size: u64,
+    /// Without quotes: hex MD5, or `hex-N` for a multipart object.
+    pub etag: String,
+    pub last_modified_ms: i64,
+    pub meta: ObjectMeta,
+    /// The upload this object was completed from, so that a retried
+    /// CompleteMultipartUpload can replay its success.
+    pub upload_id: Option<String>,
+    /// The object's checksum, when known: of its bytes, or (composite) of
+    /// its parts' checksums.
+    pub checksum: Option<Checksum>,
+    pub checksum_type: ChecksumType,
+    pub body: Body,
+}
+
+impl ObjectHead {
+    /// How many parts the object has (1 unless multipart).
+    pub fn parts(&self) -> u32 {
+        match self.body {
+            Body::Parts { count, .. } => count,
+            _ => 1,
+        }
+    }
+
+    /// The checksum as S3 shows it: a composite one carries `-N`.
+    pub fn checksum_value(&self) -> Option<(Algorithm, String)> {
+        let c = self.checksum.as_ref()?;
+        Some(match self.checksum_type {
+            ChecksumType::FullObject => (c.algorithm, c.value.clone()),
+            ChecksumType::Composite => (c.algorithm, format!("{}-{}", c.value, self.parts())),
+        })
+    }
+
+    /// Multipart objects (and copies of them) keep their parts: their ETag
+    /// is `md5-N` and `partNumber` reads one segment.
+    pub fn is_multipart(&self) -> bool {
+        self.etag.contains('-')
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UploadRecord {
+    pub initiated_ms: i64,
+    pub owner: String,
+    pub meta: ObjectMeta,
+    /// `x-amz-checksum-algorithm` and `-type` given at creation.
+    pub checksum: Option<(Algorithm, ChecksumType)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartRecord {
+    pub blob: BlobId,
+    pub size: u64,
+    pub md5: [u8; 16],
+    pub last_modified_ms: i64,
+    pub checksum: Option<Checksum>,
+    /// The part's CRC64NVME, whatever its checksum's algorithm (absent in
+    /// parts stored by format 1).
+    pub crc64nvme: Option<Checksum>,
+}
+
+/// A precondition on the object a write replaces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteCondition {
+    None,
+    /// `If-None-Match: *`: the key must not exist.
+    IfNoneMatch,
+    /// `If-Match: "etag"`: the key must exist with this ETag (unquoted).
+    IfMatch(String),
+}
+
+impl WriteCondition {
+    /// Checks the condition against the current object. `Err` is the error
+    /// for a request that sees this state before it starts.
+    pub fn check(&self, current: Option<&ObjectHead>) -> S3Result<()> {
+        match (self, current) {
+            (WriteCondition::None, _) => Ok(()),
+            (WriteCondition::IfNoneMatch, None) => Ok(()),
+            (WriteCondition::IfNoneMatch, Some(_)) => Err(Code::PreconditionFailed.into()),
+            (WriteCondition::IfMatch(_), None) => Err(Code::NoSuchKey.into()),
+            (WriteCondition::IfMatch(etag), Some(obj)) if etag_matches(etag, &obj.etag) => Ok(()),
+            (WriteCondition::IfMatch(_), Some(_)) => Err(Code::PreconditionFailed.into()),
+        }
+    }
+
+    /// At commit, a condition that held when the request began but no
+    /// longer does means another writer won the race: S3 answers 409.
+    pub fn check_at_commit(&self, current: Option<&ObjectHead>) -> S3Result<()> {
+        self.check(current)
+            .map_err(|_| S3Error::new(Code::ConditionalRequestConflict))
+    }
+}
+
+/// Compares an `If-Match`-style list (`"a", "b"` or `*`) with an ETag.
+pub fn etag_matches(list: &str, etag: &str) -> bool {
+    list.split(',').map(str::trim).any(|candidate| {
+        candidate == "*"
+            || candidate.trim_start_matches("W/").trim_matches('"') == etag.trim_matches('"')
+    })
+}
+
+/// `x-amz-copy-source-if-*`: conditions a copy's source must meet, checked
+/// by the engine against the source it actually copies.
+#[derive(Debug, Clone, Default)]
+pub struct SourceConditions {
+    pub if_match: Option<String>,
+    pub if_none_match: Option<String>,
+    /// Seconds since the epoch.
+    pub if_unmodified_since: Option<i64>,
+    pub if_modified_since: Option<i64>,
+}
+
+impl SourceConditions {
+    pub fn check(&self, obj: &ObjectHead) -> S3Result<()> {
+        let modified = obj.last_modified_ms / 1000;
+        let failed = self
+            .if_match
+            .as_deref()
+            .is_some_and(|l| !etag_matches(l, &obj.etag))
+            || self
+                .if_none_match
+                .as_deref()
+                .is_some_and(|l| etag_matches(l, &obj.etag))
+            || (self.if_match.is_none() && self.if_unmodified_since.is_some_and(|t| modified > t))
+            || (self.if_none_match.is_none()
+                && self.if_modified_since.is_some_and(|t| modified <= t));
+        if failed {
+            Err(Code::PreconditionFailed.into())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// One `<Part>` of a CompleteMultipartUpload body.
+#[derive(Debug, Clone)]
+pub struct CompletedPart {
+    pub part_number: u32,
+    /// Unquoted.
+    pub etag: String,
+    /// The part's checksum, if the body gave one.
+    pub checksum: Option<Checksum>,
+}
+
+/// A CompleteMultipartUpload request, parsed but not validated.
+#[derive(Debug, Clone, Default)]
+pub struct Completion {
+    pub parts: Vec<CompletedPart>,
+    /// `x-amz-checksum-<algorithm>`: the value the object's checksum must
+    /// have (a composite one with or without its `-N`).
+    pub expected: Option<(Algorithm, String)>,
+    /// `x-amz-checksum-type`, which must be the upload's.
+    pub kind: Option<ChecksumType>,
+    /// Smallest size of a part other than the last.
+    pub min_part_size: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub prefix: String,
+    pub delimiter: Option<String>,
+    /// Resume strictly after this key (or after the common prefix it names).
+    pub after: Option<String>,
+    pub max: usize,
+}
+
+#[derive(Debug, Default)]
+pub struct ListPage {
+    pub objects: Vec<(String, ObjectHead)>,
+    pub common_prefixes: Vec<String>,
+    pub truncated: bool,
+    /// The last key or common prefix on the page: where the next page starts.
+    pub last: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct UploadListPage {
+    /// (key, upload id, record)
+    pub uploads: Vec<(String, String, UploadRecord)>,
+    pub common_prefixes: Vec<String>,
+    pub truncated: bool,
+}
+
+/// What the store holds that costs disk but is no object, kept current by
+/// the transactions that change it (so reading it scans nothing).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub incomplete_uploads: u64,
+    pub incomplete_upload_bytes: u64,
+    pub garbage_blobs: u64,
+}
+
+/// One sweep of abandoned uploads.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Swept {
+    pub aborted: u64,
+    pub freed_bytes: u64,
+    /// More expired uploads remain: sweep again.
+    pub more: bool,
+}
+
+/// A freed blob the collector may unlink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Garbage {
+    pub due_ms: i64,
+    pub blob: BlobId,
+}

@@ -1,0 +1,222 @@
+//! Streaming an object's bytes: inline bytes as they are, a blob or a
+//! manifest's segments one chunk per blocking call, into a channel that
+//! the response body drains.
+//!
+//! Safety against the collector, across processes: a body freed at `t` is
+//! not reclaimed before `t + grace`. A reader that read the object's head at
+//! `r` may touch what the head names until `r + grace/2` on the head's word
+//! alone (the body was freed at `t >= r`, if at all). Past that, before
+//! each metadata read or blob read it holds a lease on the body in the
+//! metadata engine, renewed while it reads. A lease on a body that is gone
+//! (the client stalled past the grace period) fails, and the response is
+//! cut rather than served from bytes that may no longer exist.
+
+use std::io::{self, Read, Seek, SeekFrom};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::mpsc;
+use tokio::task::spawn_blocking;
+
+use super::Store;
+use super::blob::BlobSource;
+use super::model::{BlobId, Body, Segment};
+
+/// Bytes read from a blob per blocking call.
+const READ_CHUNK: usize = 512 * 1024;
+/// How long a GET may wait for its client to take the next chunk.
+const SEND_TIMEOUT: Duration = Duration::from_secs(120);
+/// Manifest segments read per metadata call.
+const SEGMENT_PAGE: u32 = 256;
+
+pub fn spawn(
+    store: Arc<Store>,
+    body: Body,
+    inline: Option<Bytes>,
+    start: u64,
+    end: u64,
+) -> mpsc::Receiver<io::Result<Bytes>> {
+    let (tx, rx) = mpsc::channel(2);
+    tokio::spawn(async move {
+        let mut reader = Reader {
+            lease: Lease::new(&store, &body),
+            store,
+            tx,
+        };
+        if let Err(e) = reader.send(body, inline, start, end).await {
+            // The body then ends in an error, which cuts the connection: a
+            // client never sees a short object as complete. (If the channel
+            // is full the client is not reading; dropping the sender has
+            // the same effect.)
+            let _ = reader.tx.try_send(Err(e));
+        }
+    });
+    rx
+}
+
+struct Reader {
+    store: Arc<Store>,
+    lease: Lease,
+    tx: mpsc::Sender<io::Result<Bytes>>,
+}
+
+impl Reader {
+    async fn send(
+        &mut self,
+        body: Body,
+        inline: Option<Bytes>,
+        start: u64,
+        end: u64,
+    ) -> io::Result<()> {
+        match body {
+            Body::Inline => {
+                let data = inline.unwrap_or_default();
+                let (s, e) = (start as usize, (end as usize).min(data.len()));
+                self.deliver(data.slice(s.min(e)..e)).await?;
+            }
+            Body::Blob(seg) => self.send_range(seg.blob, start, end).await?,
+            Body::Parts { manifest, count } => {
+                self.lease.hold(&self.store).await?;
+                let first = match start {
+                    0 => 0,
+                    _ => self
+                        .store
+                        .meta
+                        .segment_at(manifest, count, start)
+                        .await
+                        .map_err(io::Error::other)?,
+                };
+                let mut next = first;
+                while next < count {
+                    self.lease.hold(&self.store).await?;
+                    let page = self
+                        .store
+                        .meta
+                        .segments(manifest, next, SEGMENT_PAGE)
+                        .await
+                        .map_err(io::Error::other)?;
+                    if page.is_empty() {
+                        return Err(io::Error::other("manifest ended early"));
+                    }
+                    next += page.len() as u32;
+                    for (seg_start, seg) in page {
+                        if seg_start >= end {
+                            return Ok(());
+                        }
+                        self.send_segment(seg_start, &seg, start, end).await?;
+                        if self.tx.is_closed() {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn send_segment(
+        &mut self,
+        seg_start: u64,
+        seg: &Segment,
+        start: u64,
+        end: u64,
+    ) -> io::Result<()> {
+        let seg_end = seg_start + seg.len;
+        if seg_end <= start || seg.len == 0 {
+            return Ok(());
+        }
+        let from = start.saturating_sub(seg_start);
+        let to = end.min(seg_end) - seg_start;
+        self.send_range(seg.blob, from, to).await
+    }
+
+    async fn send_range(&mut self, blob: BlobId, from: u64, to: u64) -> io::Result<()> {
+        self.lease.hold(&self.store).await?;
+        let blobs = Arc::clone(&self.store.blobs);
+        let mut source = spawn_blocking(move || -> io::Result<Box<dyn BlobSource>> {
+            let mut source = blobs.open(blob)?;
+            source.seek(SeekFrom::Start(from))?;
+            Ok(source)
+        })
+        .await
+        .map_err(io::Error::other)??;
+        let mut left = to - from;
+        while left > 0 {
+            self.lease.hold(&self.store).await?;
+            let n = left.min(READ_CHUNK as u64) as usize;
+            let (s, buf) = spawn_blocking(move || -> io::Result<_> {
+                let mut buf = BytesMut::zeroed(n);
+                source.read_exact(&mut buf)?;
+                Ok((source, buf))
+            })
+            .await
+            .map_err(io::Error::other)??;
+            source = s;
+            left -= n as u64;
+            if !self.deliver(buf.freeze()).await? {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// `false` when the client went away.
+    async fn deliver(&self, data: Bytes) -> io::Result<bool> {
+        match tokio::time::timeout(SEND_TIMEOUT, self.tx.send(Ok(data))).await {
+            Ok(Ok(())) => Ok(true),
+            // The client went away: give up the lease and buffers.
+            Ok(Err(_)) => Ok(false),
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "client stopped reading",
+            )),
+        }
+    }
+}
+
+/// A reader's claim on the body it reads (see the module comment).
+struct Lease {
+    body: Option<u128>,
+    /// Until when the claim is good without asking the engine again.
+    safe_until: Instant,
+    grace: Duration,
+}
+
+impl Lease {
+    fn new(store: &Store, body: &Body) -> Lease {
+        let grace = Duration::from_millis(store.grace_ms.max(0) as u64);
+        Lease {
+            body: match body {
+                Body::Inline => None,
+                Body::Blob(seg) => Some(seg.blob),
+                Body::Parts { manifest, .. } => Some(*manifest),
+            },
+            safe_until: Instant::now() + grace / 2,
+            grace,
+        }
+    }
+
+    /// Makes sure the body cannot be reclaimed for at least a little while.
+    async fn hold(&mut self, store: &Store) -> io::Result<()> {
+        let Some(body) = self.body else {
+            return Ok(());
+        };
+        if Instant::now() < self.safe_until {
+            return Ok(());
+        }
+        let until = crate::time::now_ms() + self.grace.as_millis() as i64;
+        let held = store
+            .meta
+            .lease(body, until)
+            .await
+            .map_err(io::Error::other)?;
+        if !held {
+            return Err(io::Error::other(
+                "the object was deleted and reclaimed while it was being read",
+            ));
+        }
+        self.safe_until = Instant::now() + self.grace / 2;
+        Ok(())
+    }
+}

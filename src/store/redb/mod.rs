@@ -1,0 +1,693 @@
+//! The embedded metadata engine: redb in `<data_dir>/meta.redb`.
+//!
+//! Reads run in short read transactions on the blocking pool. Every change
+//! goes through the group-commit writer ([`batch`]): concurrent changes
+//! share one write transaction and one fsync. Each change below is written
+//! check-then-write, so a refusal leaves nothing behind in its batch.
+//!
+//! Reference counts: a blob is counted once for each part row, single-blob
+//! object head and manifest segment that names it; a manifest once for each
+//! object head that names it. A count that reaches zero stays, at zero,
+//! until the collector claims it, so a reader's lease can tell "freed but
+//! still there" from "gone".
+
+mod batch;
+mod list;
+pub mod tables;
+pub mod verify;
+mod writes;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, TableHandle};
+
+use super::meta::MetaStore;
+use super::model::*;
+use crate::cors::CorsRule;
+use crate::error::{Code, S3Error, S3Result};
+use crate::time::now_ms;
+use batch::Writer;
+use tables::*;
+
+/// Maps any redb failure to the S3 error clients see (and the log keeps).
+pub(crate) fn db_error(e: impl std::fmt::Display) -> S3Error {
+    S3Error::internal(format!("metadata store: {e}"))
+}
+
+macro_rules! redb_errors {
+    ($($t:ty),*) => {$(
+        impl From<$t> for S3Error {
+            fn from(e: $t) -> Self {
+                db_error(e)
+            }
+        }
+    )*};
+}
+redb_errors!(
+    redb::Error,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+#[derive(Debug)]
+pub struct RedbMeta {
+    db: Arc<Database>,
+    writer: Writer,
+    /// How long a freed blob stays before the collector may unlink it.
+    grace_ms: i64,
+}
+
+impl RedbMeta {
+    /// Opens (or creates) `meta.redb` in `data_dir`, migrating an older
+    /// format.
+    pub fn open(data_dir: &Path, grace_ms: i64) -> Result<RedbMeta, String> {
+        let path = data_dir.join("meta.redb");
+        let db =
+            Database::create(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        writes::init(&db, grace_ms).map_err(|e| format!("{}: {e}", path.display()))?;
+        let db = Arc::new(db);
+        let writer = Writer::start(Arc::clone(&db)).map_err(|e| e.to_string())?;
+        Ok(RedbMeta {
+            db,
+            writer,
+            grace_ms,
+        })
+    }
+
+    async fn read<R, F>(&self, f: F) -> S3Result<R>
+    where
+        F: FnOnce(&ReadTransaction) -> S3Result<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        let db = Arc::clone(&self.db);
+        tokio::task::spawn_blocking(move || f(&db.begin_read()?))
+            .await
+            .map_err(S3Error::internal)?
+    }
+}
+
+fn check_bucket_read(txn: &ReadTransaction, bucket: &str) -> S3Result<()> {
+    match txn.open_table(BUCKETS)?.get(bucket)? {
+        Some(_) => Ok(()),
+        None => Err(Code::NoSuchBucket.into()),
+    }
+}
+
+fn head_read(txn: &ReadTransaction, bucket: &str, key: &str) -> S3Result<ObjectHead> {
+    check_bucket_read(txn, bucket)?;
+    let heads = txn.open_table(HEADS)?;
+    let raw = heads.get((bucket, key))?.ok_or(Code::NoSuchKey)?;
+    decode(raw.value())
+}
+
+fn segment_start(
+    table: &impl ReadableTable<(u128, u32), &'static [u8]>,
+    manifest: u128,
+    index: u32,
+) -> S3Result<u64> {
+    let raw = table
+        .get((manifest, index))?
+        .ok_or_else(|| S3Error::internal("manifest segment missing"))?;
+    Ok(decode::<SegmentRow>(raw.value())?.start)
+}
+
+#[async_trait]
+impl MetaStore for RedbMeta {
+    async fn create_bucket(&self, name: &str, owner: &str) -> S3Result<()> {
+        let (name, owner) = (name.to_owned(), owner.to_owned());
+        self.writer
+            .write(move |txn| writes::create_bucket(txn, &name, &owner))
+            .await
+    }
+
+    async fn bucket(&self, name: &str) -> S3Result<BucketRecord> {
+        let name = name.to_owned();
+        self.read(move |txn| {
+            let buckets = txn.open_table(BUCKETS)?;
+            let record = buckets.get(name.as_str())?.ok_or(Code::NoSuchBucket)?;
+            decode(record.value())
+        })
+        .await
+    }
+
+    async fn list_buckets(&self) -> S3Result<Vec<(String, BucketRecord)>> {
+        self.read(|txn| {
+            let buckets = txn.open_table(BUCKETS)?;
+            let mut out = Vec::new();
+            for row in buckets.iter()? {
+                let (name, record) = row?;
+                out.push((name.value().to_owned(), decode(record.value())?));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn delete_bucket(&self, name: &str) -> S3Result<()> {
+        let name = name.to_owned();
+        let grace = self.grace_ms;
+        self.writer
+            .write(move |txn| writes::delete_bucket(txn, &name, now_ms() + grace))
+            .await
+    }
+
+    async fn bucket_cors(&self, name: &str) -> S3Result<Option<Vec<CorsRule>>> {
+        let name = name.to_owned();
+        self.read(move |txn| {
+            check_bucket_read(txn, &name)?;
+            let table = txn.open_table(BUCKET_CORS)?;
+            let rules = table.get(name.as_str())?;
+            rules.map(|v| decode(v.value())).transpose()
+        })
+        .await
+    }
+
+    async fn set_bucket_cors(&self, name: &str, rules: Option<Vec<CorsRule>>) -> S3Result<()> {
+        let name = name.to_owned();
+        self.writer
+            .write(move |txn| writes::set_bucket_cors(txn, &name, rules.as_ref()))
+            .await
+    }
+
+    async fn head_object(&self, bucket: &str, key: &str) -> S3Result<ObjectHead> {
+        let (bucket, key) = (bucket.to_owned(), key.to_owned());
+        self.read(move |txn| head_read(txn, &bucket, &key)).await
+    }
+
+    async fn read_object(&self, bucket: &str, key: &str) -> S3Result<(ObjectHead, Option<Bytes>)> {
+        let (bucket, key) = (bucket.to_owned(), key.to_owned());
+        self.read(move |txn| {
+            let head = head_read(txn, &bucket, &key)?;
+            let inline = match head.body {
+                Body::Inline => {
+                    let table = txn.open_table(INLINE)?;
+                    let raw = table
+                        .get((bucket.as_str(), key.as_str()))?
+                        .ok_or_else(|| S3Error::internal("inline body missing"))?;
+                    Some(Bytes::copy_from_slice(raw.value()))
+                }
+                _ => None,
+            };
+            Ok((head, inline))
+        })
+        .await
+    }
+
+    async fn segments(
+        &self,
+        manifest: u128,
+        first: u32,
+        max: u32,
+    ) -> S3Result<Vec<(u64, Segment)>> {
+        self.read(move |txn| {
+            let table = txn.open_table(SEGMENTS)?;
+            let mut out = Vec::new();
+            for row in table.range((manifest, first)..=(manifest, u32::MAX))? {
+                if out.len() == max as usize {
+                    break;
+                }
+                let row: SegmentRow = decode(row?.1.value())?;
+                out.push((row.start, row.segment));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn segment_at(&self, manifest: u128, count: u32, offset: u64) -> S3Result<u32> {
+        self.read(move |txn| {
+            let table = txn.open_table(SEGMENTS)?;
+            // The last segment starting at or before `offset`.
+            let (mut lo, mut hi) = (0u32, count.saturating_sub(1));
+            while lo < hi {
+                let mid = lo + (hi - lo).div_ceil(2);
+                if segment_start(&table, manifest, mid)? <= offset {
+                    lo = mid;
+                } else {
+                    hi = mid - 1;
+                }
+            }
+            Ok(lo)
+        })
+        .await
+    }
+
+    async fn put_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        head: ObjectHead,
+        inline: Option<Bytes>,
+        condition: WriteCondition,
+    ) -> S3Result<ObjectHead> {
+        let (bucket, key) = (bucket.to_owned(), key.to_owned());
+        let grace = self.grace_ms;
+        self.writer
+            .write(move |txn| {
+                let mut head = head.clone();
+                head.last_modified_ms = now_ms();
+                let due = head.last_modified_ms + grace;
+                writes::put_object(
+                    txn,
+                    (&bucket, &key),
+                    &head,
+                    inline.as_deref(),
+                    &condition,
+                    due,
+                )?;
+                Ok(head)
+            })
+            .await
+    }
+
+    async fn copy_object(
+        &self,
+        src: (&str, &str),
+        dst: (&str, &str),
+        meta: Option<ObjectMeta>,
+        source: SourceConditions,
+    ) -> S3Result<ObjectHead> {
+        let src = (src.0.to_owned(), src.1.to_owned());
+        let dst = (dst.0.to_owned(), dst.1.to_owned());
+        let grace = self.grace_ms;
+        self.writer
+            .write(move |txn| {
+                writes::copy_object(
+                    txn,
+                    (&src.0, &src.1),
+                    (&dst.0, &dst.1),
+                    meta.as_ref(),
+                    &source,
+                    grace,
+                )
+            })
+            .await
+    }
+
+    async fn delete_objects(&self, bucket: &str, keys: Vec<String>) -> S3Result<()> {
+        let bucket = bucket.to_owned();
+        let grace = self.grace_ms;
+        self.writer
+            .write(move |txn| writes::delete_objects(txn, &bucket, &keys, now_ms() + grace))
+            .await
+    }
+
+    async fn list_objects(&self, bucket: &str, q: ListQuery) -> S3Result<ListPage> {
+        let bucket = bucket.to_owned();
+        self.read(move |txn| {
+            check_bucket_read(txn, &bucket)?;
+            list::objects(&txn.open_table(HEADS)?, &bucket, &q)
+        })
+        .await
+    }
+
+    async fn create_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        record: UploadRecord,
+    ) -> S3Result<String> {
+        let (bucket, key) = (bucket.to_owned(), key.to_owned());
+        self.writer
+            .write(move |txn| writes::create_upload(txn, &bucket, &key, &record))
+            .await
+    }
+
+    async fn upload(&self, bucket: &str, key: &str, upload_id: &str) -> S3Result<UploadRecord> {
+        let (bucket, key, id) = (bucket.to_owned(), key.to_owned(), upload_id.to_owned());
+        self.read(move |txn| {
+            check_bucket_read(txn, &bucket)?;
+            let uploads = txn.open_table(UPLOADS)?;
+            let raw = uploads
+                .get((bucket.as_str(), key.as_str(), id.as_str()))?
+                .ok_or(Code::NoSuchUpload)?;
+            decode(raw.value())
+        })
+        .await
+    }
+
+    async fn put_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        part: PartRecord,
+    ) -> S3Result<()> {
+        let (bucket, key, id) = (bucket.to_owned(), key.to_owned(), upload_id.to_owned());
+        let grace = self.grace_ms;
+        self.writer
+            .write(move |txn| {
+                writes::put_part(txn, (&bucket, &key, &id), part_number, &part, grace)
+            })
+            .await
+    }
+
+    async fn parts(
+        &self,
+        upload_id: &str,
+        after: u32,
+        max: usize,
+    ) -> S3Result<(Vec<(u32, PartRecord)>, bool)> {
+        let id = upload_id.to_owned();
+        self.read(move |txn| {
+            let parts = txn.open_table(PARTS)?;
+            let mut out = Vec::new();
+            let mut truncated = false;
+            let from = after.saturating_add(1);
+            for row in parts.range((id.as_str(), from)..=(id.as_str(), u32::MAX))? {
+                let (k, v) = row?;
+                if out.len() == max {
+                    truncated = true;
+                    break;
+                }
+                out.push((k.value().1, decode(v.value())?));
+            }
+            Ok((out, truncated))
+        })
+        .await
+    }
+
+    async fn complete_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        completion: Completion,
+        condition: WriteCondition,
+    ) -> S3Result<ObjectHead> {
+        let (bucket, key, id) = (bucket.to_owned(), key.to_owned(), upload_id.to_owned());
+        let grace = self.grace_ms;
+        self.writer
+            .write(move |txn| {
+                writes::complete_upload(txn, (&bucket, &key, &id), &completion, &condition, grace)
+            })
+            .await
+    }
+
+    async fn abort_upload(&self, bucket: &str, key: &str, upload_id: &str) -> S3Result<()> {
+        let (bucket, key, id) = (bucket.to_owned(), key.to_owned(), upload_id.to_owned());
+        let grace = self.grace_ms;
+        self.writer
+            .write(move |txn| writes::abort_upload(txn, (&bucket, &key, &id), now_ms() + grace))
+            .await
+    }
+
+    async fn list_uploads(
+        &self,
+        bucket: &str,
+        q: ListQuery,
+        upload_id_marker: Option<String>,
+    ) -> S3Result<UploadListPage> {
+        let bucket = bucket.to_owned();
+        self.read(move |txn| {
+            check_bucket_read(txn, &bucket)?;
+            list::uploads(
+                &txn.open_table(UPLOADS)?,
+                &bucket,
+                &q,
+                upload_id_marker.as_deref(),
+            )
+        })
+        .await
+    }
+
+    async fn sweep_uploads(&self, cutoff_ms: i64, max: usize) -> S3Result<Swept> {
+        let grace = self.grace_ms;
+        self.writer
+            .write(move |txn| writes::sweep_uploads(txn, cutoff_ms, max, now_ms() + grace))
+            .await
+    }
+
+    async fn due_garbage(&self, now_ms: i64, max: usize) -> S3Result<Vec<Garbage>> {
+        self.writer
+            .write(move |txn| writes::due_garbage(txn, now_ms, max))
+            .await
+    }
+
+    async fn forget_garbage(&self, done: Vec<Garbage>) -> S3Result<()> {
+        self.writer
+            .write(move |txn| writes::forget_garbage(txn, &done))
+            .await
+    }
+
+    async fn lease(&self, body: u128, until_ms: i64) -> S3Result<bool> {
+        self.writer
+            .write(move |txn| writes::lease(txn, body, until_ms))
+            .await
+    }
+
+    async fn stats(&self) -> S3Result<Stats> {
+        self.read(|txn| {
+            let counters = txn.open_table(COUNTERS)?;
+            let get = |name| -> S3Result<u64> { Ok(counters.get(name)?.map_or(0, |v| v.value())) };
+            Ok(Stats {
+                incomplete_uploads: get(UPLOADS_COUNT)?,
+                incomplete_upload_bytes: get(UPLOAD_BYTES)?,
+                garbage_blobs: get(GARBAGE_COUNT)?,
+            })
+        })
+        .await
+    }
+
+    async fn live_blobs(&self, ids: Vec<BlobId>) -> S3Result<Vec<BlobId>> {
+        self.read(move |txn| {
+            let blobs = txn.open_table(BLOBS)?;
+            let mut live = Vec::new();
+            for id in ids {
+                if blobs.get(id)?.is_some() {
+                    live.push(id);
+                }
+            }
+            Ok(live)
+        })
+        .await
+    }
+}
+
+/// The parts of an upload, by number.
+fn upload_parts(
+    parts: &impl ReadableTable<(&'static str, u32), &'static [u8]>,
+    upload_id: &str,
+) -> S3Result<BTreeMap<u32, PartRecord>> {
+    let mut stored = BTreeMap::new();
+    for row in parts.range((upload_id, 0)..=(upload_id, u32::MAX))? {
+        let (k, v) = row?;
+        stored.insert(k.value().1, decode::<PartRecord>(v.value())?);
+    }
+    Ok(stored)
+}
+
+/// Whether the database still has a table of an older format.
+fn has_table(db: &Database, name: &str) -> S3Result<bool> {
+    let txn = db.begin_read()?;
+    let found = txn.list_tables()?.any(|t| t.name() == name);
+    Ok(found)
+}
+
+fn has_table_txn(txn: &redb::WriteTransaction, name: &str) -> S3Result<bool> {
+    let found = txn.list_tables()?.any(|t| t.name() == name);
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tables::{old, v1};
+    use super::*;
+    use crate::checksum::ChecksumType;
+
+    fn seg(blob: u128, len: u64) -> Segment {
+        Segment {
+            blob,
+            len,
+            md5: [blob as u8; 16],
+            checksum: None,
+        }
+    }
+
+    fn old_object(etag: &str, segments: Vec<Segment>) -> old::ObjectRecord {
+        old::ObjectRecord {
+            size: segments.iter().map(|s| s.len).sum(),
+            etag: etag.into(),
+            last_modified_ms: 1,
+            meta: ObjectMeta::default(),
+            segments,
+            upload_id: None,
+            checksum: None,
+            checksum_type: ChecksumType::FullObject,
+        }
+    }
+
+    /// A data directory as the format-2 binary left it: objects whole in
+    /// `objects`, one of them still in format 1, a copy of a multipart
+    /// object sharing its blobs, an incomplete upload, a freed blob.
+    fn write_format_2(path: &Path) {
+        let db = Database::create(path.join("meta.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let bucket = BucketRecord {
+                created_ms: 1,
+                owner: "o".into(),
+            };
+            txn.open_table(BUCKETS)
+                .unwrap()
+                .insert("b", encode(&bucket).as_slice())
+                .unwrap();
+            let mut objects = txn.open_table(old::OBJECTS).unwrap();
+            let single = old_object("aa", vec![seg(1, 4)]);
+            objects
+                .insert(("b", "a"), encode(&single).as_slice())
+                .unwrap();
+            let multi = old_object("bb-2", vec![seg(2, 5), seg(3, 3)]);
+            for key in ["m", "m-copy"] {
+                objects
+                    .insert(("b", key), encode(&multi).as_slice())
+                    .unwrap();
+            }
+            let format_1 = v1::Object {
+                size: 6,
+                etag: "cc".into(),
+                last_modified_ms: 1,
+                meta: ObjectMeta::default(),
+                segments: vec![v1::Segment {
+                    blob: 6,
+                    len: 6,
+                    md5: [6; 16],
+                }],
+                upload_id: None,
+                checksum: None,
+            };
+            let mut bytes = vec![1];
+            bytes.extend(postcard::to_stdvec(&format_1).unwrap());
+            objects.insert(("b", "v1"), bytes.as_slice()).unwrap();
+            let upload = UploadRecord {
+                initiated_ms: 1,
+                owner: "o".into(),
+                meta: ObjectMeta::default(),
+                checksum: None,
+            };
+            let id = "000000000001ab";
+            txn.open_table(UPLOADS)
+                .unwrap()
+                .insert(("b", "u", id), encode(&upload).as_slice())
+                .unwrap();
+            let part = PartRecord {
+                blob: 4,
+                size: 7,
+                md5: [4; 16],
+                last_modified_ms: 1,
+                checksum: None,
+                crc64nvme: None,
+            };
+            txn.open_table(PARTS)
+                .unwrap()
+                .insert((id, 1), encode(&part).as_slice())
+                .unwrap();
+            let mut blobs = txn.open_table(BLOBS).unwrap();
+            for (id, n) in [(1, 1), (2, 2), (3, 2), (4, 1), (6, 1)] {
+                blobs.insert(id, n).unwrap();
+            }
+            txn.open_table(old::GARBAGE)
+                .unwrap()
+                .insert(5, 1_000)
+                .unwrap();
+        }
+        txn.commit().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_format_2_directory_is_migrated_and_keeps_every_reference() {
+        let dir = tempfile::tempdir().unwrap();
+        write_format_2(dir.path());
+        let meta = RedbMeta::open(dir.path(), 60_000).unwrap();
+
+        let a = meta.head_object("b", "a").await.unwrap();
+        assert_eq!(a.body, Body::Blob(seg(1, 4)));
+        let v1 = meta.head_object("b", "v1").await.unwrap();
+        assert_eq!((v1.size, v1.etag.as_str()), (6, "cc"));
+        assert!(matches!(v1.body, Body::Blob(Segment { blob: 6, .. })));
+        let m = meta.head_object("b", "m").await.unwrap();
+        let Body::Parts { manifest, count } = m.body else {
+            panic!("a multipart object gets a manifest: {m:?}");
+        };
+        assert_eq!((count, m.size, m.parts()), (2, 8, 2));
+        let segments = meta.segments(manifest, 0, 10).await.unwrap();
+        assert_eq!(segments, vec![(0, seg(2, 5)), (5, seg(3, 3))]);
+        assert_eq!(meta.segment_at(manifest, 2, 4).await.unwrap(), 0);
+        assert_eq!(meta.segment_at(manifest, 2, 5).await.unwrap(), 1);
+        assert_eq!(meta.segment_at(manifest, 2, 7).await.unwrap(), 1);
+        let stats = meta.stats().await.unwrap();
+        assert_eq!(
+            stats,
+            Stats {
+                incomplete_uploads: 1,
+                incomplete_upload_bytes: 7,
+                garbage_blobs: 1,
+            }
+        );
+        let listed = meta.list_objects(
+            "b",
+            ListQuery {
+                max: 10,
+                ..Default::default()
+            },
+        );
+        let keys: Vec<String> = listed
+            .await
+            .unwrap()
+            .objects
+            .into_iter()
+            .map(|o| o.0)
+            .collect();
+        assert_eq!(keys, ["a", "m", "m-copy", "v1"]);
+
+        // The blobs the two multipart objects share are freed only once
+        // both are gone; the old freed blob is still collected.
+        meta.delete_objects("b", vec!["m".into()]).await.unwrap();
+        assert!(meta.head_object("b", "m-copy").await.is_ok());
+        meta.delete_objects("b", vec!["m-copy".into()])
+            .await
+            .unwrap();
+        let later = now_ms() + 3_600_000;
+        let mut freed = Vec::new();
+        loop {
+            let due = meta.due_garbage(later, 1000).await.unwrap();
+            if due.is_empty() && meta.stats().await.unwrap().garbage_blobs == 0 {
+                break;
+            }
+            freed.extend(due.iter().map(|g| g.blob));
+            meta.forget_garbage(due).await.unwrap();
+        }
+        freed.sort();
+        assert_eq!(freed, [2, 3, 5]);
+        drop(meta);
+
+        // Opened again, it is simply format 3.
+        let meta = RedbMeta::open(dir.path(), 60_000).unwrap();
+        assert!(meta.head_object("b", "a").await.is_ok());
+        assert_eq!(meta.live_blobs(vec![1, 2, 4]).await.unwrap(), [1, 4]);
+    }
+
+    #[tokio::test]
+    async fn a_newer_format_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(RedbMeta::open(dir.path(), 0).unwrap());
+        {
+            let db = Database::create(dir.path().join("meta.redb")).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(SCHEMA)
+                .unwrap()
+                .insert("format", FORMAT + 1)
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let e = RedbMeta::open(dir.path(), 0).unwrap_err();
+        assert!(e.contains("newer than this binary"), "{e}");
+    }
+}

@@ -1,0 +1,689 @@
+//! Every change the redb engine makes, one function each, applied inside a
+//! group-commit batch. Each checks everything it can refuse before its
+//! first write (see [`super::batch`]).
+
+use redb::{Database, ReadableTable, TableHandle, WriteTransaction};
+
+use super::tables::*;
+use super::{has_table, has_table_txn, upload_parts};
+use crate::cors::CorsRule;
+use crate::error::{Code, S3Error, S3Result};
+use crate::store::complete;
+use crate::store::model::*;
+use crate::time::now_ms;
+
+/// Creates the tables of a new data directory, or migrates an old one.
+pub fn init(db: &Database, grace_ms: i64) -> S3Result<()> {
+    let format = {
+        let txn = db.begin_write()?;
+        let format = txn.open_table(SCHEMA)?.get("format")?.map(|v| v.value());
+        txn.commit()?;
+        format
+    };
+    match format {
+        Some(FORMAT) => Ok(()),
+        Some(newer) if newer > FORMAT => Err(S3Error::internal(format!(
+            "the data directory has format {newer}, newer than this binary's {FORMAT}; run a newer stowage"
+        ))),
+        _ => {
+            let migrating = has_table(db, old::OBJECTS.name())?;
+            let txn = db.begin_write()?;
+            txn.open_table(BUCKETS)?;
+            txn.open_table(BUCKET_CORS)?;
+            txn.open_table(HEADS)?;
+            txn.open_table(INLINE)?;
+            txn.open_table(UPLOADS)?;
+            txn.open_table(PARTS)?;
+            txn.open_table(MANIFESTS)?;
+            txn.open_table(SEGMENTS)?;
+            txn.open_table(UPLOAD_IDS)?;
+            txn.open_table(BLOBS)?;
+            txn.open_table(GARBAGE)?;
+            txn.open_table(LEASES)?;
+            txn.open_table(COUNTERS)?;
+            if migrating {
+                migrate(&txn, grace_ms)?;
+            }
+            txn.open_table(SCHEMA)?.insert("format", FORMAT)?;
+            txn.commit()?;
+            if migrating {
+                tracing::info!("migrated the metadata to format {FORMAT}");
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Formats 1 and 2 → 3: each object splits into its head and, if it has
+/// parts, a manifest of its own (its blobs' counts already count it once
+/// per segment); uploads get their time index; garbage gets its due time;
+/// the counters are computed once.
+fn migrate(txn: &WriteTransaction, grace_ms: i64) -> S3Result<()> {
+    {
+        let objects = txn.open_table(old::OBJECTS)?;
+        let mut heads = txn.open_table(HEADS)?;
+        let mut manifests = txn.open_table(MANIFESTS)?;
+        let mut segments = txn.open_table(SEGMENTS)?;
+        for row in objects.iter()? {
+            let (k, v) = row?;
+            let (bucket, key) = k.value();
+            let o: old::ObjectRecord = decode(v.value())?;
+            let body = if o.segments.len() == 1 && !o.etag.contains('-') {
+                Body::Blob(o.segments[0].clone())
+            } else {
+                let manifest = new_id();
+                manifests.insert(manifest, 1)?;
+                let mut start = 0;
+                for (i, segment) in o.segments.iter().enumerate() {
+                    let row = SegmentRow {
+                        start,
+                        segment: segment.clone(),
+                    };
+                    segments.insert((manifest, i as u32), encode(&row).as_slice())?;
+                    start += segment.len;
+                }
+                Body::Parts {
+                    manifest,
+                    count: o.segments.len() as u32,
+                }
+            };
+            let head = ObjectHead {
+                size: o.size,
+                etag: o.etag,
+                last_modified_ms: o.last_modified_ms,
+                meta: o.meta,
+                upload_id: o.upload_id,
+                checksum: o.checksum,
+                checksum_type: o.checksum_type,
+                body,
+            };
+            heads.insert((bucket, key), encode(&head).as_slice())?;
+        }
+    }
+    txn.delete_table(old::OBJECTS)?;
+    let (mut uploads_count, mut upload_bytes) = (0u64, 0u64);
+    {
+        let uploads = txn.open_table(UPLOADS)?;
+        let parts = txn.open_table(PARTS)?;
+        let mut ids = txn.open_table(UPLOAD_IDS)?;
+        for row in uploads.iter()? {
+            let (k, _) = row?;
+            let (bucket, key, id) = k.value();
+            ids.insert(id, (bucket, key))?;
+            uploads_count += 1;
+            upload_bytes += upload_parts(&parts, id)?
+                .values()
+                .map(|p| p.size)
+                .sum::<u64>();
+        }
+    }
+    let mut garbage_count = 0;
+    if has_table_txn(txn, old::GARBAGE.name())? {
+        {
+            let old_garbage = txn.open_table(old::GARBAGE)?;
+            let mut garbage = txn.open_table(GARBAGE)?;
+            for row in old_garbage.iter()? {
+                let (id, freed) = row?;
+                garbage.insert((freed.value() + grace_ms, id.value()), GARBAGE_BLOB)?;
+                garbage_count += 1;
+            }
+        }
+        txn.delete_table(old::GARBAGE)?;
+    }
+    let mut counters = txn.open_table(COUNTERS)?;
+    counters.insert(UPLOADS_COUNT, uploads_count)?;
+    counters.insert(UPLOAD_BYTES, upload_bytes)?;
+    counters.insert(GARBAGE_COUNT, garbage_count)?;
+    Ok(())
+}
+
+// ---- shared pieces ----
+
+fn check_bucket(txn: &WriteTransaction, bucket: &str) -> S3Result<()> {
+    match txn.open_table(BUCKETS)?.get(bucket)? {
+        Some(_) => Ok(()),
+        None => Err(Code::NoSuchBucket.into()),
+    }
+}
+
+fn head(txn: &WriteTransaction, bucket: &str, key: &str) -> S3Result<Option<ObjectHead>> {
+    let heads = txn.open_table(HEADS)?;
+    let raw = heads.get((bucket, key))?;
+    raw.map(|raw| decode(raw.value())).transpose()
+}
+
+fn add_counter(txn: &WriteTransaction, name: &str, delta: i64) -> S3Result<()> {
+    if delta == 0 {
+        return Ok(());
+    }
+    let mut counters = txn.open_table(COUNTERS)?;
+    let current = counters.get(name)?.map_or(0, |v| v.value());
+    counters.insert(name, current.saturating_add_signed(delta))?;
+    Ok(())
+}
+
+fn add_garbage(txn: &WriteTransaction, due_ms: i64, id: u128, kind: u8) -> S3Result<()> {
+    txn.open_table(GARBAGE)?.insert((due_ms, id), kind)?;
+    add_counter(txn, GARBAGE_COUNT, 1)
+}
+
+/// Counts one more reference to a blob that already has one.
+fn incref_blob(txn: &WriteTransaction, id: BlobId) -> S3Result<()> {
+    let mut blobs = txn.open_table(BLOBS)?;
+    let n = blobs.get(id)?.map(|g| g.value()).filter(|n| *n > 0);
+    let n = n.ok_or_else(|| missing_count("blob", id))?;
+    blobs.insert(id, n + 1)?;
+    Ok(())
+}
+
+/// Drops one reference; the last one sends the blob to the collector. A
+/// blob with no count is an error, never taken for the last reference:
+/// freeing a blob something else may still use would lose data.
+fn decref_blob(txn: &WriteTransaction, id: BlobId, due_ms: i64) -> S3Result<()> {
+    let mut blobs = txn.open_table(BLOBS)?;
+    let n = blobs.get(id)?.map(|g| g.value()).filter(|n| *n > 0);
+    let n = n.ok_or_else(|| missing_count("blob", id))?;
+    blobs.insert(id, n - 1)?;
+    drop(blobs);
+    if n == 1 {
+        add_garbage(txn, due_ms, id, GARBAGE_BLOB)?;
+    }
+    Ok(())
+}
+
+fn missing_count(what: &str, id: u128) -> S3Error {
+    S3Error::internal(format!("{what} {} has no reference count", id_hex(id)))
+}
+
+/// Drops the references an object's body holds.
+fn free_body(
+    txn: &WriteTransaction,
+    (bucket, key): (&str, &str),
+    body: &Body,
+    due_ms: i64,
+) -> S3Result<()> {
+    match body {
+        Body::Inline => {
+            txn.open_table(INLINE)?.remove((bucket, key))?;
+        }
+        Body::Blob(seg) => decref_blob(txn, seg.blob, due_ms)?,
+        Body::Parts { manifest, .. } => {
+            let mut manifests = txn.open_table(MANIFESTS)?;
+            let n = manifests
+                .get(*manifest)?
+                .map(|g| g.value())
+                .filter(|n| *n > 0);
+            let n = n.ok_or_else(|| missing_count("manifest", *manifest))?;
+            manifests.insert(*manifest, n - 1)?;
+            drop(manifests);
+            if n == 1 {
+                add_garbage(txn, due_ms, *manifest, GARBAGE_MANIFEST)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes `head` at `key`, whose current head is `old`: the old body's
+/// references are dropped first, so a copy onto itself keeps its blobs.
+fn replace_head(
+    txn: &WriteTransaction,
+    at: (&str, &str),
+    head: &ObjectHead,
+    old: Option<&ObjectHead>,
+    inline: Option<&[u8]>,
+    due_ms: i64,
+) -> S3Result<()> {
+    if let Some(old) = old {
+        free_body(txn, at, &old.body, due_ms)?;
+    }
+    if let Some(bytes) = inline {
+        txn.open_table(INLINE)?.insert(at, bytes)?;
+    }
+    txn.open_table(HEADS)?.insert(at, encode(head).as_slice())?;
+    Ok(())
+}
+
+// ---- buckets ----
+
+pub fn create_bucket(txn: &WriteTransaction, name: &str, owner: &str) -> S3Result<()> {
+    let mut buckets = txn.open_table(BUCKETS)?;
+    if let Some(existing) = buckets.get(name)? {
+        let existing: BucketRecord = decode(existing.value())?;
+        return Err(if existing.owner == owner {
+            Code::BucketAlreadyOwnedByYou.into()
+        } else {
+            Code::BucketAlreadyExists.into()
+        });
+    }
+    let record = BucketRecord {
+        created_ms: now_ms(),
+        owner: owner.to_owned(),
+    };
+    buckets.insert(name, encode(&record).as_slice())?;
+    Ok(())
+}
+
+/// Incomplete multipart uploads do not keep a bucket alive; they are
+/// aborted with it and their parts freed.
+pub fn delete_bucket(txn: &WriteTransaction, name: &str, due_ms: i64) -> S3Result<()> {
+    check_bucket(txn, name)?;
+    let heads = txn.open_table(HEADS)?;
+    let first = heads.range((name, "")..)?.next().transpose()?;
+    if first.is_some_and(|(k, _)| k.value().0 == name) {
+        return Err(Code::BucketNotEmpty.into());
+    }
+    drop(heads);
+    let uploads: Vec<(String, String)> = {
+        let table = txn.open_table(UPLOADS)?;
+        let mut v = Vec::new();
+        for row in table.range((name, "", "")..)? {
+            let (k, _) = row?;
+            let (b, key, id) = k.value();
+            if b != name {
+                break;
+            }
+            v.push((key.to_owned(), id.to_owned()));
+        }
+        v
+    };
+    for (key, id) in uploads {
+        drop_upload(txn, (name, &key, &id), None, due_ms)?;
+    }
+    txn.open_table(BUCKETS)?.remove(name)?;
+    txn.open_table(BUCKET_CORS)?.remove(name)?;
+    Ok(())
+}
+
+pub fn set_bucket_cors(
+    txn: &WriteTransaction,
+    name: &str,
+    rules: Option<&Vec<CorsRule>>,
+) -> S3Result<()> {
+    check_bucket(txn, name)?;
+    let mut table = txn.open_table(BUCKET_CORS)?;
+    match rules {
+        Some(rules) => table.insert(name, encode(rules).as_slice())?,
+        None => table.remove(name)?,
+    };
+    Ok(())
+}
+
+// ---- objects ----
+
+pub fn put_object(
+    txn: &WriteTransaction,
+    at: (&str, &str),
+    new: &ObjectHead,
+    inline: Option<&[u8]>,
+    condition: &WriteCondition,
+    due_ms: i64,
+) -> S3Result<()> {
+    check_bucket(txn, at.0)?;
+    let old = head(txn, at.0, at.1)?;
+    condition.check_at_commit(old.as_ref())?;
+    if let Body::Blob(seg) = &new.body {
+        txn.open_table(BLOBS)?.insert(seg.blob, 1)?;
+    }
+    replace_head(txn, at, new, old.as_ref(), inline, due_ms)
+}
+
+pub fn copy_object(
+    txn: &WriteTransaction,
+    src: (&str, &str),
+    dst: (&str, &str),
+    meta: Option<&ObjectMeta>,
+    conditions: &SourceConditions,
+    grace_ms: i64,
+) -> S3Result<ObjectHead> {
+    check_bucket(txn, src.0)?;
+    check_bucket(txn, dst.0)?;
+    let mut copy = head(txn, src.0, src.1)?.ok_or(Code::NoSuchKey)?;
+    conditions.check(&copy)?;
+    let old = head(txn, dst.0, dst.1)?;
+    let inline = match &copy.body {
+        Body::Inline => {
+            let table = txn.open_table(INLINE)?;
+            let raw = table
+                .get(src)?
+                .ok_or_else(|| S3Error::internal("inline body missing"))?;
+            Some(raw.value().to_vec())
+        }
+        Body::Blob(seg) => {
+            incref_blob(txn, seg.blob)?;
+            None
+        }
+        Body::Parts { manifest, .. } => {
+            let mut manifests = txn.open_table(MANIFESTS)?;
+            let n = manifests
+                .get(*manifest)?
+                .map(|g| g.value())
+                .filter(|n| *n > 0);
+            let n = n.ok_or_else(|| missing_count("manifest", *manifest))?;
+            manifests.insert(*manifest, n + 1)?;
+            None
+        }
+    };
+    if let Some(meta) = meta {
+        copy.meta = meta.clone();
+    }
+    // A copy was not completed from any upload: a Complete retried against
+    // the copy's key must not replay.
+    copy.upload_id = None;
+    copy.last_modified_ms = now_ms();
+    let due = copy.last_modified_ms + grace_ms;
+    replace_head(txn, dst, &copy, old.as_ref(), inline.as_deref(), due)?;
+    Ok(copy)
+}
+
+pub fn delete_objects(
+    txn: &WriteTransaction,
+    bucket: &str,
+    keys: &[String],
+    due_ms: i64,
+) -> S3Result<()> {
+    check_bucket(txn, bucket)?;
+    for key in keys {
+        let old: Option<ObjectHead> = {
+            let mut heads = txn.open_table(HEADS)?;
+            let removed = heads.remove((bucket, key.as_str()))?;
+            removed.map(|raw| decode(raw.value())).transpose()?
+        };
+        if let Some(old) = old {
+            free_body(txn, (bucket, key), &old.body, due_ms)?;
+        }
+    }
+    Ok(())
+}
+
+// ---- multipart uploads ----
+
+pub fn new_upload_id(now_ms: i64) -> String {
+    // Time first, so one key's uploads (and the sweeper's index) sort by
+    // initiation; 128 random bits make the id unguessable. Hex keeps it
+    // URL-safe.
+    format!("{:012x}{}", now_ms as u64, id_hex(new_id()))
+}
+
+pub fn create_upload(
+    txn: &WriteTransaction,
+    bucket: &str,
+    key: &str,
+    record: &UploadRecord,
+) -> S3Result<String> {
+    check_bucket(txn, bucket)?;
+    let id = new_upload_id(record.initiated_ms);
+    txn.open_table(UPLOADS)?
+        .insert((bucket, key, id.as_str()), encode(record).as_slice())?;
+    txn.open_table(UPLOAD_IDS)?
+        .insert(id.as_str(), (bucket, key))?;
+    add_counter(txn, UPLOADS_COUNT, 1)?;
+    Ok(id)
+}
+
+fn check_upload(txn: &WriteTransaction, (bucket, key, id): (&str, &str, &str)) -> S3Result<()> {
+    match txn.open_table(UPLOADS)?.get((bucket, key, id))? {
+        Some(_) => Ok(()),
+        None => Err(Code::NoSuchUpload.into()),
+    }
+}
+
+pub fn put_part(
+    txn: &WriteTransaction,
+    upload: (&str, &str, &str),
+    number: u32,
+    part: &PartRecord,
+    grace_ms: i64,
+) -> S3Result<()> {
+    check_upload(txn, upload)?;
+    let mut part = part.clone();
+    part.last_modified_ms = now_ms();
+    let old = txn
+        .open_table(PARTS)?
+        .insert((upload.2, number), encode(&part).as_slice())?
+        .map(|raw| decode::<PartRecord>(raw.value()))
+        .transpose()?;
+    txn.open_table(BLOBS)?.insert(part.blob, 1)?;
+    let mut grown = part.size as i64;
+    if let Some(old) = old {
+        decref_blob(txn, old.blob, part.last_modified_ms + grace_ms)?;
+        grown -= old.size as i64;
+    }
+    add_counter(txn, UPLOAD_BYTES, grown)
+}
+
+/// Removes an upload and its parts. Every part's blob is freed, or with
+/// `only`, just those blobs: the others' references move to the object the
+/// upload completed. Returns the bytes its parts held.
+fn drop_upload(
+    txn: &WriteTransaction,
+    (bucket, key, id): (&str, &str, &str),
+    only: Option<&[BlobId]>,
+    due_ms: i64,
+) -> S3Result<u64> {
+    txn.open_table(UPLOADS)?.remove((bucket, key, id))?;
+    txn.open_table(UPLOAD_IDS)?.remove(id)?;
+    let mut bytes = 0u64;
+    let mut blobs = Vec::new();
+    {
+        let mut parts = txn.open_table(PARTS)?;
+        for row in parts.extract_from_if((id, 0)..=(id, u32::MAX), |_, _| true)? {
+            let part = decode::<PartRecord>(row?.1.value())?;
+            bytes += part.size;
+            blobs.push(part.blob);
+        }
+    }
+    for blob in only.unwrap_or(&blobs) {
+        decref_blob(txn, *blob, due_ms)?;
+    }
+    add_counter(txn, UPLOADS_COUNT, -1)?;
+    add_counter(txn, UPLOAD_BYTES, -(bytes as i64))?;
+    Ok(bytes)
+}
+
+pub fn complete_upload(
+    txn: &WriteTransaction,
+    upload: (&str, &str, &str),
+    completion: &Completion,
+    condition: &WriteCondition,
+    grace_ms: i64,
+) -> S3Result<ObjectHead> {
+    let (bucket, key, id) = upload;
+    check_bucket(txn, bucket)?;
+    let record: Option<UploadRecord> = {
+        let uploads = txn.open_table(UPLOADS)?;
+        let raw = uploads.get(upload)?;
+        raw.map(|raw| decode(raw.value())).transpose()?
+    };
+    let Some(record) = record else {
+        // A Complete for an upload that no longer exists succeeds again if
+        // that upload became the current object (a client retrying after
+        // a lost response); otherwise the upload is unknown.
+        return match head(txn, bucket, key)? {
+            Some(current) if current.upload_id.as_deref() == Some(id) => Ok(current),
+            _ => Err(Code::NoSuchUpload.into()),
+        };
+    };
+    let stored = upload_parts(&txn.open_table(PARTS)?, id)?;
+    let now = now_ms();
+    let plan = complete::plan(record, id, &stored, completion, new_id(), now)?;
+    let old = head(txn, bucket, key)?;
+    condition.check_at_commit(old.as_ref())?;
+    // Checked; from here on, only writes.
+    let due = now + grace_ms;
+    drop_upload(txn, upload, Some(&plan.freed), due)?;
+    let Body::Parts { manifest, .. } = plan.head.body else {
+        return Err(S3Error::internal("a completion makes a manifest"));
+    };
+    txn.open_table(MANIFESTS)?.insert(manifest, 1)?;
+    {
+        let mut segments = txn.open_table(SEGMENTS)?;
+        let mut start = 0;
+        for (i, segment) in plan.segments.into_iter().enumerate() {
+            let len = segment.len;
+            let row = SegmentRow { start, segment };
+            segments.insert((manifest, i as u32), encode(&row).as_slice())?;
+            start += len;
+        }
+    }
+    replace_head(txn, (bucket, key), &plan.head, old.as_ref(), None, due)?;
+    Ok(plan.head)
+}
+
+pub fn abort_upload(
+    txn: &WriteTransaction,
+    upload: (&str, &str, &str),
+    due_ms: i64,
+) -> S3Result<()> {
+    check_bucket(txn, upload.0)?;
+    check_upload(txn, upload)?;
+    drop_upload(txn, upload, None, due_ms)?;
+    Ok(())
+}
+
+// ---- background work ----
+
+pub fn sweep_uploads(
+    txn: &WriteTransaction,
+    cutoff_ms: i64,
+    max: usize,
+    due_ms: i64,
+) -> S3Result<Swept> {
+    // Upload ids begin with their initiation time in 12 hex digits.
+    let cutoff = format!("{:012x}", cutoff_ms.max(0) as u64);
+    let mut expired = Vec::new();
+    let mut more = false;
+    {
+        let ids = txn.open_table(UPLOAD_IDS)?;
+        for row in ids.range(..cutoff.as_str())? {
+            if expired.len() == max {
+                more = true;
+                break;
+            }
+            let (id, at) = row?;
+            let (bucket, key) = at.value();
+            expired.push((bucket.to_owned(), key.to_owned(), id.value().to_owned()));
+        }
+    }
+    let mut swept = Swept {
+        more,
+        ..Swept::default()
+    };
+    for (bucket, key, id) in &expired {
+        swept.freed_bytes += drop_upload(txn, (bucket, key, id), None, due_ms)?;
+        swept.aborted += 1;
+    }
+    Ok(swept)
+}
+
+pub fn due_garbage(txn: &WriteTransaction, now: i64, max: usize) -> S3Result<Vec<Garbage>> {
+    let rows: Vec<(i64, u128, u8)> = {
+        let garbage = txn.open_table(GARBAGE)?;
+        let mut rows = Vec::new();
+        for row in garbage.range(..=(now, u128::MAX))? {
+            if rows.len() == max {
+                break;
+            }
+            let (k, kind) = row?;
+            let (due, id) = k.value();
+            rows.push((due, id, kind.value()));
+        }
+        rows
+    };
+    let mut out = Vec::new();
+    let mut budget = max;
+    for (due, id, kind) in rows {
+        let lease = txn.open_table(LEASES)?.get(id)?.map(|v| v.value());
+        match lease {
+            // A reader still holds it: put it off until the lease ends.
+            Some(until) if until > now => {
+                let mut garbage = txn.open_table(GARBAGE)?;
+                garbage.remove((due, id))?;
+                garbage.insert((until, id), kind)?;
+                continue;
+            }
+            Some(_) => {
+                txn.open_table(LEASES)?.remove(id)?;
+            }
+            None => {}
+        }
+        if kind == GARBAGE_MANIFEST {
+            // Claimed: no new lease can be taken on it from now on.
+            txn.open_table(MANIFESTS)?.remove(id)?;
+            let taken = dismantle(txn, (due, id), budget, now)?;
+            budget = budget.saturating_sub(taken);
+            if budget == 0 {
+                break;
+            }
+        } else {
+            txn.open_table(BLOBS)?.remove(id)?;
+            out.push(Garbage {
+                due_ms: due,
+                blob: id,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Frees up to `max` segments of the freed manifest whose garbage row is
+/// `(due, manifest)` (their blobs fall due at once: the manifest's grace
+/// covered them), and forgets the manifest when none remain. Returns the
+/// rows handled.
+fn dismantle(
+    txn: &WriteTransaction,
+    (due, manifest): (i64, u128),
+    max: usize,
+    now: i64,
+) -> S3Result<usize> {
+    let mut segments = txn.open_table(SEGMENTS)?;
+    let mut rows = Vec::new();
+    for row in segments.range((manifest, 0)..=(manifest, u32::MAX))? {
+        let (k, v) = row?;
+        if rows.len() == max {
+            break;
+        }
+        rows.push((k.value().1, decode::<SegmentRow>(v.value())?.segment.blob));
+    }
+    for (index, _) in &rows {
+        segments.remove((manifest, *index))?;
+    }
+    let left = segments
+        .range((manifest, 0)..=(manifest, u32::MAX))?
+        .next()
+        .is_some();
+    drop(segments);
+    for (_, blob) in &rows {
+        decref_blob(txn, *blob, now)?;
+    }
+    if !left {
+        txn.open_table(GARBAGE)?.remove((due, manifest))?;
+        add_counter(txn, GARBAGE_COUNT, -1)?;
+    }
+    Ok(rows.len().max(1))
+}
+
+pub fn forget_garbage(txn: &WriteTransaction, done: &[Garbage]) -> S3Result<()> {
+    let mut forgotten = 0;
+    {
+        let mut garbage = txn.open_table(GARBAGE)?;
+        for g in done {
+            if garbage.remove((g.due_ms, g.blob))?.is_some() {
+                forgotten += 1;
+            }
+        }
+    }
+    add_counter(txn, GARBAGE_COUNT, -forgotten)
+}
+
+pub fn lease(txn: &WriteTransaction, body: u128, until_ms: i64) -> S3Result<bool> {
+    let exists = txn.open_table(BLOBS)?.get(body)?.is_some()
+        || txn.open_table(MANIFESTS)?.get(body)?.is_some();
+    if !exists {
+        return Ok(false);
+    }
+    let mut leases = txn.open_table(LEASES)?;
+    let current = leases.get(body)?.map_or(0, |v| v.value());
+    leases.insert(body, current.max(until_ms))?;
+    Ok(true)
+}
