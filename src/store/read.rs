@@ -161,16 +161,30 @@ impl Reader {
         Ok(())
     }
 
-    /// `false` when the client went away.
-    async fn deliver(&self, data: Bytes) -> io::Result<bool> {
-        match tokio::time::timeout(SEND_TIMEOUT, self.tx.send(Ok(data))).await {
-            Ok(Ok(())) => Ok(true),
-            // The client went away: give up the lease and buffers.
-            Ok(Err(_)) => Ok(false),
-            Err(_) => Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "client stopped reading",
-            )),
+    /// `false` when the client went away. While the client is slow to take
+    /// the data, the lease is kept up, so a pause shorter than
+    /// [`SEND_TIMEOUT`] never costs the read its bytes.
+    async fn deliver(&mut self, data: Bytes) -> io::Result<bool> {
+        let deadline = tokio::time::Instant::now() + SEND_TIMEOUT;
+        let send = self.tx.send(Ok(data));
+        tokio::pin!(send);
+        loop {
+            let renew = match self.lease.body {
+                Some(_) => tokio::time::Instant::from_std(self.lease.safe_until).min(deadline),
+                None => deadline,
+            };
+            tokio::select! {
+                sent = &mut send => return Ok(sent.is_ok()),
+                () = tokio::time::sleep_until(renew) => {
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "client stopped reading",
+                        ));
+                    }
+                    self.lease.hold(&self.store).await?;
+                }
+            }
         }
     }
 }

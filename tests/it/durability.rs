@@ -117,7 +117,7 @@ async fn freed_blobs_are_reclaimed() {
     let blobs = server.data_dir.join("blobs");
     s3.create_bucket().bucket("bkt").send().await.unwrap();
     // Larger than the inline limit: these live in blob files.
-    let (one, two) = (random_bytes(5000, 1), random_bytes(5000, 2));
+    let (one, two) = (random_bytes(20_000, 1), random_bytes(20_000, 2));
     put(&s3, "bkt", "k", one).await;
     put(&s3, "bkt", "k", two.clone()).await;
     wait_for("the overwritten blob to go", || count_files(&blobs) == 1).await;
@@ -358,7 +358,7 @@ async fn verify_finds_rotten_and_missing_blobs() {
     let mut server = Server::start();
     let s3 = server.client();
     s3.create_bucket().bucket("bkt").send().await.unwrap();
-    put(&s3, "bkt", "a", random_bytes(5001, 1)).await;
+    put(&s3, "bkt", "a", random_bytes(20_001, 1)).await;
     s3.copy_object()
         .bucket("bkt")
         .key("a-copy")
@@ -366,7 +366,7 @@ async fn verify_finds_rotten_and_missing_blobs() {
         .send()
         .await
         .unwrap();
-    put(&s3, "bkt", "healthy", random_bytes(5002, 2)).await;
+    put(&s3, "bkt", "healthy", random_bytes(20_002, 2)).await;
     let id = s3
         .create_multipart_upload()
         .bucket("bkt")
@@ -414,7 +414,7 @@ async fn verify_finds_rotten_and_missing_blobs() {
     // One byte of `a` (shared with its copy) rots; the pending part vanishes.
     let files = blob_files(&data_dir.join("blobs"));
     let with_size = |n: u64| files.iter().find(|(_, len)| *len == n).unwrap().0.clone();
-    let rotten = with_size(5001);
+    let rotten = with_size(20_001);
     let mut bytes = std::fs::read(&rotten).unwrap();
     bytes[500] ^= 0x01;
     std::fs::write(&rotten, bytes).unwrap();
@@ -438,4 +438,76 @@ async fn verify_finds_rotten_and_missing_blobs() {
         .expect("a missing blob");
     assert!(gone.contains(&format!("upload {id} part 1")), "{gone}");
     assert!(!out.contains("bkt/healthy"), "{out}");
+}
+
+/// A GET that began before a delete finishes with the old bytes, even when
+/// its client pauses past the whole grace period: the reader keeps a lease
+/// that holds the collector off the object's parts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slow_read_outlives_a_delete_through_its_lease() {
+    let server = Server::start_with("gc_grace_secs = 4\ngc_interval_secs = 1\nmin_part_size = 1");
+    let s3 = server.client();
+    s3.create_bucket().bucket("bkt").send().await.unwrap();
+    let id = s3
+        .create_multipart_upload()
+        .bucket("bkt")
+        .key("m")
+        .send()
+        .await
+        .unwrap()
+        .upload_id
+        .unwrap();
+    // Larger than every buffer between the reader and this client.
+    let parts: Vec<Vec<u8>> = (0..6).map(|n| random_bytes(8 << 20, n)).collect();
+    let mut done = Vec::new();
+    for (i, part) in parts.iter().enumerate() {
+        let n = i as i32 + 1;
+        let out = s3
+            .upload_part()
+            .bucket("bkt")
+            .key("m")
+            .upload_id(&id)
+            .part_number(n)
+            .body(ByteStream::from(part.clone()))
+            .send()
+            .await
+            .unwrap();
+        done.push(
+            aws_sdk_s3::types::CompletedPart::builder()
+                .part_number(n)
+                .e_tag(out.e_tag.unwrap())
+                .build(),
+        );
+    }
+    let upload = aws_sdk_s3::types::CompletedMultipartUpload::builder()
+        .set_parts(Some(done))
+        .build();
+    s3.complete_multipart_upload()
+        .bucket("bkt")
+        .key("m")
+        .upload_id(&id)
+        .multipart_upload(upload)
+        .send()
+        .await
+        .unwrap();
+
+    let got = s3.get_object().bucket("bkt").key("m").send().await.unwrap();
+    let mut body = got.body;
+    let mut read = body.next().await.unwrap().unwrap().to_vec();
+    s3.delete_object()
+        .bucket("bkt")
+        .key("m")
+        .send()
+        .await
+        .unwrap();
+    // Past the grace period: without the lease the parts would be gone.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    while let Some(chunk) = body.next().await {
+        read.extend_from_slice(&chunk.unwrap());
+    }
+    assert!(read == parts.concat(), "the old bytes, all of them");
+
+    // Once the reader is done and its lease has run out, the parts go.
+    let blobs = server.data_dir.join("blobs");
+    wait_for("the parts to be collected", || count_files(&blobs) == 0).await;
 }

@@ -569,3 +569,32 @@ async fn object_acl_and_unversioned_version_ids() {
         .unwrap_err();
     assert_eq!(err_status(&e), 501);
 }
+
+/// Stored system headers are capped like S3's 8 KiB of request headers, so
+/// an object's head stays small; nothing is stored by a refused PUT.
+#[tokio::test]
+async fn oversized_system_headers_are_refused() {
+    let server = Server::start();
+    let s3 = server.client();
+    s3.create_bucket().bucket("bkt").send().await.unwrap();
+    let e = s3
+        .put_object()
+        .bucket("bkt")
+        .key("k")
+        .content_disposition("x".repeat(9000))
+        .body(ByteStream::from_static(b"data"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&e), "MetadataTooLarge");
+    let head = s3.head_object().bucket("bkt").key("k").send().await;
+    assert!(head.is_err(), "nothing stored");
+    s3.put_object()
+        .bucket("bkt")
+        .key("k")
+        .content_disposition("x".repeat(4000))
+        .body(ByteStream::from_static(b"data"))
+        .send()
+        .await
+        .unwrap();
+}

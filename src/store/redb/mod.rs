@@ -55,6 +55,12 @@ redb_errors!(
     redb::CommitError
 );
 
+/// redb's own page cache. Its default (1 GiB) grows the process by every
+/// page read or written, inline bodies included; the kernel's page cache
+/// serves the file as well, so a small cache costs little speed and keeps
+/// the server's memory flat.
+const CACHE_BYTES: usize = 16 << 20;
+
 #[derive(Debug)]
 pub struct RedbMeta {
     db: Arc<Database>,
@@ -68,8 +74,10 @@ impl RedbMeta {
     /// format.
     pub fn open(data_dir: &Path, grace_ms: i64) -> Result<RedbMeta, String> {
         let path = data_dir.join("meta.redb");
-        let db =
-            Database::create(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
         writes::init(&db, grace_ms).map_err(|e| format!("{}: {e}", path.display()))?;
         let db = Arc::new(db);
         let writer = Writer::start(Arc::clone(&db)).map_err(|e| e.to_string())?;
