@@ -152,11 +152,12 @@ impl Store {
                     md5: written.md5,
                     checksum: None,
                 });
-                let result = self
-                    .meta
-                    .put_object(bucket, key, head, None, condition)
-                    .await;
-                settle(blob, result).await
+                let (meta, bucket, key) =
+                    (Arc::clone(&self.meta), bucket.to_owned(), key.to_owned());
+                commit_detached(blob, async move {
+                    meta.put_object(&bucket, &key, head, None, condition).await
+                })
+                .await
             }
         }
     }
@@ -179,13 +180,17 @@ impl Store {
             checksum: Some(blob.written.checksum.clone()),
             crc64nvme: Some(blob.written.crc64nvme.clone()),
         };
-        let (bucket, key, id) = upload;
-        let result = self
-            .meta
-            .put_part(bucket, key, id, part_number, part.clone())
-            .await
-            .map(|()| part);
-        settle(blob, result).await
+        let meta = Arc::clone(&self.meta);
+        let (bucket, key, id) = (
+            upload.0.to_owned(),
+            upload.1.to_owned(),
+            upload.2.to_owned(),
+        );
+        commit_detached(blob, async move {
+            let stored = meta.put_part(&bucket, &key, &id, part_number, part.clone());
+            stored.await.map(|()| part)
+        })
+        .await
     }
 
     /// Streams the bytes `[start, end)` of an object.
@@ -223,15 +228,25 @@ impl Store {
     }
 }
 
-/// After a commit that would make `blob` live: publish it if the commit
-/// landed, discard it if the change was refused, and leave it for start-up
-/// recovery if the outcome is unknown (an internal error may have struck
-/// the commit itself).
-async fn settle<T>(blob: write::PendingBlob, result: S3Result<T>) -> S3Result<T> {
-    match &result {
-        Ok(_) => blob.committed().await,
-        Err(e) if e.code == Code::InternalError => blob.outcome_unknown(),
-        Err(_) => drop(blob),
-    }
-    result
+/// Runs `commit`, a change that makes `blob` live, then publishes the blob
+/// if the commit landed, discards it if the change was refused, and leaves
+/// it for start-up recovery if the outcome is unknown (an internal error
+/// may have struck the commit itself). It runs as a task of its own: a
+/// request cancelled mid-commit (its client gone) must not drop the blob
+/// while the commit that refers to it may still land.
+async fn commit_detached<T: Send + 'static>(
+    blob: write::PendingBlob,
+    commit: impl std::future::Future<Output = S3Result<T>> + Send + 'static,
+) -> S3Result<T> {
+    tokio::spawn(async move {
+        let result = commit.await;
+        match &result {
+            Ok(_) => blob.committed().await,
+            Err(e) if e.code == Code::InternalError => blob.outcome_unknown(),
+            Err(_) => drop(blob),
+        }
+        result
+    })
+    .await
+    .map_err(crate::error::S3Error::internal)?
 }
