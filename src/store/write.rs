@@ -181,29 +181,35 @@ impl BlobWriter {
         }
     }
 
+    /// The blob's sink, created (and the writer armed to discard it) if
+    /// the body has not needed one yet.
+    async fn sink_or_create(
+        &mut self,
+        sink: Option<Box<dyn BlobSink>>,
+    ) -> S3Result<Box<dyn BlobSink>> {
+        if let Some(sink) = sink {
+            return Ok(sink);
+        }
+        let (store, id) = (Arc::clone(&self.store), self.id);
+        let sink = spawn_blocking(move || store.create(id))
+            .await
+            .map_err(S3Error::internal)?
+            .map_err(|e| blob_error("creating blob", e))?;
+        self.armed = true;
+        Ok(sink)
+    }
+
     async fn flush(&mut self) -> S3Result<()> {
         self.seal_small();
         if self.batch.is_empty() {
             return Ok(());
         }
         let (sink, mut hashes) = self.settle().await?;
-        let sink = match sink {
-            Some(sink) => sink,
-            None => {
-                let (store, id) = (Arc::clone(&self.store), self.id);
-                let sink = spawn_blocking(move || store.create(id))
-                    .await
-                    .map_err(S3Error::internal)?
-                    .map_err(|e| blob_error("creating blob", e))?;
-                self.armed = true;
-                sink
-            }
-        };
+        let mut sink = self.sink_or_create(sink).await?;
         let batch = std::mem::take(&mut self.batch);
         let to_hash = batch.clone();
         self.len += self.batch_len as u64;
         self.batch_len = 0;
-        let mut sink = sink;
         let write = spawn_blocking(move || -> io::Result<Box<dyn BlobSink>> {
             for data in &batch {
                 sink.write_all(data)?;
@@ -244,19 +250,8 @@ impl BlobWriter {
         let (sink, hashes) = self.settle().await?;
         let written = hashes.finish(self.len);
         check(&written)?;
-        let sink = match sink {
-            Some(sink) => sink,
-            // An empty body with inlining off still gets its (empty) blob.
-            None => {
-                let (store, id) = (Arc::clone(&self.store), self.id);
-                let sink = spawn_blocking(move || store.create(id))
-                    .await
-                    .map_err(S3Error::internal)?
-                    .map_err(|e| blob_error("creating blob", e))?;
-                self.armed = true;
-                sink
-            }
-        };
+        // An empty body with inlining off still gets its (empty) blob.
+        let sink = self.sink_or_create(sink).await?;
         spawn_blocking(move || sink.finish())
             .await
             .map_err(S3Error::internal)?
