@@ -148,11 +148,11 @@ fn spawn_background(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
             tokio::select! {
                 _ = gc.tick() => loop {
                     match state.store.collect_garbage().await {
-                        Ok(n) => {
+                        Ok((n, more)) => {
                             if n > 0 {
                                 tracing::debug!(blobs = n, "collected freed blobs");
                             }
-                            if n < crate::store::GC_BATCH {
+                            if !more {
                                 break;
                             }
                         }

@@ -177,6 +177,7 @@ pub async fn upload_part_copy(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>>
     let part_number = parse_part_number(ctx.query.get("partNumber").unwrap_or(""))?;
     let id = upload_id(ctx)?;
     let (src_bucket, src_key) = copy_source(&ctx.headers)?;
+    let read_at = std::time::Instant::now();
     let (source, inline) = ctx.meta().read_object(&src_bucket, &src_key).await?;
     source_conditions(&ctx.headers).check(&source)?;
     let (start, end) = match ctx.header("x-amz-copy-source-range") {
@@ -189,7 +190,7 @@ pub async fn upload_part_copy(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>>
     let upload = check_upload(ctx, &id).await?;
     let algorithm = upload.checksum.map_or(Algorithm::Crc64Nvme, |(a, _)| a);
     let mut writer = ctx.store().writer(algorithm, false);
-    let mut rx = ctx.store().stream(&source, inline, start, end);
+    let mut rx = ctx.store().stream(&source, inline, (start, end), read_at);
     while let Some(data) = rx.recv().await {
         writer.write(data?).await?;
     }

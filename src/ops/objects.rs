@@ -194,6 +194,7 @@ pub async fn get_object(ctx: &mut Ctx, head: bool) -> S3Result<Response<Response
             "Cannot specify both Range header and partNumber query parameter",
         ));
     }
+    let read_at = std::time::Instant::now();
     let (obj, inline) = ctx.meta().read_object(ctx.bucket(), ctx.key()).await?;
     if let Some(status) = check_read_conditions(ctx, &obj)? {
         let mut r = status_response(status);
@@ -227,7 +228,7 @@ pub async fn get_object(ctx: &mut Ctx, head: bool) -> S3Result<Response<Response
     let mut r = if head || len == 0 {
         status_response(StatusCode::OK)
     } else {
-        let rx = ctx.store().stream(&obj, inline, start, end);
+        let rx = ctx.store().stream(&obj, inline, (start, end), read_at);
         Response::new(ChannelBody::boxed(rx, len))
     };
     if partial {

@@ -131,10 +131,11 @@ pub trait MetaStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// Aborts up to `max` uploads initiated before `cutoff_ms`, oldest first.
     async fn sweep_uploads(&self, cutoff_ms: i64, max: usize) -> S3Result<Swept>;
-    /// Up to `max` freed blobs due for unlinking at `now_ms` and not under a
-    /// reader's lease. Leased ones are put off, never returned; freed
+    /// Freed blobs due for unlinking at `now_ms` and not under a reader's
+    /// lease, claimed (no lease can be taken on them any more); about `max`
+    /// rows of work. Leased ones are put off, never returned; freed
     /// manifests are taken apart here, a bounded batch at a time.
-    async fn due_garbage(&self, now_ms: i64, max: usize) -> S3Result<Vec<Garbage>>;
+    async fn due_garbage(&self, now_ms: i64, max: usize) -> S3Result<DueGarbage>;
     /// Forgets garbage whose blobs are unlinked.
     async fn forget_garbage(&self, done: Vec<Garbage>) -> S3Result<()>;
     /// A reader's lease on a body (a blob id or a manifest id) until

@@ -193,38 +193,40 @@ impl Store {
         .await
     }
 
-    /// Streams the bytes `[start, end)` of an object.
+    /// Streams the bytes `[start, end)` of an object whose head was read
+    /// at `read_at` or later (what it names is safe to read for half the
+    /// grace period from then; see [`read`]).
     pub fn stream(
         self: &Arc<Self>,
         head: &ObjectHead,
         inline: Option<Bytes>,
-        start: u64,
-        end: u64,
+        range: (u64, u64),
+        read_at: std::time::Instant,
     ) -> tokio::sync::mpsc::Receiver<std::io::Result<Bytes>> {
-        read::spawn(Arc::clone(self), head.body.clone(), inline, start, end)
+        read::spawn(Arc::clone(self), head.body.clone(), inline, range, read_at)
     }
 
-    /// Unlinks up to one batch of due garbage; returns how many.
-    pub async fn collect_garbage(&self) -> S3Result<usize> {
-        let due = self
-            .meta
-            .due_garbage(crate::time::now_ms(), GC_BATCH)
-            .await?;
+    /// Unlinks one batch of due garbage; returns how many blobs went and
+    /// whether more is due.
+    pub async fn collect_garbage(&self) -> S3Result<(usize, bool)> {
+        let now = crate::time::now_ms();
+        let DueGarbage { blobs: due, more } = self.meta.due_garbage(now, GC_BATCH).await?;
         if due.is_empty() {
-            return Ok(0);
+            return Ok((0, more));
         }
         let blobs = Arc::clone(&self.blobs);
         let ids: Vec<BlobId> = due.iter().map(|g| g.blob).collect();
         let removed = tokio::task::spawn_blocking(move || blobs.remove(&ids))
             .await
             .map_err(crate::error::S3Error::internal)??;
+        let removed: std::collections::HashSet<BlobId> = removed.into_iter().collect();
         let done: Vec<Garbage> = due
             .into_iter()
             .filter(|g| removed.contains(&g.blob))
             .collect();
         let n = done.len();
         self.meta.forget_garbage(done).await?;
-        Ok(n)
+        Ok((n, more))
     }
 }
 

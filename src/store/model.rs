@@ -281,6 +281,14 @@ pub struct Swept {
     pub more: bool,
 }
 
+/// What the collector may unlink now.
+#[derive(Debug, Clone, Default)]
+pub struct DueGarbage {
+    pub blobs: Vec<Garbage>,
+    /// More is due: collect again without waiting.
+    pub more: bool,
+}
+
 /// A freed blob the collector may unlink.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Garbage {

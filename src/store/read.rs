@@ -30,17 +30,19 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(120);
 /// Manifest segments read per metadata call.
 const SEGMENT_PAGE: u32 = 256;
 
+/// Streams `[start, end)` of `body`, named by a head read at `read_at` or
+/// later.
 pub fn spawn(
     store: Arc<Store>,
     body: Body,
     inline: Option<Bytes>,
-    start: u64,
-    end: u64,
+    (start, end): (u64, u64),
+    read_at: Instant,
 ) -> mpsc::Receiver<io::Result<Bytes>> {
     let (tx, rx) = mpsc::channel(2);
     tokio::spawn(async move {
         let mut reader = Reader {
-            lease: Lease::new(&store, &body),
+            lease: Lease::new(&store, &body, read_at),
             store,
             tx,
         };
@@ -198,7 +200,8 @@ struct Lease {
 }
 
 impl Lease {
-    fn new(store: &Store, body: &Body) -> Lease {
+    /// For a body named by a head read at `read_at` (or later).
+    fn new(store: &Store, body: &Body, read_at: Instant) -> Lease {
         let grace = Duration::from_millis(store.grace_ms.max(0) as u64);
         Lease {
             body: match body {
@@ -206,7 +209,7 @@ impl Lease {
                 Body::Blob(seg) => Some(seg.blob),
                 Body::Parts { manifest, .. } => Some(*manifest),
             },
-            safe_until: Instant::now() + grace / 2,
+            safe_until: read_at + grace / 2,
             grace,
         }
     }
@@ -219,6 +222,9 @@ impl Lease {
         if Instant::now() < self.safe_until {
             return Ok(());
         }
+        // The lease runs from before it is asked for: however long the
+        // request waits, the reader never counts on more than it holds.
+        let asked = Instant::now();
         let until = crate::time::now_ms() + self.grace.as_millis() as i64;
         let held = store
             .meta
@@ -230,7 +236,7 @@ impl Lease {
                 "the object was deleted and reclaimed while it was being read",
             ));
         }
-        self.safe_until = Instant::now() + self.grace / 2;
+        self.safe_until = asked + self.grace / 2;
         Ok(())
     }
 }

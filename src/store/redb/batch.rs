@@ -59,7 +59,7 @@ where
             (Some(Ok(v)), Ok(())) => Ok(v),
             (Some(Ok(_)), Err(e)) => Err(e.clone()),
             (None, Err(e)) => Err(e.clone()),
-            (None, Ok(())) => Err(S3Error::internal("change never applied")),
+            (None, Ok(())) => Err(S3Error::internal("the change panicked")),
         };
         let _ = self.tx.send(result);
     }
@@ -143,7 +143,13 @@ fn commit_batch(db: &Database, mut jobs: Vec<Box<dyn Job>>) {
                 return;
             }
         };
-        let failed = jobs.iter_mut().position(|job| !job.apply(&txn));
+        // A change that panics is a change that failed, not a writer that
+        // stops: it is dropped like one that failed with an internal error.
+        let failed = jobs.iter_mut().position(|job| {
+            let applied =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.apply(&txn)));
+            !applied.unwrap_or(false)
+        });
         if let Some(i) = failed {
             drop(txn);
             jobs.remove(i).reply(&Ok(()));
@@ -202,14 +208,20 @@ mod tests {
             Err(S3Error::internal("disk on fire"))
         });
         let (d, rd) = job(insert("d"));
-        commit_batch(&db, vec![a, b, c, d]);
+        let (p, rp) = job(|txn: &WriteTransaction| -> S3Result<()> {
+            txn.open_table(T)?.insert("p", 1)?;
+            panic!("a bug in one change");
+        });
+        commit_batch(&db, vec![a, b, c, p, d]);
+        let e = rp.blocking_recv().unwrap().unwrap_err();
+        assert_eq!(e.code, Code::InternalError);
         assert!(ra.blocking_recv().unwrap().is_ok());
         let e = rb.blocking_recv().unwrap().unwrap_err();
         assert_eq!(e.code, Code::PreconditionFailed);
         let e = rc.blocking_recv().unwrap().unwrap_err();
         assert_eq!(e.code, Code::InternalError);
         assert!(rd.blocking_recv().unwrap().is_ok());
-        assert_eq!(stored(&db), ["a", "d"], "c's write went with its failure");
+        assert_eq!(stored(&db), ["a", "d"], "c's and p's writes went with them");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

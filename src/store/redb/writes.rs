@@ -21,6 +21,11 @@ pub fn init(db: &Database, grace_ms: i64) -> S3Result<()> {
         format
     };
     match format {
+        // An older binary run on a migrated directory writes whole objects
+        // to `objects` again, where this one would never see them.
+        Some(FORMAT) if has_table(db, old::OBJECTS.name())? => Err(S3Error::internal(
+            "an older stowage has written to this data directory since it was migrated; its objects would be lost: restore a backup or run that version",
+        )),
         Some(FORMAT) => Ok(()),
         Some(newer) if newer > FORMAT => Err(S3Error::internal(format!(
             "the data directory has format {newer}, newer than this binary's {FORMAT}; run a newer stowage"
@@ -176,10 +181,11 @@ fn incref_blob(txn: &WriteTransaction, id: BlobId) -> S3Result<()> {
     Ok(())
 }
 
-/// Drops one reference; the last one sends the blob to the collector. A
-/// blob with no count is an error, never taken for the last reference:
-/// freeing a blob something else may still use would lose data.
-fn decref_blob(txn: &WriteTransaction, id: BlobId, due_ms: i64) -> S3Result<()> {
+/// Drops one reference; the last one sends the blob to the collector (and
+/// returns `true`). A blob with no count is an error, never taken for the
+/// last reference: freeing a blob something else may still use would lose
+/// data.
+fn decref_blob(txn: &WriteTransaction, id: BlobId, due_ms: i64) -> S3Result<bool> {
     let mut blobs = txn.open_table(BLOBS)?;
     let n = blobs.get(id)?.map(|g| g.value()).filter(|n| *n > 0);
     let n = n.ok_or_else(|| missing_count("blob", id))?;
@@ -188,7 +194,7 @@ fn decref_blob(txn: &WriteTransaction, id: BlobId, due_ms: i64) -> S3Result<()> 
     if n == 1 {
         add_garbage(txn, due_ms, id, GARBAGE_BLOB)?;
     }
-    Ok(())
+    Ok(n == 1)
 }
 
 fn missing_count(what: &str, id: u128) -> S3Error {
@@ -206,7 +212,9 @@ fn free_body(
         Body::Inline => {
             txn.open_table(INLINE)?.remove((bucket, key))?;
         }
-        Body::Blob(seg) => decref_blob(txn, seg.blob, due_ms)?,
+        Body::Blob(seg) => {
+            decref_blob(txn, seg.blob, due_ms)?;
+        }
         Body::Parts { manifest, .. } => {
             let mut manifests = txn.open_table(MANIFESTS)?;
             let n = manifests
@@ -576,29 +584,29 @@ pub fn sweep_uploads(
     Ok(swept)
 }
 
-pub fn due_garbage(txn: &WriteTransaction, now: i64, max: usize) -> S3Result<Vec<Garbage>> {
+pub fn due_garbage(txn: &WriteTransaction, now: i64, max: usize) -> S3Result<DueGarbage> {
     let rows: Vec<(i64, u128, u8)> = {
         let garbage = txn.open_table(GARBAGE)?;
         let mut rows = Vec::new();
-        for row in garbage.range(..=(now, u128::MAX))? {
-            if rows.len() == max {
-                break;
-            }
+        for row in garbage.range(..=(now, u128::MAX))?.take(max) {
             let (k, kind) = row?;
             let (due, id) = k.value();
             rows.push((due, id, kind.value()));
         }
         rows
     };
-    let mut out = Vec::new();
+    let mut due = DueGarbage {
+        blobs: Vec::new(),
+        more: rows.len() == max,
+    };
     let mut budget = max;
-    for (due, id, kind) in rows {
+    for (due_ms, id, kind) in rows {
         let lease = txn.open_table(LEASES)?.get(id)?.map(|v| v.value());
         match lease {
             // A reader still holds it: put it off until the lease ends.
             Some(until) if until > now => {
                 let mut garbage = txn.open_table(GARBAGE)?;
-                garbage.remove((due, id))?;
+                garbage.remove((due_ms, id))?;
                 garbage.insert((until, id), kind)?;
                 continue;
             }
@@ -610,54 +618,59 @@ pub fn due_garbage(txn: &WriteTransaction, now: i64, max: usize) -> S3Result<Vec
         if kind == GARBAGE_MANIFEST {
             // Claimed: no new lease can be taken on it from now on.
             txn.open_table(MANIFESTS)?.remove(id)?;
-            let taken = dismantle(txn, (due, id), budget, now)?;
-            budget = budget.saturating_sub(taken);
-            if budget == 0 {
-                break;
-            }
+            budget = budget.saturating_sub(dismantle(txn, (due_ms, id), budget, &mut due)?);
         } else {
             txn.open_table(BLOBS)?.remove(id)?;
-            out.push(Garbage {
-                due_ms: due,
-                blob: id,
-            });
+            due.blobs.push(Garbage { due_ms, blob: id });
+            budget = budget.saturating_sub(1);
+        }
+        if budget == 0 {
+            due.more = true;
+            break;
         }
     }
-    Ok(out)
+    Ok(due)
 }
 
-/// Frees up to `max` segments of the freed manifest whose garbage row is
-/// `(due, manifest)` (their blobs fall due at once: the manifest's grace
-/// covered them), and forgets the manifest when none remain. Returns the
-/// rows handled.
+/// Takes apart up to `max` segments of the freed manifest whose garbage row
+/// is `(due_ms, manifest)`, and forgets the manifest when none remain. A
+/// segment blob freed here is due with its manifest (whose grace covered
+/// it) and claimed at once, so it goes out in this same batch. Returns the
+/// segments handled (at least 1, so a pass always advances).
 fn dismantle(
     txn: &WriteTransaction,
-    (due, manifest): (i64, u128),
+    (due_ms, manifest): (i64, u128),
     max: usize,
-    now: i64,
+    due: &mut DueGarbage,
 ) -> S3Result<usize> {
     let mut segments = txn.open_table(SEGMENTS)?;
     let mut rows = Vec::new();
-    for row in segments.range((manifest, 0)..=(manifest, u32::MAX))? {
+    for row in segments
+        .range((manifest, 0)..=(manifest, u32::MAX))?
+        .take(max + 1)
+    {
         let (k, v) = row?;
-        if rows.len() == max {
-            break;
-        }
         rows.push((k.value().1, decode::<SegmentRow>(v.value())?.segment.blob));
     }
+    let left = rows.len() > max;
+    rows.truncate(max);
     for (index, _) in &rows {
         segments.remove((manifest, *index))?;
     }
-    let left = segments
-        .range((manifest, 0)..=(manifest, u32::MAX))?
-        .next()
-        .is_some();
     drop(segments);
     for (_, blob) in &rows {
-        decref_blob(txn, *blob, now)?;
+        if decref_blob(txn, *blob, due_ms)? {
+            txn.open_table(BLOBS)?.remove(*blob)?;
+            due.blobs.push(Garbage {
+                due_ms,
+                blob: *blob,
+            });
+        }
     }
-    if !left {
-        txn.open_table(GARBAGE)?.remove((due, manifest))?;
+    if left {
+        due.more = true;
+    } else {
+        txn.open_table(GARBAGE)?.remove((due_ms, manifest))?;
         add_counter(txn, GARBAGE_COUNT, -1)?;
     }
     Ok(rows.len().max(1))
