@@ -13,7 +13,7 @@ use std::process::Child;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{signed, start_server};
+use common::{signed, start_server, start_server_logged};
 use stowage::checksum::{Algorithm, Checksum, ChecksumType};
 use stowage::store::meta::MetaStore;
 use stowage::store::model::{Body, ObjectHead, ObjectMeta, WriteCondition};
@@ -226,7 +226,11 @@ fn main() {
     }
     let fsync_rate = n as f64 / t.elapsed().as_secs_f64();
 
-    let (mut server, addr) = start_server(dir.path(), "min_part_size = 1");
+    let (mut server, addr, completions) = start_server_logged(
+        dir.path(),
+        "min_part_size = 1",
+        "op=CompleteMultipartUpload",
+    );
     Conn::open(addr).send(
         "PUT /bench HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
         &[],
@@ -253,6 +257,20 @@ fn main() {
         .unwrap();
     let complete_big = complete(addr, "cbig", big_parts);
     let peak_small = peak_rss_mib(&server);
+    // What the access log says the server spent on each completion.
+    let server_ms: Vec<f64> = completions
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|l| {
+            l.split(" ms=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
     let _ = server.kill();
     let _ = server.wait();
 
@@ -317,6 +335,12 @@ fn main() {
         ms(complete_100),
         ms(complete_big)
     );
+    if let [a, b, c, big] = server_ms[..] {
+        println!(
+            "CompleteMultipartUpload, server-side (access log): 100 parts {:.1} ms, {big_parts} parts {big:.1} ms",
+            a.min(b).min(c)
+        );
+    }
     println!(
         "{keys} keys: filled in {:.1} s through the engine; ListObjectsV2 page of 1000: {:.1} ms",
         filled.as_secs_f64(),

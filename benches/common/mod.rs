@@ -5,6 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 
 use stowage::auth::sigv4::Signer;
 
@@ -55,6 +56,16 @@ pub fn signed(head: &str) -> String {
 /// Starts the server (the bench's release build) on `dir/data` with extra
 /// `[limits]` lines; returns it and its address.
 pub fn start_server(dir: &Path, limits: &str) -> (Child, SocketAddr) {
+    let (child, addr, _) = start_server_logged(dir, limits, "\0");
+    (child, addr)
+}
+
+/// [`start_server`], also keeping the log lines that contain `keep`.
+pub fn start_server_logged(
+    dir: &Path,
+    limits: &str,
+    keep: &str,
+) -> (Child, SocketAddr, Arc<Mutex<Vec<String>>>) {
     let config = dir.join("config.toml");
     std::fs::write(
         &config,
@@ -78,6 +89,14 @@ pub fn start_server(dir: &Path, limits: &str) -> (Child, SocketAddr) {
             break rest.split_whitespace().next().unwrap().parse().unwrap();
         }
     };
-    std::thread::spawn(move || for _ in lines {});
-    (child, addr)
+    let kept = Arc::new(Mutex::new(Vec::new()));
+    let (keep, into) = (keep.to_owned(), Arc::clone(&kept));
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if line.contains(&keep) {
+                into.lock().unwrap().push(line);
+            }
+        }
+    });
+    (child, addr, kept)
 }
