@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use stowage::config::{Config, DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY};
+use stowage::config::{Config, DEV_ACCESS_KEY_ID};
 use stowage::ops::AppState;
 use stowage::store::Store;
 use tracing_subscriber::EnvFilter;
@@ -36,12 +36,16 @@ enum Command {
     Verify,
 }
 
-fn load_config(cli: &Cli) -> Result<Config, String> {
-    let mut config = match &cli.config {
+/// The configuration, and the file it came from (`None`: built-in
+/// defaults).
+fn load_config(cli: &Cli) -> Result<(Config, Option<PathBuf>), String> {
+    let default = PathBuf::from("config.toml");
+    let source = match &cli.config {
+        Some(path) => Some(path.clone()),
+        None => default.exists().then_some(default),
+    };
+    let mut config = match &source {
         Some(path) => Config::from_file(path)?,
-        None if std::path::Path::new("config.toml").exists() => {
-            Config::from_file(std::path::Path::new("config.toml"))?
-        }
         None => Config::default(),
     };
     if let Some(listen) = cli.listen {
@@ -55,12 +59,12 @@ fn load_config(cli: &Cli) -> Result<Config, String> {
         std::env::var("STOWAGE_SECRET_ACCESS_KEY").ok(),
     );
     config.validate()?;
-    Ok(config)
+    Ok((config, source))
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let config = match load_config(&cli) {
+    let (config, source) = match load_config(&cli) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("stowage: {e}");
@@ -86,6 +90,10 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    match &source {
+        Some(path) => tracing::info!("configuration: {}", path.display()),
+        None => tracing::info!("configuration: none found, built-in defaults"),
+    }
     match runtime.block_on(run(config)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -97,10 +105,11 @@ fn main() -> std::process::ExitCode {
 
 async fn run(config: Config) -> Result<(), String> {
     if config.uses_dev_credential() {
+        // The key id only: secrets never reach a log, not even this
+        // public one (the README gives it).
         tracing::warn!(
             access_key_id = DEV_ACCESS_KEY_ID,
-            secret_access_key = DEV_SECRET_ACCESS_KEY,
-            "no credentials configured: using the local-development credential; configure [[credentials]] before exposing this server"
+            "no credentials configured: using the local-development credential (its secret is in the README); configure [[credentials]] before exposing this server"
         );
     }
     let grace_ms = (config.limits.gc_grace_secs * 1000) as i64;

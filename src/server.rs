@@ -118,8 +118,11 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Respon
         .auth
         .as_ref()
         .map_or(("", ""), |(k, mode)| (k.as_str(), *mode));
+    // Server faults are errors; what a client got wrong, and the operations
+    // Stowage documents as not implemented, are not.
+    let fault = status >= 500 && status != 501;
     match &outcome.error {
-        Some(e) if e.cause.is_some() || status >= 500 => tracing::error!(
+        Some(e) if e.cause.is_some() || fault => tracing::error!(
             request_id, op = ?outcome.op, %method, bucket, key, access_key, auth, status, bytes_in, bytes_out,
             ms = format_args!("{ms:.1}"), error = %e, "request"
         ),

@@ -148,3 +148,32 @@ async fn unsupported_operations_answer_not_implemented() {
         .unwrap_err();
     assert_eq!(err_status(&e), 501);
 }
+
+/// The log says which configuration was loaded, never prints a secret (not
+/// even the public development one), and keeps ERROR for server faults: a
+/// documented 501 is a client's question, logged at INFO.
+#[tokio::test]
+async fn the_log_names_its_configuration_and_keeps_secrets_and_errors_apart() {
+    let server = Server::start();
+    let s3 = server.client();
+    s3.create_bucket().bucket("bkt").send().await.unwrap();
+    let e = s3
+        .get_bucket_lifecycle_configuration()
+        .bucket("bkt")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_status(&e), 501);
+    let log = server.log();
+    assert!(
+        log.contains("configuration: ") && log.contains("config.toml"),
+        "{log}"
+    );
+    assert!(log.contains("access_key_id=\"stowage\""), "{log}");
+    assert!(!log.contains("stowage-dev-secret"), "{log}");
+    let line = log
+        .lines()
+        .find(|l| l.contains("status=501"))
+        .expect("the 501 is logged");
+    assert!(line.contains(" INFO ") && !line.contains("ERROR"), "{line}");
+}
