@@ -59,6 +59,17 @@ def test_missing_bucket(s3):
         s3.put_object(Bucket=name, Key="k", Body=b"x")
 
 
+def test_bucket_policy_reads_as_none(s3, bucket):
+    # Tools read S3's 404 NoSuchBucketPolicy as "this bucket has no policy".
+    with s3_error("NoSuchBucketPolicy", 404):
+        s3.get_bucket_policy(Bucket=bucket)
+    assert s3.delete_bucket_policy(Bucket=bucket)["ResponseMetadata"]["HTTPStatusCode"] == 204
+    with s3_error("NotImplemented", 501):
+        s3.put_bucket_policy(Bucket=bucket, Policy='{"Version": "2012-10-17", "Statement": []}')
+    with s3_error("NoSuchBucket", 404):
+        s3.get_bucket_policy(Bucket=unique_bucket_name("missing"))
+
+
 def test_bucket_acl_grants_owner_full_control(s3, bucket):
     acl = s3.get_bucket_acl(Bucket=bucket)
     owner = acl["Owner"]["ID"]

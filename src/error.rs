@@ -46,6 +46,7 @@ pub enum Code {
     MissingContentLength,
     MissingSecurityHeader,
     NoSuchBucket,
+    NoSuchBucketPolicy,
     NoSuchCORSConfiguration,
     NoSuchKey,
     NoSuchUpload,
@@ -96,9 +97,11 @@ impl Code {
             InvalidPartNumber | InvalidRange => StatusCode::RANGE_NOT_SATISFIABLE,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             MissingContentLength => StatusCode::LENGTH_REQUIRED,
-            NoSuchBucket | NoSuchCORSConfiguration | NoSuchKey | NoSuchUpload => {
-                StatusCode::NOT_FOUND
-            }
+            NoSuchBucket
+            | NoSuchBucketPolicy
+            | NoSuchCORSConfiguration
+            | NoSuchKey
+            | NoSuchUpload => StatusCode::NOT_FOUND,
             NotImplemented => StatusCode::NOT_IMPLEMENTED,
             PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -161,6 +164,7 @@ impl Code {
             MissingSecurityHeader => "Your request was missing a required header.",
             NoSuchBucket => "The specified bucket does not exist",
             NoSuchCORSConfiguration => "The CORS configuration does not exist",
+            NoSuchBucketPolicy => "The bucket policy does not exist",
             NoSuchKey => "The specified key does not exist.",
             NoSuchUpload => {
                 "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."

@@ -40,6 +40,9 @@ pub enum Operation {
     GetBucketCors,
     PutBucketCors,
     DeleteBucketCors,
+    GetBucketPolicy,
+    PutBucketPolicy,
+    DeleteBucketPolicy,
     /// `OPTIONS`: a browser asking whether a cross-origin request may be
     /// sent. Never authenticated.
     CorsPreflight,
@@ -74,7 +77,6 @@ const UNSUPPORTED: &[&str] = &[
     "notification",
     "object-lock",
     "ownershipControls",
-    "policy",
     "policyStatus",
     "publicAccessBlock",
     "renameObject",
@@ -188,6 +190,10 @@ pub fn route(
         (false, "GET") if q.has("cors") => GetBucketCors,
         (false, "PUT") if q.has("cors") => PutBucketCors,
         (false, "DELETE") if q.has("cors") => DeleteBucketCors,
+        (false, "GET") if q.has("policy") => GetBucketPolicy,
+        (false, "PUT") if q.has("policy") => PutBucketPolicy,
+        (false, "DELETE") if q.has("policy") => DeleteBucketPolicy,
+        (true, _) if q.has("policy") => NotImplemented,
         (false, "GET") if q.has("location") => GetBucketLocation,
         (false, "GET") if q.has("versioning") => GetBucketVersioning,
         (false, "GET") if q.has("acl") => GetBucketAcl,
@@ -255,6 +261,10 @@ mod tests {
         assert_eq!(op("GET /photos?list-type=2&prefix=a", false), ListObjectsV2);
         assert_eq!(op("GET /photos?prefix=a&marker=b", false), ListObjects);
         assert_eq!(op("GET /photos?location", false), GetBucketLocation);
+        assert_eq!(op("GET /photos?policy", false), GetBucketPolicy);
+        assert_eq!(op("PUT /photos?policy", false), PutBucketPolicy);
+        assert_eq!(op("DELETE /photos?policy", false), DeleteBucketPolicy);
+        assert_eq!(op("GET /photos/k?policy", false), NotImplemented);
         assert_eq!(
             op("GET /photos?uploads&max-uploads=3", false),
             ListMultipartUploads

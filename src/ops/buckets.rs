@@ -117,6 +117,28 @@ pub async fn get_bucket_versioning(ctx: &mut Ctx) -> S3Result<Response<ResponseB
     Ok(xml_response(w.finish()))
 }
 
+/// Stowage keeps no bucket policies (access is per key, in config.toml), so
+/// every bucket is one without a policy, which is what S3 answers with 404
+/// `NoSuchBucketPolicy`: tools read that as "no policy".
+pub async fn get_bucket_policy(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
+    ctx.meta().bucket(ctx.bucket()).await?;
+    Err(S3Error::new(Code::NoSuchBucketPolicy).detail("BucketName", ctx.bucket()))
+}
+
+/// Deleting the policy of a bucket that has none succeeds, as on S3.
+pub async fn delete_bucket_policy(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
+    ctx.meta().bucket(ctx.bucket()).await?;
+    Ok(status_response(StatusCode::NO_CONTENT))
+}
+
+pub async fn put_bucket_policy(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
+    ctx.meta().bucket(ctx.bucket()).await?;
+    Err(S3Error::with_message(
+        Code::NotImplemented,
+        "Bucket policies are not supported: access is granted per key ([[credentials]] in config.toml), and anonymous reads by public_read_buckets.",
+    ))
+}
+
 /// GetBucketAcl and GetObjectAcl: the owner has full control, nobody else
 /// has anything.
 pub async fn get_acl(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {

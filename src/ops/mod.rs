@@ -380,6 +380,9 @@ async fn dispatch(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
         GetBucketCors => cors::get_bucket_cors(ctx).await,
         PutBucketCors => cors::put_bucket_cors(ctx).await,
         DeleteBucketCors => cors::delete_bucket_cors(ctx).await,
+        GetBucketPolicy => buckets::get_bucket_policy(ctx).await,
+        PutBucketPolicy => buckets::put_bucket_policy(ctx).await,
+        DeleteBucketPolicy => buckets::delete_bucket_policy(ctx).await,
         CorsPreflight => cors::preflight(ctx).await,
         NotImplemented => Err(Code::NotImplemented.into()),
     }
