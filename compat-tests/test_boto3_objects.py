@@ -59,6 +59,30 @@ def test_missing_bucket(s3):
         s3.put_object(Bucket=name, Key="k", Body=b"x")
 
 
+def test_list_buckets_pages_by_prefix_and_token(s3):
+    prefix = unique_bucket_name("pages")
+    names = [f"{prefix}-{i}" for i in range(3)]
+    for name in names:
+        s3.create_bucket(Bucket=name)
+    try:
+        first = s3.list_buckets(Prefix=prefix, MaxBuckets=2)
+        assert [b["Name"] for b in first["Buckets"]] == names[:2]
+        assert first["Prefix"] == prefix
+        assert all(b["BucketRegion"] == "us-east-1" for b in first["Buckets"])
+        second = s3.list_buckets(Prefix=prefix, MaxBuckets=2,
+                                 ContinuationToken=first["ContinuationToken"])
+        assert [b["Name"] for b in second["Buckets"]] == names[2:]
+        assert "ContinuationToken" not in second
+        pages = s3.get_paginator("list_buckets").paginate(Prefix=prefix, PaginationConfig={"PageSize": 1})
+        assert [b["Name"] for page in pages for b in page["Buckets"]] == names
+        assert s3.list_buckets(Prefix=prefix, BucketRegion="eu-west-3")["Buckets"] == []
+        with s3_error("InvalidArgument", 400):
+            s3.list_buckets(MaxBuckets=10001)
+    finally:
+        for name in names:
+            s3.delete_bucket(Bucket=name)
+
+
 def test_bucket_policy_reads_as_none(s3, bucket):
     # Tools read S3's 404 NoSuchBucketPolicy as "this bucket has no policy".
     with s3_error("NoSuchBucketPolicy", 404):

@@ -2,6 +2,8 @@
 //! GetBucketLocation, GetBucketVersioning, and the owner-only ACLs that
 //! tools read and write by habit.
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::{Response, StatusCode};
 
 use super::{Ctx, set_header, status_response, write_owner, xml_response};
@@ -29,22 +31,74 @@ pub fn valid_bucket_name(name: &str) -> bool {
         && name.parse::<std::net::Ipv4Addr>().is_err()
 }
 
+/// ListBuckets, paged as S3 pages it since 2024: `max-buckets` (1..=10000),
+/// `continuation-token` (opaque to clients: the last name of the previous
+/// page), `prefix`, and `bucket-region` (every bucket is in this server's).
 pub async fn list_buckets(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
+    let max = match ctx.query.get("max-buckets") {
+        None => usize::MAX,
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=10_000).contains(n))
+            .ok_or_else(|| {
+                S3Error::invalid_argument(
+                    "Argument max-buckets must be an integer between 1 and 10000",
+                    "max-buckets",
+                    v,
+                )
+            })?,
+    };
+    let after = match ctx
+        .query
+        .get("continuation-token")
+        .filter(|t| !t.is_empty())
+    {
+        None => None,
+        Some(token) => Some(
+            URL_SAFE_NO_PAD
+                .decode(token)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| {
+                    S3Error::invalid_argument(
+                        "The continuation token provided is incorrect",
+                        "continuation-token",
+                        token,
+                    )
+                })?,
+        ),
+    };
+    let prefix = ctx.query.get("prefix").unwrap_or("");
+    let region = &ctx.state.config.region;
+    let in_region = ctx.query.get("bucket-region").is_none_or(|r| r == region);
     let buckets = ctx.meta().list_buckets().await?;
+    let mut visible = buckets.into_iter().filter(|(name, record)| {
+        in_region
+            && name.starts_with(prefix)
+            && after.as_ref().is_none_or(|a| name > a)
+            && crate::auth::access::lists(&ctx.principal, name, &record.owner)
+    });
+    let page: Vec<_> = visible.by_ref().take(max).collect();
+    let more = visible.next().is_some();
     let mut w = XmlWriter::new();
     w.root("ListAllMyBucketsResult");
     write_owner(&mut w, "Owner", ctx.principal.name());
     w.open("Buckets");
-    let visible = buckets
-        .into_iter()
-        .filter(|(name, record)| crate::auth::access::lists(&ctx.principal, name, &record.owner));
-    for (name, record) in visible {
+    for (name, record) in &page {
         w.open("Bucket");
-        w.elem("Name", &name);
+        w.elem("Name", name);
         w.elem("CreationDate", &iso8601(record.created_ms));
+        w.elem("BucketRegion", region);
         w.close("Bucket");
     }
     w.close("Buckets");
+    if more && let Some((last, _)) = page.last() {
+        w.elem("ContinuationToken", &URL_SAFE_NO_PAD.encode(last));
+    }
+    if ctx.query.get("prefix").is_some() {
+        w.elem("Prefix", prefix);
+    }
     w.close("ListAllMyBucketsResult");
     Ok(xml_response(w.finish()))
 }
