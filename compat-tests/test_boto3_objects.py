@@ -83,6 +83,21 @@ def test_list_buckets_pages_by_prefix_and_token(s3):
             s3.delete_bucket(Bucket=name)
 
 
+def test_non_ascii_metadata_round_trips_as_on_s3(s3, bucket):
+    # botocore refuses non-ASCII metadata; what S3 stores and returns for it
+    # is RFC 2047: an encoded-word is stored decoded, and a stored value that
+    # is not ASCII comes back as one =?UTF-8?B?...?= word.
+    word = "=?UTF-8?B?SGVsbG8gV29ybGTDqQ==?="  # "Hello Worldé"
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x", Metadata={"n": word, "plain": "ascii"})
+    head = s3.head_object(Bucket=bucket, Key="k")
+    assert head["Metadata"] == {"n": word, "plain": "ascii"}
+    q = "=?utf-8?q?caf=C3=A9?="
+    s3.copy_object(Bucket=bucket, Key="c", CopySource=f"{bucket}/k",
+                   MetadataDirective="REPLACE", Metadata={"n": q})
+    got = s3.get_object(Bucket=bucket, Key="c")["Metadata"]["n"]
+    assert got == "=?UTF-8?B?Y2Fmw6k=?="
+
+
 def test_bucket_policy_reads_as_none(s3, bucket):
     # Tools read S3's 404 NoSuchBucketPolicy as "this bucket has no policy".
     with s3_error("NoSuchBucketPolicy", 404):

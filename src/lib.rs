@@ -12,6 +12,7 @@ pub mod error;
 pub mod io;
 pub mod metrics;
 pub mod ops;
+pub mod rfc2047;
 pub mod router;
 pub mod server;
 pub mod store;

@@ -481,7 +481,7 @@ pub fn object_meta(headers: &HeaderMap) -> S3Result<ObjectMeta> {
     let mut user_size = 0;
     for (name, value) in headers {
         if let Some(suffix) = name.as_str().strip_prefix("x-amz-meta-") {
-            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            let value = crate::rfc2047::decode(value.as_bytes());
             user_size += suffix.len() + value.len();
             user.push((suffix.to_owned(), value));
         }
@@ -554,7 +554,11 @@ pub fn meta_headers(r: &mut Response<ResponseBody>, meta: &ObjectMeta) {
         }
     }
     for (name, value) in &meta.user {
-        set_header(r, &format!("x-amz-meta-{name}"), value);
+        set_header(
+            r,
+            &format!("x-amz-meta-{name}"),
+            &crate::rfc2047::encode(value),
+        );
     }
 }
 
