@@ -98,6 +98,19 @@ def test_non_ascii_metadata_round_trips_as_on_s3(s3, bucket):
     assert got == "=?UTF-8?B?Y2Fmw6k=?="
 
 
+def test_location_constraint_of_the_servers_region_is_accepted(s3):
+    name = unique_bucket_name("loc")
+    # What boto3, minio-py and s3cmd send for an explicit region.
+    s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": "us-east-1"})
+    try:
+        assert s3.get_bucket_location(Bucket=name).get("LocationConstraint") in (None, "")
+        with s3_error("InvalidArgument", 400):
+            s3.create_bucket(Bucket=unique_bucket_name("elsewhere"),
+                             CreateBucketConfiguration={"LocationConstraint": "eu-west-3"})
+    finally:
+        s3.delete_bucket(Bucket=name)
+
+
 def test_bucket_policy_reads_as_none(s3, bucket):
     # Tools read S3's 404 NoSuchBucketPolicy as "this bucket has no policy".
     with s3_error("NoSuchBucketPolicy", 404):
