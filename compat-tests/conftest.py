@@ -29,7 +29,7 @@ REGION = "us-east-1"
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-LISTENING = re.compile(r"stowage listening on (http://[0-9.]+:[0-9]+)")
+LISTENING = re.compile(r"stowage listening on (https?://[0-9.]+:[0-9]+)")
 
 # Keep the user's own AWS configuration (profiles, checksum settings,
 # endpoints) out of every client this process creates.

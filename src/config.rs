@@ -30,6 +30,10 @@ pub struct Config {
     pub log_level: String,
     /// When set, Prometheus metrics are served on this address.
     pub metrics_listen: Option<SocketAddr>,
+    /// PEM certificate chain and private key: with both set, `listen`
+    /// speaks HTTPS (reloaded on SIGHUP).
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
     pub limits: Limits,
     pub credentials: Vec<Credential>,
     /// Buckets anonymous clients may read.
@@ -114,6 +118,8 @@ impl Default for Config {
             domain: None,
             log_level: "info".to_owned(),
             metrics_listen: None,
+            tls_cert_file: None,
+            tls_key_file: None,
             limits: Limits::default(),
             credentials: Vec::new(),
             public_read_buckets: Vec::new(),
@@ -210,6 +216,9 @@ impl Config {
                     c.access_key_id
                 ));
             }
+        }
+        if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
+            return Err("tls_cert_file and tls_key_file go together: set both or neither".into());
         }
         crate::cors::validate(&self.cors).map_err(|e| format!("cors: {}", e.message))
     }

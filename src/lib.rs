@@ -17,4 +17,5 @@ pub mod router;
 pub mod server;
 pub mod store;
 pub mod time;
+pub mod tls;
 pub mod xml;

@@ -127,21 +127,30 @@ async fn run(config: Config) -> Result<(), String> {
             Arc::clone(&store),
         ));
     }
+    let tls = match (&config.tls_cert_file, &config.tls_key_file) {
+        (Some(cert), Some(key)) => {
+            let tls = Arc::new(stowage::tls::Tls::load(cert, key)?);
+            tls.reload_on_sighup();
+            Some(tls)
+        }
+        _ => None,
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(
         data_dir = %config.data_dir.display(),
         region = %config.region,
-        "stowage listening on http://{addr}"
+        "stowage listening on {scheme}://{addr}"
     );
     let state = Arc::new(AppState {
         config,
         store,
         metrics,
     });
-    stowage::server::serve(listener, state, shutdown_signal()).await;
+    stowage::server::serve(listener, state, tls, shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())
 }

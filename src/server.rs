@@ -23,12 +23,16 @@ use crate::store::model::new_id;
 
 /// A response whose client takes no bytes for this long is abandoned.
 const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(120);
+/// A TLS handshake that takes longer than this is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves until `shutdown` resolves, then lets in-flight requests finish
-/// for at most the configured grace period.
+/// for at most the configured grace period. With `tls`, every connection
+/// is HTTPS.
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
+    tls: Option<Arc<crate::tls::Tls>>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let background = spawn_background(Arc::clone(&state));
@@ -59,10 +63,33 @@ pub async fn serve(
                     async move { Ok::<_, Infallible>(handle(state, req).await) }
                 });
                 let stream = WriteTimeout::new(stream, WRITE_STALL_TIMEOUT);
-                let conn = builder.serve_connection(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn);
+                let (builder, watcher) = (builder.clone(), graceful.watcher());
+                let acceptor = tls.as_ref().map(|tls| tls.acceptor());
                 tokio::spawn(async move {
-                    if let Err(e) = conn.await {
+                    let served = match acceptor {
+                        None => {
+                            let conn = builder.serve_connection(TokioIo::new(stream), service);
+                            watcher.watch(conn).await
+                        }
+                        Some(acceptor) => {
+                            let handshake =
+                                tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+                            let stream = match handshake.await {
+                                Ok(Ok(stream)) => stream,
+                                Ok(Err(e)) => {
+                                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                    return;
+                                }
+                                Err(_) => {
+                                    tracing::debug!(%peer, "TLS handshake timed out");
+                                    return;
+                                }
+                            };
+                            let conn = builder.serve_connection(TokioIo::new(stream), service);
+                            watcher.watch(conn).await
+                        }
+                    };
+                    if let Err(e) = served {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
                     }
                 });

@@ -77,10 +77,10 @@ impl Server {
                     log.push_str(&line);
                     log.push('\n');
                 }
-                if let Some(i) = line.find("listening on http://")
+                if let Some(i) = line.find("listening on ")
+                    && let Some((_, rest)) = line[i..].split_once("://")
                     && let Some(tx) = tx.take()
                 {
-                    let rest = &line[i + "listening on http://".len()..];
                     let addr = rest.split_whitespace().next().unwrap_or("").to_owned();
                     let _ = tx.send(addr);
                 }
@@ -98,6 +98,16 @@ impl Server {
             log,
             _tmp: None,
         }
+    }
+
+    /// Sends the server a SIGHUP.
+    pub fn hangup(&self) {
+        let pid = self.child.as_ref().expect("running").id();
+        let status = Command::new("kill")
+            .args(["-s", "HUP", &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
     }
 
     /// The server's (resident, peak resident) memory in KiB, from /proc.

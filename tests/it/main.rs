@@ -11,3 +11,4 @@ mod mpu_checksums;
 mod multipart;
 mod objects;
 mod raw;
+mod tls;

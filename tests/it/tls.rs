@@ -1,0 +1,126 @@
+//! HTTPS: the configured certificate is what clients see, SIGHUP swaps it
+//! for new connections without dropping open ones, and a reload that fails
+//! keeps the old certificate.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+
+use crate::harness::{DEV_KEY, DEV_SECRET, Server, sign};
+
+/// A new self-signed certificate for 127.0.0.1, written where the server
+/// reads it.
+fn write_cert(dir: &Path) -> CertificateDer<'static> {
+    let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
+        .expect("certificate");
+    std::fs::write(dir.join("cert.pem"), made.cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), made.signing_key.serialize_pem()).unwrap();
+    made.cert.der().clone()
+}
+
+/// A TLS connection that trusts only `root`.
+async fn connect(
+    addr: SocketAddr,
+    root: &CertificateDer<'static>,
+) -> std::io::Result<TlsStream<TcpStream>> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(root.clone()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = TcpStream::connect(addr).await?;
+    connector
+        .connect(ServerName::IpAddress(addr.ip().into()), tcp)
+        .await
+}
+
+/// Sends a signed request on `conn` and returns the response's status.
+async fn status(conn: &mut TlsStream<TcpStream>, request: &str) -> u16 {
+    conn.write_all(&sign(request.as_bytes(), DEV_KEY, DEV_SECRET))
+        .await
+        .unwrap();
+    let mut reader = BufReader::new(conn);
+    let mut line = String::new();
+    reader.read_line(&mut line).await.unwrap();
+    let status = line.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut len = 0usize;
+    loop {
+        line.clear();
+        reader.read_line(&mut line).await.unwrap();
+        if line == "\r\n" {
+            break;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap();
+        }
+    }
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body).await.unwrap();
+    status
+}
+
+fn peer(conn: &TlsStream<TcpStream>) -> CertificateDer<'static> {
+    conn.get_ref().1.peer_certificates().unwrap()[0]
+        .clone()
+        .into_owned()
+}
+
+async fn wait_for_log(server: &Server, what: &str) {
+    let start = Instant::now();
+    while !server.log().contains(what) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no {what:?} in the log"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn https_serves_the_configured_certificate_and_reloads_it_on_sighup() {
+    let certs = tempfile::tempdir().unwrap();
+    let first = write_cert(certs.path());
+    let top = format!(
+        "tls_cert_file = {:?}\ntls_key_file = {:?}\n",
+        certs.path().join("cert.pem"),
+        certs.path().join("key.pem")
+    );
+    let server = Server::start_with_config(&top, "");
+    assert!(server.log().contains("listening on https://"));
+
+    let mut old = connect(server.addr, &first).await.unwrap();
+    assert!(peer(&old) == first);
+    let create = "PUT /tls HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n";
+    assert_eq!(status(&mut old, create).await, 200);
+
+    let second = write_cert(certs.path());
+    server.hangup();
+    wait_for_log(&server, "TLS certificate reloaded").await;
+    let mut new = connect(server.addr, &second).await.unwrap();
+    assert!(peer(&new) == second);
+    let list = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_eq!(status(&mut new, list).await, 200);
+    assert!(
+        connect(server.addr, &first).await.is_err(),
+        "new connections no longer get the old certificate"
+    );
+    // The connection opened before the reload is still served.
+    assert_eq!(status(&mut old, list).await, 200);
+
+    // A reload that fails keeps the certificate that works.
+    std::fs::write(certs.path().join("cert.pem"), "not a certificate").unwrap();
+    server.hangup();
+    wait_for_log(&server, "TLS reload failed").await;
+    let mut after = connect(server.addr, &second).await.unwrap();
+    assert_eq!(status(&mut after, list).await, 200);
+}
