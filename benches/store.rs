@@ -189,6 +189,7 @@ fn fill(data_dir: &std::path::Path, keys: usize) -> Duration {
             }),
             checksum_type: ChecksumType::FullObject,
             body: Body::Inline,
+            tags: Vec::new(),
         };
         let t = Instant::now();
         let mut tasks = tokio::task::JoinSet::new();

@@ -133,7 +133,7 @@ def test_bucket_acl_grants_owner_full_control(s3, bucket):
 
 def test_unimplemented_operations_answer_not_implemented(s3, bucket):
     with s3_error("NotImplemented", 501):
-        s3.get_bucket_tagging(Bucket=bucket)
+        s3.get_bucket_website(Bucket=bucket)
     with s3_error("NotImplemented", 501):
         s3.put_bucket_lifecycle_configuration(
             Bucket=bucket,
@@ -144,8 +144,7 @@ def test_unimplemented_operations_answer_not_implemented(s3, bucket):
     # PutObject and overwrite the object.
     s3.put_object(Bucket=bucket, Key="k", Body=b"original")
     with s3_error("NotImplemented", 501):
-        s3.put_object_tagging(Bucket=bucket, Key="k",
-                              Tagging={"TagSet": [{"Key": "a", "Value": "b"}]})
+        s3.put_object_legal_hold(Bucket=bucket, Key="k", LegalHold={"Status": "ON"})
     assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"original"
 
 

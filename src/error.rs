@@ -38,6 +38,7 @@ pub enum Code {
     InvalidRange,
     InvalidRequest,
     InvalidStorageClass,
+    InvalidTag,
     InvalidURI,
     KeyTooLongError,
     MalformedXML,
@@ -49,6 +50,7 @@ pub enum Code {
     NoSuchBucketPolicy,
     NoSuchCORSConfiguration,
     NoSuchKey,
+    NoSuchTagSet,
     NoSuchUpload,
     NotImplemented,
     PreconditionFailed,
@@ -82,6 +84,7 @@ impl Code {
             | InvalidPartOrder
             | InvalidRequest
             | InvalidStorageClass
+            | InvalidTag
             | InvalidURI
             | KeyTooLongError
             | MalformedXML
@@ -101,6 +104,7 @@ impl Code {
             | NoSuchBucketPolicy
             | NoSuchCORSConfiguration
             | NoSuchKey
+            | NoSuchTagSet
             | NoSuchUpload => StatusCode::NOT_FOUND,
             NotImplemented => StatusCode::NOT_IMPLEMENTED,
             PreconditionFailed => StatusCode::PRECONDITION_FAILED,
@@ -165,6 +169,8 @@ impl Code {
             NoSuchBucket => "The specified bucket does not exist",
             NoSuchCORSConfiguration => "The CORS configuration does not exist",
             NoSuchBucketPolicy => "The bucket policy does not exist",
+            NoSuchTagSet => "The TagSet does not exist",
+            InvalidTag => "The tag provided was not a valid tag.",
             NoSuchKey => "The specified key does not exist.",
             NoSuchUpload => {
                 "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."

@@ -43,6 +43,12 @@ pub enum Operation {
     GetBucketPolicy,
     PutBucketPolicy,
     DeleteBucketPolicy,
+    GetBucketTagging,
+    PutBucketTagging,
+    DeleteBucketTagging,
+    GetObjectTagging,
+    PutObjectTagging,
+    DeleteObjectTagging,
     /// `OPTIONS`: a browser asking whether a cross-origin request may be
     /// sent. Never authenticated.
     CorsPreflight,
@@ -86,7 +92,6 @@ const UNSUPPORTED: &[&str] = &[
     "retention",
     "select",
     "session",
-    "tagging",
     "torrent",
     "website",
 ];
@@ -194,6 +199,12 @@ pub fn route(
         (false, "PUT") if q.has("policy") => PutBucketPolicy,
         (false, "DELETE") if q.has("policy") => DeleteBucketPolicy,
         (true, _) if q.has("policy") => NotImplemented,
+        (false, "GET") if q.has("tagging") => GetBucketTagging,
+        (false, "PUT") if q.has("tagging") => PutBucketTagging,
+        (false, "DELETE") if q.has("tagging") => DeleteBucketTagging,
+        (true, "GET") if q.has("tagging") => GetObjectTagging,
+        (true, "PUT") if q.has("tagging") => PutObjectTagging,
+        (true, "DELETE") if q.has("tagging") => DeleteObjectTagging,
         (false, "GET") if q.has("location") => GetBucketLocation,
         (false, "GET") if q.has("versioning") => GetBucketVersioning,
         (false, "GET") if q.has("acl") => GetBucketAcl,
@@ -265,6 +276,9 @@ mod tests {
         assert_eq!(op("PUT /photos?policy", false), PutBucketPolicy);
         assert_eq!(op("DELETE /photos?policy", false), DeleteBucketPolicy);
         assert_eq!(op("GET /photos/k?policy", false), NotImplemented);
+        assert_eq!(op("GET /photos?tagging", false), GetBucketTagging);
+        assert_eq!(op("PUT /photos/k?tagging", false), PutObjectTagging);
+        assert_eq!(op("DELETE /photos/k?tagging", false), DeleteObjectTagging);
         assert_eq!(
             op("GET /photos?uploads&max-uploads=3", false),
             ListMultipartUploads
@@ -309,7 +323,7 @@ mod tests {
         assert_eq!(op("PUT /photos?cors", false), PutBucketCors);
         assert_eq!(op("DELETE /photos?cors", false), DeleteBucketCors);
         assert_eq!(op("OPTIONS /photos/a.mp4?uploadId=x", false), CorsPreflight);
-        assert_eq!(op("GET /photos/a.mp4?tagging", false), NotImplemented);
+        assert_eq!(op("GET /photos/a.mp4?tagging", false), GetObjectTagging);
         assert_eq!(op("PUT /photos?lifecycle", false), NotImplemented);
         assert_eq!(op("DELETE /", false), NotImplemented);
         assert_eq!(op("PATCH /photos/a", false), NotImplemented);

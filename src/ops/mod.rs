@@ -8,6 +8,7 @@ mod cors;
 mod list;
 mod multipart;
 mod objects;
+mod tagging;
 
 use std::sync::Arc;
 
@@ -383,6 +384,12 @@ async fn dispatch(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
         GetBucketPolicy => buckets::get_bucket_policy(ctx).await,
         PutBucketPolicy => buckets::put_bucket_policy(ctx).await,
         DeleteBucketPolicy => buckets::delete_bucket_policy(ctx).await,
+        GetBucketTagging => tagging::get_bucket_tagging(ctx).await,
+        PutBucketTagging => tagging::put_bucket_tagging(ctx).await,
+        DeleteBucketTagging => tagging::delete_bucket_tagging(ctx).await,
+        GetObjectTagging => tagging::get_object_tagging(ctx).await,
+        PutObjectTagging => tagging::put_object_tagging(ctx).await,
+        DeleteObjectTagging => tagging::delete_object_tagging(ctx).await,
         CorsPreflight => cors::preflight(ctx).await,
         NotImplemented => Err(Code::NotImplemented.into()),
     }

@@ -77,6 +77,7 @@ pub async fn create(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
         owner: ctx.principal.name().to_owned(),
         meta: object_meta(&ctx.headers)?,
         checksum,
+        tags: super::tagging::from_header(ctx)?,
     };
     let (bucket, key) = (ctx.bucket().to_owned(), ctx.key().to_owned());
     let id = ctx.meta().create_upload(&bucket, &key, record).await?;

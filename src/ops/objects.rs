@@ -91,13 +91,14 @@ pub async fn precheck(ctx: &Ctx, condition: &WriteCondition) -> S3Result<()> {
 pub async fn put_object(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
     check_key(ctx.key())?;
     let meta = object_meta(&ctx.headers)?;
+    let tags = super::tagging::from_header(ctx)?;
     let condition = write_condition(ctx)?;
     let body = ctx.body(ctx.state.config.limits.max_object_size)?;
     precheck(ctx, &condition).await?;
     let received = receive(ctx, body, Algorithm::Crc64Nvme, true).await?;
     let record = ctx
         .store()
-        .put_object((ctx.bucket(), ctx.key()), received, meta, condition)
+        .put_object((ctx.bucket(), ctx.key()), received, (meta, tags), condition)
         .await?;
     let mut r = status_response(StatusCode::OK);
     set_header(&mut r, "etag", &quoted(&record.etag));
@@ -264,6 +265,9 @@ pub async fn get_object(ctx: &mut Ctx, head: bool) -> S3Result<Response<Response
         }
     }
     meta_headers(&mut r, &obj.meta);
+    if !obj.tags.is_empty() {
+        set_header(&mut r, "x-amz-tagging-count", &obj.tags.len().to_string());
+    }
     if matches!(ctx.principal, crate::auth::Principal::Anonymous)
         && ctx.query.0.iter().any(|(k, _)| k.starts_with("response-"))
     {
@@ -446,12 +450,23 @@ pub async fn copy_object(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
     } else {
         None
     };
+    let tags = match ctx.header("x-amz-tagging-directive") {
+        None | Some("COPY") => None,
+        Some("REPLACE") => Some(super::tagging::from_header(ctx)?),
+        Some(v) => {
+            return Err(S3Error::invalid_argument(
+                "Unknown tagging directive.",
+                "x-amz-tagging-directive",
+                v,
+            ));
+        }
+    };
     let record = ctx
         .meta()
         .copy_object(
             (&src_bucket, &src_key),
             (&bucket, &key),
-            meta,
+            (meta, tags),
             source_conditions(&ctx.headers),
         )
         .await?;

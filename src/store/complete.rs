@@ -67,6 +67,7 @@ pub fn plan(
             manifest,
             count: segments.len() as u32,
         },
+        tags: upload.tags,
     };
     check_expected(completion, upload.checksum, &head)?;
     // Listed parts ascend strictly, so a merge walk finds the unlisted ones.

@@ -43,6 +43,10 @@ pub trait MetaStore: Send + Sync + std::fmt::Debug + 'static {
     async fn bucket_cors(&self, name: &str) -> S3Result<Option<Vec<CorsRule>>>;
     /// Sets (`Some`) or deletes (`None`) a bucket's CORS rules.
     async fn set_bucket_cors(&self, name: &str, rules: Option<Vec<CorsRule>>) -> S3Result<()>;
+    /// The bucket's tags, if it has any; `NoSuchBucket` if absent.
+    async fn bucket_tags(&self, name: &str) -> S3Result<Option<Tags>>;
+    /// Sets (`Some`) or deletes (`None`) a bucket's tags.
+    async fn set_bucket_tags(&self, name: &str, tags: Option<Tags>) -> S3Result<()>;
 
     // ---- objects ----
 
@@ -68,15 +72,17 @@ pub trait MetaStore: Send + Sync + std::fmt::Debug + 'static {
         condition: WriteCondition,
     ) -> S3Result<ObjectHead>;
     /// Copies by reference (no byte copied): the new object shares the
-    /// source's blobs or manifest. `meta` replaces the source's metadata
-    /// when given (`x-amz-metadata-directive: REPLACE`).
+    /// source's blobs or manifest. `meta` and `tags` replace the source's
+    /// when given (the `REPLACE` directives).
     async fn copy_object(
         &self,
         src: (&str, &str),
         dst: (&str, &str),
-        meta: Option<ObjectMeta>,
+        replace: (Option<ObjectMeta>, Option<Tags>),
         source: SourceConditions,
     ) -> S3Result<ObjectHead>;
+    /// Replaces an object's tags (empty: removes them); `NoSuchKey`.
+    async fn set_object_tags(&self, bucket: &str, key: &str, tags: Tags) -> S3Result<()>;
     /// Deletes keys; missing keys are skipped.
     async fn delete_objects(&self, bucket: &str, keys: Vec<String>) -> S3Result<()>;
     async fn list_objects(&self, bucket: &str, q: ListQuery) -> S3Result<ListPage>;

@@ -125,7 +125,7 @@ impl Store {
         &self,
         (bucket, key): (&str, &str),
         received: Received,
-        meta: ObjectMeta,
+        (meta, tags): (ObjectMeta, Tags),
         condition: WriteCondition,
     ) -> S3Result<ObjectHead> {
         let written = received.written().clone();
@@ -138,6 +138,7 @@ impl Store {
             checksum: Some(written.checksum.clone()),
             checksum_type: ChecksumType::FullObject,
             body: Body::Inline,
+            tags,
         };
         match received {
             Received::Inline(bytes, _) => {

@@ -93,7 +93,12 @@ pub struct ObjectHead {
     pub checksum: Option<Checksum>,
     pub checksum_type: ChecksumType,
     pub body: Body,
+    /// Object tags, in the order given.
+    pub tags: Tags,
 }
+
+/// Tags of an object or a bucket: (key, value) pairs with unique keys.
+pub type Tags = Vec<(String, String)>;
 
 impl ObjectHead {
     /// How many parts the object has (1 unless multipart).
@@ -127,6 +132,8 @@ pub struct UploadRecord {
     pub meta: ObjectMeta,
     /// `x-amz-checksum-algorithm` and `-type` given at creation.
     pub checksum: Option<(Algorithm, ChecksumType)>,
+    /// `x-amz-tagging` given at creation: the object's tags.
+    pub tags: Tags,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -133,7 +133,7 @@ async fn unsupported_operations_answer_not_implemented() {
     let s3 = server.client();
     s3.create_bucket().bucket("bkt1").send().await.unwrap();
     let e = s3
-        .get_bucket_tagging()
+        .get_bucket_website()
         .bucket("bkt1")
         .send()
         .await

@@ -183,6 +183,31 @@ impl MetaStore for RedbMeta {
             .await
     }
 
+    async fn bucket_tags(&self, name: &str) -> S3Result<Option<Tags>> {
+        let name = name.to_owned();
+        self.read(move |txn| {
+            check_bucket_read(txn, &name)?;
+            let table = txn.open_table(BUCKET_TAGS)?;
+            let tags = table.get(name.as_str())?;
+            tags.map(|v| decode(v.value())).transpose()
+        })
+        .await
+    }
+
+    async fn set_bucket_tags(&self, name: &str, tags: Option<Tags>) -> S3Result<()> {
+        let name = name.to_owned();
+        self.writer
+            .write(move |txn| writes::set_bucket_tags(txn, &name, tags.as_ref()))
+            .await
+    }
+
+    async fn set_object_tags(&self, bucket: &str, key: &str, tags: Tags) -> S3Result<()> {
+        let (bucket, key) = (bucket.to_owned(), key.to_owned());
+        self.writer
+            .write(move |txn| writes::set_object_tags(txn, (&bucket, &key), &tags))
+            .await
+    }
+
     async fn head_object(&self, bucket: &str, key: &str) -> S3Result<ObjectHead> {
         let (bucket, key) = (bucket.to_owned(), key.to_owned());
         self.read(move |txn| head_read(txn, &bucket, &key)).await
@@ -278,7 +303,7 @@ impl MetaStore for RedbMeta {
         &self,
         src: (&str, &str),
         dst: (&str, &str),
-        meta: Option<ObjectMeta>,
+        (meta, tags): (Option<ObjectMeta>, Option<Tags>),
         source: SourceConditions,
     ) -> S3Result<ObjectHead> {
         let src = (src.0.to_owned(), src.1.to_owned());
@@ -290,7 +315,7 @@ impl MetaStore for RedbMeta {
                     txn,
                     (&src.0, &src.1),
                     (&dst.0, &dst.1),
-                    meta.as_ref(),
+                    (meta.as_ref(), tags.as_ref()),
                     &source,
                     grace,
                 )
@@ -579,6 +604,7 @@ mod tests {
                 owner: "o".into(),
                 meta: ObjectMeta::default(),
                 checksum: None,
+                tags: Vec::new(),
             };
             let id = "000000000001ab";
             txn.open_table(UPLOADS)

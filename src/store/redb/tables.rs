@@ -25,6 +25,8 @@ pub const BUCKETS: TableDefinition<&str, &[u8]> = TableDefinition::new("buckets"
 /// bucket name → `Vec<CorsRule>`, for buckets with a PutBucketCors
 /// configuration.
 pub const BUCKET_CORS: TableDefinition<&str, &[u8]> = TableDefinition::new("bucket_cors");
+/// bucket name → [`Tags`], for buckets with a PutBucketTagging.
+pub const BUCKET_TAGS: TableDefinition<&str, &[u8]> = TableDefinition::new("bucket_tags");
 /// (bucket, key) → [`ObjectHead`]
 pub const HEADS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("heads");
 /// (bucket, key) → the bytes of an object whose body is [`Body::Inline`].
@@ -79,6 +81,12 @@ pub trait Record: Serialize + DeserializeOwned {
     fn from_v1(bytes: &[u8]) -> Result<Self, postcard::Error> {
         postcard::from_bytes(bytes)
     }
+
+    /// Reads the body of a record of an earlier `version` other than 1;
+    /// `None` when this type never had that version.
+    fn from_older(_version: u8, _bytes: &[u8]) -> Option<Result<Self, postcard::Error>> {
+        None
+    }
 }
 
 pub fn encode<T: Record>(value: &T) -> Vec<u8> {
@@ -93,6 +101,12 @@ pub fn decode<T: Record>(bytes: &[u8]) -> S3Result<T> {
     match bytes.split_first() {
         Some((&v, rest)) if v == T::VERSION => postcard::from_bytes(rest).map_err(corrupt),
         Some((1, rest)) => T::from_v1(rest).map_err(corrupt),
+        Some((&v, rest)) if v < T::VERSION => match T::from_older(v, rest) {
+            Some(record) => record.map_err(corrupt),
+            None => Err(S3Error::internal(format!(
+                "unknown metadata record format {v}"
+            ))),
+        },
         Some((v, _)) => Err(S3Error::internal(format!(
             "metadata record format {v} is newer than this binary"
         ))),
@@ -104,11 +118,12 @@ impl Record for BucketRecord {}
 impl Record for Vec<crate::cors::CorsRule> {}
 impl Record for ObjectHead {}
 impl Record for SegmentRow {}
-impl Record for (String, String) {}
+impl Record for Tags {}
 
-/// Version 2 added the upload's checksum algorithm and type.
+/// Version 2 added the upload's checksum algorithm and type; version 3 its
+/// tags.
 impl Record for UploadRecord {
-    const VERSION: u8 = 2;
+    const VERSION: u8 = 3;
 
     fn from_v1(bytes: &[u8]) -> Result<Self, postcard::Error> {
         let v: v1::Upload = postcard::from_bytes(bytes)?;
@@ -117,7 +132,37 @@ impl Record for UploadRecord {
             owner: v.owner,
             meta: v.meta,
             checksum: None,
+            tags: Vec::new(),
         })
+    }
+
+    fn from_older(version: u8, bytes: &[u8]) -> Option<Result<Self, postcard::Error>> {
+        (version == 2).then(|| {
+            let v: v2::Upload = postcard::from_bytes(bytes)?;
+            Ok(UploadRecord {
+                initiated_ms: v.initiated_ms,
+                owner: v.owner,
+                meta: v.meta,
+                checksum: v.checksum,
+                tags: Vec::new(),
+            })
+        })
+    }
+}
+
+/// The format-2 shapes of records whose shape has changed since.
+pub mod v2 {
+    use serde::{Deserialize, Serialize};
+
+    use crate::checksum::{Algorithm, ChecksumType};
+    use crate::store::model::ObjectMeta;
+
+    #[derive(Serialize, Deserialize)]
+    pub struct Upload {
+        pub initiated_ms: i64,
+        pub owner: String,
+        pub meta: ObjectMeta,
+        pub checksum: Option<(Algorithm, ChecksumType)>,
     }
 }
 
@@ -314,6 +359,25 @@ mod tests {
         assert_eq!((part.blob, part.size, part.md5), (7, 5, [1; 16]));
         assert!(part.crc64nvme.is_none());
         assert_eq!(encode(&part)[0], 2);
+    }
+
+    #[test]
+    fn format_2_uploads_still_read() {
+        let old = v2::Upload {
+            initiated_ms: 7,
+            owner: "o".into(),
+            meta: ObjectMeta::default(),
+            checksum: Some((Algorithm::Crc32, ChecksumType::Composite)),
+        };
+        let mut bytes = vec![2];
+        bytes.extend(postcard::to_stdvec(&old).unwrap());
+        let new: UploadRecord = decode(&bytes).unwrap();
+        assert_eq!(
+            new.checksum,
+            Some((Algorithm::Crc32, ChecksumType::Composite))
+        );
+        assert!(new.tags.is_empty());
+        assert_eq!(encode(&new)[0], 3);
     }
 
     #[test]

@@ -17,6 +17,10 @@ pub fn init(db: &Database, grace_ms: i64) -> S3Result<()> {
     let format = {
         let txn = db.begin_write()?;
         let format = txn.open_table(SCHEMA)?.get("format")?.map(|v| v.value());
+        // Tables added within a format are created here.
+        if format == Some(FORMAT) {
+            txn.open_table(BUCKET_TAGS)?;
+        }
         txn.commit()?;
         format
     };
@@ -35,6 +39,7 @@ pub fn init(db: &Database, grace_ms: i64) -> S3Result<()> {
             let txn = db.begin_write()?;
             txn.open_table(BUCKETS)?;
             txn.open_table(BUCKET_CORS)?;
+            txn.open_table(BUCKET_TAGS)?;
             txn.open_table(HEADS)?;
             txn.open_table(INLINE)?;
             txn.open_table(UPLOADS)?;
@@ -101,6 +106,7 @@ fn migrate(txn: &WriteTransaction, grace_ms: i64) -> S3Result<()> {
                 checksum: o.checksum,
                 checksum_type: o.checksum_type,
                 body,
+                tags: Vec::new(),
             };
             heads.insert((bucket, key), encode(&head).as_slice())?;
         }
@@ -300,6 +306,28 @@ pub fn delete_bucket(txn: &WriteTransaction, name: &str, due_ms: i64) -> S3Resul
     }
     txn.open_table(BUCKETS)?.remove(name)?;
     txn.open_table(BUCKET_CORS)?.remove(name)?;
+    txn.open_table(BUCKET_TAGS)?.remove(name)?;
+    Ok(())
+}
+
+pub fn set_bucket_tags(txn: &WriteTransaction, name: &str, tags: Option<&Tags>) -> S3Result<()> {
+    check_bucket(txn, name)?;
+    let mut table = txn.open_table(BUCKET_TAGS)?;
+    match tags {
+        Some(tags) => table.insert(name, encode(tags).as_slice())?,
+        None => table.remove(name)?,
+    };
+    Ok(())
+}
+
+/// Replaces an object's tags. Its Last-Modified stays: tags are not its
+/// content (as on S3).
+pub fn set_object_tags(txn: &WriteTransaction, at: (&str, &str), tags: &Tags) -> S3Result<()> {
+    check_bucket(txn, at.0)?;
+    let mut head = head(txn, at.0, at.1)?.ok_or(Code::NoSuchKey)?;
+    head.tags = tags.clone();
+    txn.open_table(HEADS)?
+        .insert(at, encode(&head).as_slice())?;
     Ok(())
 }
 
@@ -340,7 +368,7 @@ pub fn copy_object(
     txn: &WriteTransaction,
     src: (&str, &str),
     dst: (&str, &str),
-    meta: Option<&ObjectMeta>,
+    (meta, tags): (Option<&ObjectMeta>, Option<&Tags>),
     conditions: &SourceConditions,
     grace_ms: i64,
 ) -> S3Result<ObjectHead> {
@@ -374,6 +402,9 @@ pub fn copy_object(
     };
     if let Some(meta) = meta {
         copy.meta = meta.clone();
+    }
+    if let Some(tags) = tags {
+        copy.tags = tags.clone();
     }
     // A copy was not completed from any upload: a Complete retried against
     // the copy's key must not replay.
