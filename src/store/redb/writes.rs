@@ -2,7 +2,7 @@
 //! group-commit batch. Each checks everything it can refuse before its
 //! first write (see [`super::batch`]).
 
-use redb::{Database, ReadableTable, TableHandle, WriteTransaction};
+use redb::{Database, ReadableTable, TableDefinition, TableHandle, WriteTransaction};
 
 use super::tables::*;
 use super::{has_table, has_table_txn, upload_parts};
@@ -178,29 +178,40 @@ fn add_garbage(txn: &WriteTransaction, due_ms: i64, id: u128, kind: u8) -> S3Res
     add_counter(txn, GARBAGE_COUNT, 1)
 }
 
+/// Adds `delta` to a live reference count in `table` (blobs or
+/// manifests) and returns the new count. A missing or zero count is an
+/// error, never taken for the last reference: freeing what something else
+/// may still use would lose data.
+fn recount(
+    txn: &WriteTransaction,
+    (table, what): (TableDefinition<u128, u32>, &str),
+    id: u128,
+    delta: i64,
+) -> S3Result<u32> {
+    let mut counts = txn.open_table(table)?;
+    let n = counts.get(id)?.map(|g| g.value()).filter(|n| *n > 0);
+    let n = n.ok_or_else(|| missing_count(what, id))?;
+    let new = u32::try_from(i64::from(n) + delta).map_err(S3Error::internal)?;
+    counts.insert(id, new)?;
+    Ok(new)
+}
+
+const BLOB_COUNTS: (TableDefinition<u128, u32>, &str) = (BLOBS, "blob");
+const MANIFEST_COUNTS: (TableDefinition<u128, u32>, &str) = (MANIFESTS, "manifest");
+
 /// Counts one more reference to a blob that already has one.
 fn incref_blob(txn: &WriteTransaction, id: BlobId) -> S3Result<()> {
-    let mut blobs = txn.open_table(BLOBS)?;
-    let n = blobs.get(id)?.map(|g| g.value()).filter(|n| *n > 0);
-    let n = n.ok_or_else(|| missing_count("blob", id))?;
-    blobs.insert(id, n + 1)?;
-    Ok(())
+    recount(txn, BLOB_COUNTS, id, 1).map(drop)
 }
 
 /// Drops one reference; the last one sends the blob to the collector (and
-/// returns `true`). A blob with no count is an error, never taken for the
-/// last reference: freeing a blob something else may still use would lose
-/// data.
+/// returns `true`).
 fn decref_blob(txn: &WriteTransaction, id: BlobId, due_ms: i64) -> S3Result<bool> {
-    let mut blobs = txn.open_table(BLOBS)?;
-    let n = blobs.get(id)?.map(|g| g.value()).filter(|n| *n > 0);
-    let n = n.ok_or_else(|| missing_count("blob", id))?;
-    blobs.insert(id, n - 1)?;
-    drop(blobs);
-    if n == 1 {
+    let last = recount(txn, BLOB_COUNTS, id, -1)? == 0;
+    if last {
         add_garbage(txn, due_ms, id, GARBAGE_BLOB)?;
     }
-    Ok(n == 1)
+    Ok(last)
 }
 
 fn missing_count(what: &str, id: u128) -> S3Error {
@@ -222,15 +233,7 @@ fn free_body(
             decref_blob(txn, seg.blob, due_ms)?;
         }
         Body::Parts { manifest, .. } => {
-            let mut manifests = txn.open_table(MANIFESTS)?;
-            let n = manifests
-                .get(*manifest)?
-                .map(|g| g.value())
-                .filter(|n| *n > 0);
-            let n = n.ok_or_else(|| missing_count("manifest", *manifest))?;
-            manifests.insert(*manifest, n - 1)?;
-            drop(manifests);
-            if n == 1 {
+            if recount(txn, MANIFEST_COUNTS, *manifest, -1)? == 0 {
                 add_garbage(txn, due_ms, *manifest, GARBAGE_MANIFEST)?;
             }
         }
@@ -390,13 +393,7 @@ pub fn copy_object(
             None
         }
         Body::Parts { manifest, .. } => {
-            let mut manifests = txn.open_table(MANIFESTS)?;
-            let n = manifests
-                .get(*manifest)?
-                .map(|g| g.value())
-                .filter(|n| *n > 0);
-            let n = n.ok_or_else(|| missing_count("manifest", *manifest))?;
-            manifests.insert(*manifest, n + 1)?;
+            recount(txn, MANIFEST_COUNTS, *manifest, 1)?;
             None
         }
     };
