@@ -2,8 +2,6 @@
 //! GetBucketLocation, GetBucketVersioning, and the owner-only ACLs that
 //! tools read and write by habit.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::{Response, StatusCode};
 
 use super::{Ctx, set_header, status_response, write_owner, xml_response};
@@ -55,19 +53,7 @@ pub async fn list_buckets(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
         .filter(|t| !t.is_empty())
     {
         None => None,
-        Some(token) => Some(
-            URL_SAFE_NO_PAD
-                .decode(token)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| {
-                    S3Error::invalid_argument(
-                        "The continuation token provided is incorrect",
-                        "continuation-token",
-                        token,
-                    )
-                })?,
-        ),
+        Some(token) => Some(super::list::decode_token(token)?),
     };
     let prefix = ctx.query.get("prefix").unwrap_or("");
     let region = &ctx.state.config.region;
@@ -94,7 +80,7 @@ pub async fn list_buckets(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
     }
     w.close("Buckets");
     if more && let Some((last, _)) = page.last() {
-        w.elem("ContinuationToken", &URL_SAFE_NO_PAD.encode(last));
+        w.elem("ContinuationToken", &super::list::encode_token(last));
     }
     if ctx.query.get("prefix").is_some() {
         w.elem("Prefix", prefix);

@@ -166,7 +166,7 @@ pub async fn list_objects_v2(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> 
     if page.truncated
         && let Some(last) = &page.last
     {
-        w.elem("NextContinuationToken", &URL_SAFE_NO_PAD.encode(last));
+        w.elem("NextContinuationToken", &encode_token(last));
     }
     if let Some(s) = &start_after {
         enc.elem(&mut w, "StartAfter", s);
@@ -181,7 +181,12 @@ pub async fn list_objects_v2(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> 
     Ok(xml_response(w.finish()))
 }
 
-fn decode_token(t: &str) -> S3Result<String> {
+/// A continuation token: opaque to clients, the last name of the page.
+pub(super) fn encode_token(last: &str) -> String {
+    URL_SAFE_NO_PAD.encode(last)
+}
+
+pub(super) fn decode_token(t: &str) -> S3Result<String> {
     URL_SAFE_NO_PAD
         .decode(t)
         .ok()

@@ -305,7 +305,7 @@ pub fn delete_bucket(txn: &WriteTransaction, name: &str, due_ms: i64) -> S3Resul
         v
     };
     for (key, id) in uploads {
-        drop_upload(txn, (name, &key, &id), None, due_ms)?;
+        drop_upload(txn, (name, &key, &id), Dropped::All, due_ms)?;
     }
     txn.open_table(BUCKETS)?.remove(name)?;
     txn.open_table(BUCKET_CORS)?.remove(name)?;
@@ -488,30 +488,46 @@ pub fn put_part(
     add_counter(txn, UPLOAD_BYTES, grown)
 }
 
-/// Removes an upload and its parts. Every part's blob is freed, or with
-/// `only`, just those blobs: the others' references move to the object the
-/// upload completed. Returns the bytes its parts held.
+/// What dropping an upload frees.
+enum Dropped<'a> {
+    /// Every part (an abort): read from the part rows.
+    All,
+    /// A completion, whose plan already knows the parts: only `freed` lose
+    /// their reference (the others' move to the object), and they held
+    /// `bytes` in all.
+    Completed { freed: &'a [BlobId], bytes: u64 },
+}
+
+/// Removes an upload and its parts, freeing what `dropped` says. Returns
+/// the bytes its parts held.
 fn drop_upload(
     txn: &WriteTransaction,
     (bucket, key, id): (&str, &str, &str),
-    only: Option<&[BlobId]>,
+    dropped: Dropped,
     due_ms: i64,
 ) -> S3Result<u64> {
     txn.open_table(UPLOADS)?.remove((bucket, key, id))?;
     txn.open_table(UPLOAD_IDS)?.remove(id)?;
-    let mut bytes = 0u64;
-    let mut blobs = Vec::new();
-    {
-        let mut parts = txn.open_table(PARTS)?;
-        for row in parts.extract_from_if((id, 0)..=(id, u32::MAX), |_, _| true)? {
-            let part = decode::<PartRecord>(row?.1.value())?;
-            bytes += part.size;
-            blobs.push(part.blob);
+    let range = (id, 0)..=(id, u32::MAX);
+    let bytes = match dropped {
+        Dropped::All => {
+            let mut parts = Vec::new();
+            for row in txn.open_table(PARTS)?.extract_from_if(range, |_, _| true)? {
+                parts.push(decode::<PartRecord>(row?.1.value())?);
+            }
+            for part in &parts {
+                decref_blob(txn, part.blob, due_ms)?;
+            }
+            parts.iter().map(|p| p.size).sum()
         }
-    }
-    for blob in only.unwrap_or(&blobs) {
-        decref_blob(txn, *blob, due_ms)?;
-    }
+        Dropped::Completed { freed, bytes } => {
+            txn.open_table(PARTS)?.retain_in(range, |_, _| false)?;
+            for blob in freed {
+                decref_blob(txn, *blob, due_ms)?;
+            }
+            bytes
+        }
+    };
     add_counter(txn, UPLOADS_COUNT, -1)?;
     add_counter(txn, UPLOAD_BYTES, -(bytes as i64))?;
     Ok(bytes)
@@ -547,7 +563,11 @@ pub fn complete_upload(
     condition.check_at_commit(old.as_ref())?;
     // Checked; from here on, only writes.
     let due = now + grace_ms;
-    drop_upload(txn, upload, Some(&plan.freed), due)?;
+    let dropped = Dropped::Completed {
+        freed: &plan.freed,
+        bytes: plan.upload_bytes,
+    };
+    drop_upload(txn, upload, dropped, due)?;
     let Body::Parts { manifest, .. } = plan.head.body else {
         return Err(S3Error::internal("a completion makes a manifest"));
     };
@@ -573,7 +593,7 @@ pub fn abort_upload(
 ) -> S3Result<()> {
     check_bucket(txn, upload.0)?;
     check_upload(txn, upload)?;
-    drop_upload(txn, upload, None, due_ms)?;
+    drop_upload(txn, upload, Dropped::All, due_ms)?;
     Ok(())
 }
 
@@ -606,7 +626,7 @@ pub fn sweep_uploads(
         ..Swept::default()
     };
     for (bucket, key, id) in &expired {
-        swept.freed_bytes += drop_upload(txn, (bucket, key, id), None, due_ms)?;
+        swept.freed_bytes += drop_upload(txn, (bucket, key, id), Dropped::All, due_ms)?;
         swept.aborted += 1;
     }
     Ok(swept)
