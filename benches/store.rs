@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use common::{signed, start_server, start_server_logged};
 use stowage::checksum::{Algorithm, Checksum, ChecksumType};
 use stowage::store::meta::MetaStore;
-use stowage::store::model::{Body, ObjectHead, ObjectMeta, WriteCondition};
+use stowage::store::model::{Acl, Body, ObjectHead, ObjectMeta, WriteCondition};
 
 mod common;
 
@@ -176,7 +176,9 @@ fn fill(data_dir: &std::path::Path, keys: usize) -> Duration {
     rt.block_on(async {
         std::fs::create_dir_all(data_dir).unwrap();
         let meta = Arc::new(stowage::store::redb::RedbMeta::open(data_dir, 60_000).unwrap());
-        meta.create_bucket("many", "stowage").await.unwrap();
+        meta.create_bucket("many", "stowage", Acl::Private)
+            .await
+            .unwrap();
         let head = ObjectHead {
             size: 0,
             etag: "d41d8cd98f00b204e9800998ecf8427e".into(),
@@ -190,6 +192,7 @@ fn fill(data_dir: &std::path::Path, keys: usize) -> Duration {
             checksum_type: ChecksumType::FullObject,
             body: Body::Inline,
             tags: Vec::new(),
+            acl: Acl::Private,
         };
         let t = Instant::now();
         let mut tasks = tokio::task::JoinSet::new();

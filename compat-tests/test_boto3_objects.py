@@ -116,7 +116,7 @@ def test_bucket_policy_reads_as_none(s3, bucket):
     with s3_error("NoSuchBucketPolicy", 404):
         s3.get_bucket_policy(Bucket=bucket)
     assert s3.delete_bucket_policy(Bucket=bucket)["ResponseMetadata"]["HTTPStatusCode"] == 204
-    with s3_error("NotImplemented", 501):
+    with s3_error("MalformedPolicy", 400):
         s3.put_bucket_policy(Bucket=bucket, Policy='{"Version": "2012-10-17", "Statement": []}')
     with s3_error("NoSuchBucket", 404):
         s3.get_bucket_policy(Bucket=unique_bucket_name("missing"))

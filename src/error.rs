@@ -41,6 +41,8 @@ pub enum Code {
     InvalidTag,
     InvalidURI,
     KeyTooLongError,
+    MalformedACLError,
+    MalformedPolicy,
     MalformedXML,
     MetadataTooLarge,
     MethodNotAllowed,
@@ -87,6 +89,8 @@ impl Code {
             | InvalidTag
             | InvalidURI
             | KeyTooLongError
+            | MalformedACLError
+            | MalformedPolicy
             | MalformedXML
             | MetadataTooLarge
             | MissingSecurityHeader
@@ -159,6 +163,10 @@ impl Code {
             InvalidStorageClass => "The storage class you specified is not valid",
             InvalidURI => "Couldn't parse the specified URI.",
             KeyTooLongError => "Your key is too long",
+            MalformedACLError => {
+                "The XML you provided was not well-formed or did not validate against our published schema."
+            }
+            MalformedPolicy => "Policies must be valid JSON.",
             MalformedXML => {
                 "The XML you provided was not well-formed or did not validate against our published schema"
             }

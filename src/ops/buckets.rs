@@ -1,6 +1,6 @@
 //! Bucket operations: ListBuckets, CreateBucket, HeadBucket, DeleteBucket,
-//! GetBucketLocation, GetBucketVersioning, and the owner-only ACLs that
-//! tools read and write by habit.
+//! GetBucketLocation, GetBucketVersioning. ACLs and policies are in
+//! [`super::acl`].
 
 use http::{Response, StatusCode};
 
@@ -117,7 +117,8 @@ pub async fn create_bucket(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
         }
     }
     let owner = ctx.principal.name().to_owned();
-    ctx.meta().create_bucket(&name, &owner).await?;
+    let acl = super::acl::from_headers(ctx, &[&owner])?.unwrap_or_default();
+    ctx.meta().create_bucket(&name, &owner, acl).await?;
     let mut r = status_response(StatusCode::OK);
     set_header(&mut r, "location", &format!("/{name}"));
     Ok(r)
@@ -155,83 +156,6 @@ pub async fn get_bucket_versioning(ctx: &mut Ctx) -> S3Result<Response<ResponseB
     w.root("VersioningConfiguration");
     w.close("VersioningConfiguration");
     Ok(xml_response(w.finish()))
-}
-
-/// Stowage keeps no bucket policies (access is per key, in config.toml), so
-/// every bucket is one without a policy, which is what S3 answers with 404
-/// `NoSuchBucketPolicy`: tools read that as "no policy".
-pub async fn get_bucket_policy(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
-    ctx.meta().bucket(ctx.bucket()).await?;
-    Err(S3Error::new(Code::NoSuchBucketPolicy).detail("BucketName", ctx.bucket()))
-}
-
-/// Deleting the policy of a bucket that has none succeeds, as on S3.
-pub async fn delete_bucket_policy(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
-    ctx.meta().bucket(ctx.bucket()).await?;
-    Ok(status_response(StatusCode::NO_CONTENT))
-}
-
-pub async fn put_bucket_policy(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
-    ctx.meta().bucket(ctx.bucket()).await?;
-    Err(S3Error::with_message(
-        Code::NotImplemented,
-        "Bucket policies are not supported: access is granted per key ([[credentials]] in config.toml), and anonymous reads by public_read_buckets.",
-    ))
-}
-
-/// GetBucketAcl and GetObjectAcl: the owner has full control, nobody else
-/// has anything.
-pub async fn get_acl(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
-    check_target_exists(ctx).await?;
-    let mut w = XmlWriter::new();
-    w.root("AccessControlPolicy");
-    write_owner(&mut w, "Owner", ctx.principal.name());
-    w.open("AccessControlList");
-    w.out_raw(
-        "<Grant><Grantee xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xsi:type=\"CanonicalUser\">",
-    );
-    w.elem("ID", ctx.principal.name());
-    w.elem("DisplayName", ctx.principal.name());
-    w.close("Grantee");
-    w.elem("Permission", "FULL_CONTROL");
-    w.close("Grant");
-    w.close("AccessControlList");
-    w.close("AccessControlPolicy");
-    Ok(xml_response(w.finish()))
-}
-
-/// PutBucketAcl and PutObjectAcl with a canned private ACL (checked before
-/// dispatch) are accepted and change nothing; grants in a body are not
-/// supported.
-pub async fn put_acl(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
-    check_target_exists(ctx).await?;
-    let body = ctx.xml_body().await?;
-    if !body.is_empty()
-        || ctx
-            .headers
-            .keys()
-            .any(|k| k.as_str().starts_with("x-amz-grant-"))
-    {
-        return Err(S3Error::with_message(
-            Code::NotImplemented,
-            "Access control lists other than the canned private ACL are not supported.",
-        ));
-    }
-    Ok(status_response(StatusCode::OK))
-}
-
-async fn check_target_exists(ctx: &Ctx) -> S3Result<()> {
-    let bucket = ctx.bucket().to_owned();
-    match ctx.key.clone() {
-        Some(key) => {
-            super::check_version_id(&ctx.query)?;
-            ctx.meta().head_object(&bucket, &key).await?;
-        }
-        None => {
-            ctx.meta().bucket(&bucket).await?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! its operation and renders any error; every response carries the request
 //! id.
 
+mod acl;
 mod attributes;
 mod buckets;
 mod cors;
@@ -191,7 +192,8 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, request_id: &s
                 .map(str::to_owned)
         })
         .flatten();
-    let admitted = admit(&state, &parts, &query, op, bucket.as_deref()).await;
+    let target = (bucket.as_deref(), key.as_deref());
+    let admitted = admit(&state, &parts, &query, op, target).await;
     let mut outcome = match admitted {
         Err(e) => error_outcome(e, op, bucket, key, &resource, request_id, is_head),
         Ok(authenticated) => {
@@ -248,7 +250,7 @@ async fn admit(
     parts: &http::request::Parts,
     query: &Query,
     op: Operation,
-    bucket: Option<&str>,
+    (bucket, key): (Option<&str>, Option<&str>),
 ) -> S3Result<Authenticated> {
     if op == Operation::CorsPreflight {
         return Ok(Authenticated::anonymous());
@@ -262,12 +264,13 @@ async fn admit(
     };
     let authenticated = auth::authenticate(&state.config, &request, crate::time::now_ms())?;
     let write = !matches!(parts.method, http::Method::GET | http::Method::HEAD);
-    authorize(state, &authenticated.principal, op, write, bucket).await?;
+    authorize(state, &authenticated.principal, op, write, (bucket, key)).await?;
     if matches!(op, Operation::CopyObject | Operation::UploadPartCopy) {
         // Fails closed: a source that cannot be parsed is refused here.
-        let (source, _) = objects::copy_source(&parts.headers)?;
+        let (src_bucket, src_key) = objects::copy_source(&parts.headers)?;
         let principal = &authenticated.principal;
-        authorize(state, principal, Operation::GetObject, false, Some(&source)).await?;
+        let source = (Some(src_bucket.as_str()), Some(src_key.as_str()));
+        authorize(state, principal, Operation::GetObject, false, source).await?;
     }
     Ok(authenticated)
 }
@@ -277,22 +280,29 @@ async fn authorize(
     principal: &Principal,
     op: Operation,
     write: bool,
-    bucket: Option<&str>,
+    (bucket, key): (Option<&str>, Option<&str>),
 ) -> S3Result<()> {
-    match access::decide(&state.config, principal, op, write, bucket) {
-        Decision::Allow => Ok(()),
-        Decision::Deny => Err(access::denied()),
-        Decision::IfOwner => {
-            let owner = match state.store.meta.bucket(bucket.unwrap_or_default()).await {
-                Ok(record) => Some(record.owner),
-                Err(e) if e.code == Code::NoSuchBucket => None,
-                Err(e) => return Err(e),
-            };
-            match owner {
-                Some(owner) if owner != principal.name() => Err(access::denied()),
-                _ => Ok(()),
-            }
+    let allowed = match access::decide(&state.config, principal, op, write, bucket) {
+        Decision::Allow => true,
+        Decision::Deny => false,
+        Decision::IfOwner => match state.store.meta.bucket(bucket.unwrap_or_default()).await {
+            Ok(record) => record.owner == principal.name(),
+            Err(e) if e.code == Code::NoSuchBucket => true,
+            Err(e) => return Err(e),
+        },
+    };
+    // Reads the key may not make on its own may be granted by an ACL or
+    // the bucket's policy.
+    let granted = || async {
+        match bucket {
+            Some(bucket) if !write => acl::read_granted(state, principal, op, bucket, key).await,
+            _ => Ok(false),
         }
+    };
+    if allowed || granted().await? {
+        Ok(())
+    } else {
+        Err(access::denied())
     }
 }
 
@@ -349,7 +359,6 @@ fn error_outcome(
 
 async fn dispatch(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
     use Operation::*;
-    check_canned_acl(ctx)?;
     match ctx.op {
         ListBuckets => buckets::list_buckets(ctx).await,
         CreateBucket => buckets::create_bucket(ctx).await,
@@ -357,8 +366,8 @@ async fn dispatch(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
         HeadBucket => buckets::head_bucket(ctx).await,
         GetBucketLocation => buckets::get_bucket_location(ctx).await,
         GetBucketVersioning => buckets::get_bucket_versioning(ctx).await,
-        GetBucketAcl => buckets::get_acl(ctx).await,
-        PutBucketAcl => buckets::put_acl(ctx).await,
+        GetBucketAcl => acl::get_acl(ctx).await,
+        PutBucketAcl => acl::put_acl(ctx).await,
         ListObjects => list::list_objects_v1(ctx).await,
         ListObjectsV2 => list::list_objects_v2(ctx).await,
         ListObjectVersions => list::list_object_versions(ctx).await,
@@ -369,8 +378,8 @@ async fn dispatch(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
         GetObject => objects::get_object(ctx, false).await,
         HeadObject => objects::get_object(ctx, true).await,
         DeleteObject => objects::delete_object(ctx).await,
-        GetObjectAcl => buckets::get_acl(ctx).await,
-        PutObjectAcl => buckets::put_acl(ctx).await,
+        GetObjectAcl => acl::get_acl(ctx).await,
+        PutObjectAcl => acl::put_acl(ctx).await,
         CreateMultipartUpload => multipart::create(ctx).await,
         UploadPart => multipart::upload_part(ctx).await,
         UploadPartCopy => multipart::upload_part_copy(ctx).await,
@@ -381,9 +390,9 @@ async fn dispatch(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
         GetBucketCors => cors::get_bucket_cors(ctx).await,
         PutBucketCors => cors::put_bucket_cors(ctx).await,
         DeleteBucketCors => cors::delete_bucket_cors(ctx).await,
-        GetBucketPolicy => buckets::get_bucket_policy(ctx).await,
-        PutBucketPolicy => buckets::put_bucket_policy(ctx).await,
-        DeleteBucketPolicy => buckets::delete_bucket_policy(ctx).await,
+        GetBucketPolicy => acl::get_bucket_policy(ctx).await,
+        PutBucketPolicy => acl::put_bucket_policy(ctx).await,
+        DeleteBucketPolicy => acl::delete_bucket_policy(ctx).await,
         GetBucketTagging => tagging::get_bucket_tagging(ctx).await,
         PutBucketTagging => tagging::put_bucket_tagging(ctx).await,
         DeleteBucketTagging => tagging::delete_bucket_tagging(ctx).await,
@@ -392,18 +401,6 @@ async fn dispatch(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
         DeleteObjectTagging => tagging::delete_object_tagging(ctx).await,
         CorsPreflight => cors::preflight(ctx).await,
         NotImplemented => Err(Code::NotImplemented.into()),
-    }
-}
-
-/// Canned ACLs that tools send by habit are accepted (every object is the
-/// owner's); ACLs that would grant anyone else access are not supported.
-fn check_canned_acl(ctx: &Ctx) -> S3Result<()> {
-    match ctx.header("x-amz-acl") {
-        None | Some("private" | "bucket-owner-full-control" | "bucket-owner-read") => Ok(()),
-        Some(_) => Err(S3Error::with_message(
-            Code::NotImplemented,
-            "Only the canned ACLs private and bucket-owner-full-control are supported.",
-        )),
     }
 }
 

@@ -78,6 +78,7 @@ pub async fn create(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
         meta: object_meta(&ctx.headers)?,
         checksum,
         tags: super::tagging::from_header(ctx)?,
+        acl: super::acl::from_headers(ctx, &[ctx.principal.name()])?.unwrap_or_default(),
     };
     let (bucket, key) = (ctx.bucket().to_owned(), ctx.key().to_owned());
     let id = ctx.meta().create_upload(&bucket, &key, record).await?;

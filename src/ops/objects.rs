@@ -12,7 +12,8 @@ use crate::body::{ChannelBody, RequestBody, ResponseBody};
 use crate::checksum::{self, Algorithm, ChecksumType};
 use crate::error::{Code, S3Error, S3Result};
 use crate::store::model::{
-    Body, ObjectHead, ObjectMeta, Segment, SourceConditions, WriteCondition, etag_matches,
+    Body, CopyChanges, ObjectHead, ObjectMeta, Segment, SourceConditions, WriteCondition,
+    etag_matches,
 };
 use crate::store::write::Received;
 use crate::time::{http_date, iso8601, parse_http_date};
@@ -92,13 +93,19 @@ pub async fn put_object(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
     check_key(ctx.key())?;
     let meta = object_meta(&ctx.headers)?;
     let tags = super::tagging::from_header(ctx)?;
+    let acl = super::acl::from_headers(ctx, &[ctx.principal.name()])?.unwrap_or_default();
     let condition = write_condition(ctx)?;
     let body = ctx.body(ctx.state.config.limits.max_object_size)?;
     precheck(ctx, &condition).await?;
     let received = receive(ctx, body, Algorithm::Crc64Nvme, true).await?;
     let record = ctx
         .store()
-        .put_object((ctx.bucket(), ctx.key()), received, (meta, tags), condition)
+        .put_object(
+            (ctx.bucket(), ctx.key()),
+            received,
+            (meta, tags, acl),
+            condition,
+        )
         .await?;
     let mut r = status_response(StatusCode::OK);
     set_header(&mut r, "etag", &quoted(&record.etag));
@@ -461,12 +468,13 @@ pub async fn copy_object(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
             ));
         }
     };
+    let acl = super::acl::from_headers(ctx, &[ctx.principal.name()])?.unwrap_or_default();
     let record = ctx
         .meta()
         .copy_object(
             (&src_bucket, &src_key),
             (&bucket, &key),
-            (meta, tags),
+            CopyChanges { meta, tags, acl },
             source_conditions(&ctx.headers),
         )
         .await?;

@@ -68,6 +68,7 @@ pub fn plan(
             count: segments.len() as u32,
         },
         tags: upload.tags,
+        acl: upload.acl,
     };
     check_expected(completion, upload.checksum, &head)?;
     // Listed parts ascend strictly, so a merge walk finds the unlisted ones.

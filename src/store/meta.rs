@@ -32,7 +32,7 @@ pub trait MetaStore: Send + Sync + std::fmt::Debug + 'static {
     // ---- buckets ----
 
     /// `BucketAlreadyOwnedByYou` / `BucketAlreadyExists` if the name is taken.
-    async fn create_bucket(&self, name: &str, owner: &str) -> S3Result<()>;
+    async fn create_bucket(&self, name: &str, owner: &str, acl: Acl) -> S3Result<()>;
     /// `NoSuchBucket` if absent.
     async fn bucket(&self, name: &str) -> S3Result<BucketRecord>;
     async fn list_buckets(&self) -> S3Result<Vec<(String, BucketRecord)>>;
@@ -43,6 +43,10 @@ pub trait MetaStore: Send + Sync + std::fmt::Debug + 'static {
     async fn bucket_cors(&self, name: &str) -> S3Result<Option<Vec<CorsRule>>>;
     /// Sets (`Some`) or deletes (`None`) a bucket's CORS rules.
     async fn set_bucket_cors(&self, name: &str, rules: Option<Vec<CorsRule>>) -> S3Result<()>;
+    /// Sets a bucket's canned ACL; `NoSuchBucket` if absent.
+    async fn set_bucket_acl(&self, name: &str, acl: Acl) -> S3Result<()>;
+    /// Sets or clears a bucket's anonymous-read policy.
+    async fn set_bucket_policy(&self, name: &str, public_objects: bool) -> S3Result<()>;
     /// The bucket's tags, if it has any; `NoSuchBucket` if absent.
     async fn bucket_tags(&self, name: &str) -> S3Result<Option<Tags>>;
     /// Sets (`Some`) or deletes (`None`) a bucket's tags.
@@ -72,17 +76,18 @@ pub trait MetaStore: Send + Sync + std::fmt::Debug + 'static {
         condition: WriteCondition,
     ) -> S3Result<ObjectHead>;
     /// Copies by reference (no byte copied): the new object shares the
-    /// source's blobs or manifest. `meta` and `tags` replace the source's
-    /// when given (the `REPLACE` directives).
+    /// source's blobs or manifest.
     async fn copy_object(
         &self,
         src: (&str, &str),
         dst: (&str, &str),
-        replace: (Option<ObjectMeta>, Option<Tags>),
+        changes: CopyChanges,
         source: SourceConditions,
     ) -> S3Result<ObjectHead>;
     /// Replaces an object's tags (empty: removes them); `NoSuchKey`.
     async fn set_object_tags(&self, bucket: &str, key: &str, tags: Tags) -> S3Result<()>;
+    /// Sets an object's canned ACL; `NoSuchKey`.
+    async fn set_object_acl(&self, bucket: &str, key: &str, acl: Acl) -> S3Result<()>;
     /// Deletes keys; missing keys are skipped.
     async fn delete_objects(&self, bucket: &str, keys: Vec<String>) -> S3Result<()>;
     async fn list_objects(&self, bucket: &str, q: ListQuery) -> S3Result<ListPage>;

@@ -125,7 +125,7 @@ impl Store {
         &self,
         (bucket, key): (&str, &str),
         received: Received,
-        (meta, tags): (ObjectMeta, Tags),
+        (meta, tags, acl): (ObjectMeta, Tags, Acl),
         condition: WriteCondition,
     ) -> S3Result<ObjectHead> {
         let written = received.written().clone();
@@ -139,6 +139,7 @@ impl Store {
             checksum_type: ChecksumType::FullObject,
             body: Body::Inline,
             tags,
+            acl,
         };
         match received {
             Received::Inline(bytes, _) => {

@@ -36,6 +36,36 @@ pub struct BucketRecord {
     pub created_ms: i64,
     /// Access key id of the creator.
     pub owner: String,
+    /// Who besides the owner may list the bucket.
+    pub acl: Acl,
+    /// Whether the bucket has the one policy Stowage keeps: anyone may read
+    /// every object in it (`s3:GetObject` for Principal `*`).
+    pub public_objects: bool,
+}
+
+/// A canned ACL: who, besides the owner (who always has full control), may
+/// read. Grants to other accounts and anonymous writes are not supported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Acl {
+    #[default]
+    Private,
+    /// `public-read`: everyone, signed or not (AllUsers READ).
+    PublicRead,
+    /// `authenticated-read`: every request signed by a known key
+    /// (AuthenticatedUsers READ).
+    AuthenticatedRead,
+}
+
+impl Acl {
+    /// Whether this ACL lets a request read, given whether it was signed by
+    /// a known key.
+    pub fn grants_read(self, authenticated: bool) -> bool {
+        match self {
+            Acl::Private => false,
+            Acl::PublicRead => true,
+            Acl::AuthenticatedRead => authenticated,
+        }
+    }
 }
 
 /// The HTTP metadata stored with an object and returned on GET/HEAD.
@@ -95,6 +125,17 @@ pub struct ObjectHead {
     pub body: Body,
     /// Object tags, in the order given.
     pub tags: Tags,
+    pub acl: Acl,
+}
+
+/// What a CopyObject sets on its copy besides the source's bytes: `meta`
+/// and `tags` replace the source's when given (the `REPLACE` directives);
+/// the ACL is never copied (as on S3).
+#[derive(Debug, Clone, Default)]
+pub struct CopyChanges {
+    pub meta: Option<ObjectMeta>,
+    pub tags: Option<Tags>,
+    pub acl: Acl,
 }
 
 /// Tags of an object or a bucket: (key, value) pairs with unique keys.
@@ -134,6 +175,8 @@ pub struct UploadRecord {
     pub checksum: Option<(Algorithm, ChecksumType)>,
     /// `x-amz-tagging` given at creation: the object's tags.
     pub tags: Tags,
+    /// `x-amz-acl` given at creation: the object's ACL.
+    pub acl: Acl,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,6 +1,7 @@
 //! Integration tests: the real binary, a real S3 client (aws-sdk-s3), and
 //! raw HTTP for what an SDK will not send. One test binary, several modules.
 
+mod acl;
 mod auth;
 mod buckets;
 mod checksums;

@@ -562,12 +562,12 @@ async fn object_acl_and_unversioned_version_ids() {
         .put_object()
         .bucket("bkt")
         .key("pub")
-        .acl(aws_sdk_s3::types::ObjectCannedAcl::PublicRead)
+        .acl(aws_sdk_s3::types::ObjectCannedAcl::PublicReadWrite)
         .body(ByteStream::from_static(b"x"))
         .send()
         .await
         .unwrap_err();
-    assert_eq!(err_status(&e), 501);
+    assert_eq!(err_status(&e), 501, "anonymous writes are not supported");
 }
 
 /// Stored system headers are capped like S3's 8 KiB of request headers, so

@@ -127,10 +127,26 @@ fn segment_start(
 
 #[async_trait]
 impl MetaStore for RedbMeta {
-    async fn create_bucket(&self, name: &str, owner: &str) -> S3Result<()> {
+    async fn create_bucket(&self, name: &str, owner: &str, acl: Acl) -> S3Result<()> {
         let (name, owner) = (name.to_owned(), owner.to_owned());
         self.writer
-            .write(move |txn| writes::create_bucket(txn, &name, &owner))
+            .write(move |txn| writes::create_bucket(txn, &name, &owner, acl))
+            .await
+    }
+
+    async fn set_bucket_acl(&self, name: &str, acl: Acl) -> S3Result<()> {
+        let name = name.to_owned();
+        self.writer
+            .write(move |txn| writes::update_bucket(txn, &name, |b| b.acl = acl))
+            .await
+    }
+
+    async fn set_bucket_policy(&self, name: &str, public_objects: bool) -> S3Result<()> {
+        let name = name.to_owned();
+        self.writer
+            .write(move |txn| {
+                writes::update_bucket(txn, &name, |b| b.public_objects = public_objects)
+            })
             .await
     }
 
@@ -204,7 +220,14 @@ impl MetaStore for RedbMeta {
     async fn set_object_tags(&self, bucket: &str, key: &str, tags: Tags) -> S3Result<()> {
         let (bucket, key) = (bucket.to_owned(), key.to_owned());
         self.writer
-            .write(move |txn| writes::set_object_tags(txn, (&bucket, &key), &tags))
+            .write(move |txn| writes::update_head(txn, (&bucket, &key), |h| h.tags = tags.clone()))
+            .await
+    }
+
+    async fn set_object_acl(&self, bucket: &str, key: &str, acl: Acl) -> S3Result<()> {
+        let (bucket, key) = (bucket.to_owned(), key.to_owned());
+        self.writer
+            .write(move |txn| writes::update_head(txn, (&bucket, &key), |h| h.acl = acl))
             .await
     }
 
@@ -303,7 +326,7 @@ impl MetaStore for RedbMeta {
         &self,
         src: (&str, &str),
         dst: (&str, &str),
-        (meta, tags): (Option<ObjectMeta>, Option<Tags>),
+        changes: CopyChanges,
         source: SourceConditions,
     ) -> S3Result<ObjectHead> {
         let src = (src.0.to_owned(), src.1.to_owned());
@@ -315,7 +338,7 @@ impl MetaStore for RedbMeta {
                     txn,
                     (&src.0, &src.1),
                     (&dst.0, &dst.1),
-                    (meta.as_ref(), tags.as_ref()),
+                    &changes,
                     &source,
                     grace,
                 )
@@ -564,13 +587,15 @@ mod tests {
         let db = Database::create(path.join("meta.redb")).unwrap();
         let txn = db.begin_write().unwrap();
         {
-            let bucket = BucketRecord {
+            let bucket = v1::Bucket {
                 created_ms: 1,
                 owner: "o".into(),
             };
+            let mut bucket_bytes = vec![1];
+            bucket_bytes.extend(postcard::to_stdvec(&bucket).unwrap());
             txn.open_table(BUCKETS)
                 .unwrap()
-                .insert("b", encode(&bucket).as_slice())
+                .insert("b", bucket_bytes.as_slice())
                 .unwrap();
             let mut objects = txn.open_table(old::OBJECTS).unwrap();
             let single = old_object("aa", vec![seg(1, 4)]);
@@ -605,6 +630,7 @@ mod tests {
                 meta: ObjectMeta::default(),
                 checksum: None,
                 tags: Vec::new(),
+                acl: Acl::Private,
             };
             let id = "000000000001ab";
             txn.open_table(UPLOADS)

@@ -114,16 +114,50 @@ pub fn decode<T: Record>(bytes: &[u8]) -> S3Result<T> {
     }
 }
 
-impl Record for BucketRecord {}
 impl Record for Vec<crate::cors::CorsRule> {}
-impl Record for ObjectHead {}
 impl Record for SegmentRow {}
 impl Record for Tags {}
 
-/// Version 2 added the upload's checksum algorithm and type; version 3 its
-/// tags.
+/// Version 2 added the bucket's ACL and policy.
+impl Record for BucketRecord {
+    const VERSION: u8 = 2;
+
+    fn from_v1(bytes: &[u8]) -> Result<Self, postcard::Error> {
+        let v: v1::Bucket = postcard::from_bytes(bytes)?;
+        Ok(BucketRecord {
+            created_ms: v.created_ms,
+            owner: v.owner,
+            acl: Acl::Private,
+            public_objects: false,
+        })
+    }
+}
+
+/// Version 2 added the object's ACL.
+impl Record for ObjectHead {
+    const VERSION: u8 = 2;
+
+    fn from_v1(bytes: &[u8]) -> Result<Self, postcard::Error> {
+        let v: v1::Head = postcard::from_bytes(bytes)?;
+        Ok(ObjectHead {
+            size: v.size,
+            etag: v.etag,
+            last_modified_ms: v.last_modified_ms,
+            meta: v.meta,
+            upload_id: v.upload_id,
+            checksum: v.checksum,
+            checksum_type: v.checksum_type,
+            body: v.body,
+            tags: v.tags,
+            acl: Acl::Private,
+        })
+    }
+}
+
+/// Version 2 added the upload's checksum algorithm and type, version 3 its
+/// tags, version 4 its ACL.
 impl Record for UploadRecord {
-    const VERSION: u8 = 3;
+    const VERSION: u8 = 4;
 
     fn from_v1(bytes: &[u8]) -> Result<Self, postcard::Error> {
         let v: v1::Upload = postcard::from_bytes(bytes)?;
@@ -133,24 +167,55 @@ impl Record for UploadRecord {
             meta: v.meta,
             checksum: None,
             tags: Vec::new(),
+            acl: Acl::Private,
         })
     }
 
     fn from_older(version: u8, bytes: &[u8]) -> Option<Result<Self, postcard::Error>> {
-        (version == 2).then(|| {
-            let v: v2::Upload = postcard::from_bytes(bytes)?;
-            Ok(UploadRecord {
-                initiated_ms: v.initiated_ms,
-                owner: v.owner,
-                meta: v.meta,
-                checksum: v.checksum,
-                tags: Vec::new(),
-            })
-        })
+        match version {
+            2 => Some(
+                postcard::from_bytes(bytes).map(|v: v2::Upload| UploadRecord {
+                    initiated_ms: v.initiated_ms,
+                    owner: v.owner,
+                    meta: v.meta,
+                    checksum: v.checksum,
+                    tags: Vec::new(),
+                    acl: Acl::Private,
+                }),
+            ),
+            3 => Some(
+                postcard::from_bytes(bytes).map(|v: v3::Upload| UploadRecord {
+                    initiated_ms: v.initiated_ms,
+                    owner: v.owner,
+                    meta: v.meta,
+                    checksum: v.checksum,
+                    tags: v.tags,
+                    acl: Acl::Private,
+                }),
+            ),
+            _ => None,
+        }
     }
 }
 
-/// The format-2 shapes of records whose shape has changed since.
+/// Version-3 shapes of records whose shape has changed since.
+pub mod v3 {
+    use serde::{Deserialize, Serialize};
+
+    use crate::checksum::{Algorithm, ChecksumType};
+    use crate::store::model::{ObjectMeta, Tags};
+
+    #[derive(Serialize, Deserialize)]
+    pub struct Upload {
+        pub initiated_ms: i64,
+        pub owner: String,
+        pub meta: ObjectMeta,
+        pub checksum: Option<(Algorithm, ChecksumType)>,
+        pub tags: Tags,
+    }
+}
+
+/// Version-2 shapes of records whose shape has changed since.
 pub mod v2 {
     use serde::{Deserialize, Serialize};
 
@@ -239,13 +304,33 @@ pub mod old {
     }
 }
 
-/// The format-1 shapes of the records whose shape has changed since,
-/// exactly as the format-1 binary wrote them (the tests write them too).
+/// Version-1 shapes of the records whose shape has changed since, exactly
+/// as the binaries of their time wrote them (the tests write them too).
+/// All but `Head` date from format 1; `Head` from format 3.
 pub mod v1 {
     use serde::{Deserialize, Serialize};
 
-    use crate::checksum::Checksum;
-    use crate::store::model::ObjectMeta;
+    use crate::checksum::{Checksum, ChecksumType};
+    use crate::store::model::{Body, ObjectMeta, Tags};
+
+    #[derive(Serialize, Deserialize)]
+    pub struct Bucket {
+        pub created_ms: i64,
+        pub owner: String,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    pub struct Head {
+        pub size: u64,
+        pub etag: String,
+        pub last_modified_ms: i64,
+        pub meta: ObjectMeta,
+        pub upload_id: Option<String>,
+        pub checksum: Option<Checksum>,
+        pub checksum_type: ChecksumType,
+        pub body: Body,
+        pub tags: Tags,
+    }
 
     #[derive(Serialize, Deserialize)]
     pub struct Segment {
@@ -289,14 +374,69 @@ mod tests {
 
     #[test]
     fn records_round_trip_with_a_version_byte() {
+        let tags: Tags = vec![("k".into(), "v".into())];
+        let bytes = encode(&tags);
+        assert_eq!(bytes[0], 1, "an unchanged type keeps version 1");
+        let back: Tags = decode(&bytes).unwrap();
+        assert_eq!(back, tags);
+
         let b = BucketRecord {
             created_ms: 7,
             owner: "o".into(),
+            acl: Acl::AuthenticatedRead,
+            public_objects: true,
         };
         let bytes = encode(&b);
-        assert_eq!(bytes[0], 1, "an unchanged type keeps version 1");
+        assert_eq!(bytes[0], 2);
         let back: BucketRecord = decode(&bytes).unwrap();
         assert_eq!((back.created_ms, back.owner.as_str()), (7, "o"));
+        assert_eq!(
+            (back.acl, back.public_objects),
+            (Acl::AuthenticatedRead, true)
+        );
+    }
+
+    #[test]
+    fn records_from_before_acls_read_as_private() {
+        let v1 = v1::Bucket {
+            created_ms: 7,
+            owner: "o".into(),
+        };
+        let mut bytes = vec![1];
+        bytes.extend(postcard::to_stdvec(&v1).unwrap());
+        let bucket: BucketRecord = decode(&bytes).unwrap();
+        assert_eq!((bucket.owner.as_str(), bucket.acl), ("o", Acl::Private));
+        assert!(!bucket.public_objects);
+
+        let head = v1::Head {
+            size: 3,
+            etag: "e".into(),
+            last_modified_ms: 9,
+            meta: ObjectMeta::default(),
+            upload_id: None,
+            checksum: None,
+            checksum_type: ChecksumType::FullObject,
+            body: Body::Inline,
+            tags: vec![("t".into(), "1".into())],
+        };
+        let mut bytes = vec![1];
+        bytes.extend(postcard::to_stdvec(&head).unwrap());
+        let head: ObjectHead = decode(&bytes).unwrap();
+        assert_eq!((head.size, head.acl), (3, Acl::Private));
+        assert_eq!(head.tags.len(), 1);
+
+        let upload = v3::Upload {
+            initiated_ms: 7,
+            owner: "o".into(),
+            meta: ObjectMeta::default(),
+            checksum: None,
+            tags: vec![("t".into(), "1".into())],
+        };
+        let mut bytes = vec![3];
+        bytes.extend(postcard::to_stdvec(&upload).unwrap());
+        let upload: UploadRecord = decode(&bytes).unwrap();
+        assert_eq!((upload.tags.len(), upload.acl), (1, Acl::Private));
+        assert_eq!(encode(&upload)[0], 4);
     }
 
     #[test]
@@ -377,7 +517,7 @@ mod tests {
             Some((Algorithm::Crc32, ChecksumType::Composite))
         );
         assert!(new.tags.is_empty());
-        assert_eq!(encode(&new)[0], 3);
+        assert_eq!(encode(&new)[0], 4);
     }
 
     #[test]

@@ -107,6 +107,7 @@ fn migrate(txn: &WriteTransaction, grace_ms: i64) -> S3Result<()> {
                 checksum_type: o.checksum_type,
                 body,
                 tags: Vec::new(),
+                acl: Acl::Private,
             };
             heads.insert((bucket, key), encode(&head).as_slice())?;
         }
@@ -263,7 +264,7 @@ fn replace_head(
 
 // ---- buckets ----
 
-pub fn create_bucket(txn: &WriteTransaction, name: &str, owner: &str) -> S3Result<()> {
+pub fn create_bucket(txn: &WriteTransaction, name: &str, owner: &str, acl: Acl) -> S3Result<()> {
     let mut buckets = txn.open_table(BUCKETS)?;
     if let Some(existing) = buckets.get(name)? {
         let existing: BucketRecord = decode(existing.value())?;
@@ -276,7 +277,25 @@ pub fn create_bucket(txn: &WriteTransaction, name: &str, owner: &str) -> S3Resul
     let record = BucketRecord {
         created_ms: now_ms(),
         owner: owner.to_owned(),
+        acl,
+        public_objects: false,
     };
+    buckets.insert(name, encode(&record).as_slice())?;
+    Ok(())
+}
+
+/// Changes a bucket's record in place (its ACL or policy).
+pub fn update_bucket(
+    txn: &WriteTransaction,
+    name: &str,
+    change: impl FnOnce(&mut BucketRecord),
+) -> S3Result<()> {
+    let mut buckets = txn.open_table(BUCKETS)?;
+    let mut record: BucketRecord = match buckets.get(name)? {
+        Some(v) => decode(v.value())?,
+        None => return Err(Code::NoSuchBucket.into()),
+    };
+    change(&mut record);
     buckets.insert(name, encode(&record).as_slice())?;
     Ok(())
 }
@@ -323,12 +342,16 @@ pub fn set_bucket_tags(txn: &WriteTransaction, name: &str, tags: Option<&Tags>) 
     Ok(())
 }
 
-/// Replaces an object's tags. Its Last-Modified stays: tags are not its
-/// content (as on S3).
-pub fn set_object_tags(txn: &WriteTransaction, at: (&str, &str), tags: &Tags) -> S3Result<()> {
+/// Changes an object's tags or ACL. Its Last-Modified stays: neither is
+/// its content (as on S3).
+pub fn update_head(
+    txn: &WriteTransaction,
+    at: (&str, &str),
+    change: impl FnOnce(&mut ObjectHead),
+) -> S3Result<()> {
     check_bucket(txn, at.0)?;
     let mut head = head(txn, at.0, at.1)?.ok_or(Code::NoSuchKey)?;
-    head.tags = tags.clone();
+    change(&mut head);
     txn.open_table(HEADS)?
         .insert(at, encode(&head).as_slice())?;
     Ok(())
@@ -371,7 +394,7 @@ pub fn copy_object(
     txn: &WriteTransaction,
     src: (&str, &str),
     dst: (&str, &str),
-    (meta, tags): (Option<&ObjectMeta>, Option<&Tags>),
+    changes: &CopyChanges,
     conditions: &SourceConditions,
     grace_ms: i64,
 ) -> S3Result<ObjectHead> {
@@ -397,12 +420,13 @@ pub fn copy_object(
             None
         }
     };
-    if let Some(meta) = meta {
+    if let Some(meta) = &changes.meta {
         copy.meta = meta.clone();
     }
-    if let Some(tags) = tags {
+    if let Some(tags) = &changes.tags {
         copy.tags = tags.clone();
     }
+    copy.acl = changes.acl;
     // A copy was not completed from any upload: a Complete retried against
     // the copy's key must not replay.
     copy.upload_id = None;
