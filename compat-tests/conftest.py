@@ -18,9 +18,7 @@ import time
 import uuid
 from pathlib import Path
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 ACCESS_KEY = "stowage"
@@ -150,17 +148,30 @@ def endpoint(server):
     return server.endpoint
 
 
+# The README's client recipes are the files in recipes/, written for
+# http://127.0.0.1:9000; the suite runs each as written, on its own endpoint.
+RECIPES = HERE / "recipes"
+RECIPE_ENDPOINT = "http://127.0.0.1:9000"
+
+
+def recipe(name, endpoint):
+    """The text of recipes/`name`, pointed at `endpoint`."""
+    text = (RECIPES / name).read_text()
+    host = endpoint.split("://", 1)[1]
+    return text.replace(RECIPE_ENDPOINT, endpoint).replace("127.0.0.1:9000", host)
+
+
+def run_recipe(name, endpoint, value):
+    """Runs the Python recipe `name` and returns the variable it defines."""
+    scope = {}
+    exec(compile(recipe(name, endpoint), str(RECIPES / name), "exec"), scope)
+    return scope[value]
+
+
 def make_client(endpoint):
-    """A boto3 client with default settings except path-style addressing."""
-    session = boto3.session.Session(
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
-        region_name=REGION,
-    )
-    return session.client(
-        "s3", endpoint_url=endpoint,
-        config=Config(s3={"addressing_style": "path"}),
-    )
+    """A boto3 client as the README's recipe makes it: default settings
+    except path-style addressing."""
+    return run_recipe("boto3_client.py", endpoint, "s3")
 
 
 @pytest.fixture(scope="session")
@@ -220,21 +231,20 @@ def cli_env(endpoint, tmp_path_factory):
     """Environment for the aws CLI and s5cmd: the dev credential, the region,
     and an aws config file that asks for path-style addressing."""
     home = tmp_path_factory.mktemp("cli-home")
-    config = home / "aws-config"
-    config.write_text("[default]\ns3 =\n    addressing_style = path\n")
+    (home / ".aws").mkdir()
+    (home / ".aws" / "stowage-config").write_text(recipe("aws-config", endpoint))
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(
         HOME=str(home),
         PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
-        AWS_ACCESS_KEY_ID=ACCESS_KEY,
-        AWS_SECRET_ACCESS_KEY=SECRET_KEY,
-        AWS_DEFAULT_REGION=REGION,
-        AWS_REGION=REGION,
-        AWS_CONFIG_FILE=str(config),
         AWS_SHARED_CREDENTIALS_FILE=str(home / "no-credentials"),
         AWS_EC2_METADATA_DISABLED="true",
         AWS_PAGER="",
     )
+    # The recipe's exports, as a shell would expand them.
+    for line in recipe("aws-env.sh", endpoint).splitlines():
+        name, value = line.removeprefix("export ").split("=", 1)
+        env[name] = value.replace("~", str(home), 1)
     return env
 
 
@@ -242,7 +252,7 @@ def _tool(name):
     local = Path(sys.executable).parent / name
     found = str(local) if local.exists() else shutil.which(name)
     if not found:
-        pytest.skip(f"{name} is not installed (run compat-tests/run)")
+        pytest.fail(f"{name} is not installed (compat-tests/run installs it)")
     return found
 
 

@@ -47,6 +47,12 @@ def file_sha256(path) -> str:
     return h.hexdigest()
 
 
+def tree_digests(root) -> dict:
+    """The sha256 of every file under `root`, by relative path."""
+    return {str(p.relative_to(root)): file_sha256(p)
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
 def file_multipart_etag(path, part_size: int) -> str:
     """multipart_etag() of a file cut into `part_size` parts."""
     md5s = []
