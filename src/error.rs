@@ -27,6 +27,7 @@ pub enum Code {
     EntityTooLarge,
     EntityTooSmall,
     IncompleteBody,
+    IncorrectNumberOfFilesInPostRequest,
     InternalError,
     InvalidAccessKeyId,
     InvalidArgument,
@@ -35,6 +36,7 @@ pub enum Code {
     InvalidPart,
     InvalidPartNumber,
     InvalidPartOrder,
+    InvalidPolicyDocument,
     InvalidRange,
     InvalidRequest,
     InvalidStorageClass,
@@ -42,7 +44,9 @@ pub enum Code {
     InvalidURI,
     KeyTooLongError,
     MalformedACLError,
+    MalformedPOSTRequest,
     MalformedPolicy,
+    MaxPostPreDataLengthExceeded,
     MalformedXML,
     MetadataTooLarge,
     MethodNotAllowed,
@@ -79,18 +83,22 @@ impl Code {
             | EntityTooLarge
             | EntityTooSmall
             | IncompleteBody
+            | IncorrectNumberOfFilesInPostRequest
             | InvalidArgument
             | InvalidBucketName
             | InvalidDigest
             | InvalidPart
             | InvalidPartOrder
+            | InvalidPolicyDocument
             | InvalidRequest
             | InvalidStorageClass
             | InvalidTag
             | InvalidURI
             | KeyTooLongError
             | MalformedACLError
+            | MalformedPOSTRequest
             | MalformedPolicy
+            | MaxPostPreDataLengthExceeded
             | MalformedXML
             | MetadataTooLarge
             | MissingSecurityHeader
@@ -144,6 +152,9 @@ impl Code {
             IncompleteBody => {
                 "You did not provide the number of bytes specified by the Content-Length HTTP header."
             }
+            IncorrectNumberOfFilesInPostRequest => {
+                "POST requires exactly one file upload per request."
+            }
             InternalError => "We encountered an internal error. Please try again.",
             InvalidAccessKeyId => {
                 "The AWS Access Key Id you provided does not exist in our records."
@@ -158,6 +169,9 @@ impl Code {
             InvalidPartOrder => {
                 "The list of parts was not in ascending order. Parts must be ordered by part number."
             }
+            InvalidPolicyDocument => {
+                "The content of the form does not meet the conditions specified in the policy document."
+            }
             InvalidRange => "The requested range is not satisfiable",
             InvalidRequest => "Invalid Request",
             InvalidStorageClass => "The storage class you specified is not valid",
@@ -166,7 +180,13 @@ impl Code {
             MalformedACLError => {
                 "The XML you provided was not well-formed or did not validate against our published schema."
             }
+            MalformedPOSTRequest => {
+                "The body of your POST request is not well-formed multipart/form-data."
+            }
             MalformedPolicy => "Policies must be valid JSON.",
+            MaxPostPreDataLengthExceeded => {
+                "Your POST request fields preceding the upload file were too large."
+            }
             MalformedXML => {
                 "The XML you provided was not well-formed or did not validate against our published schema"
             }

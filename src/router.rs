@@ -24,6 +24,8 @@ pub enum Operation {
     ListMultipartUploads,
     DeleteObjects,
     PutObject,
+    /// A browser form upload (`POST /bucket`, multipart/form-data).
+    PostObject,
     CopyObject,
     GetObject,
     HeadObject,
@@ -218,6 +220,8 @@ pub fn route(
         (false, "PUT") => CreateBucket,
         (false, "DELETE") => DeleteBucket,
         (false, "POST") if q.has("delete") => DeleteObjects,
+        // A browser form upload: its form fields authenticate it.
+        (false, "POST") => PostObject,
         (true, "GET") if q.has("uploadId") => ListParts,
         (true, "GET") if q.has("acl") => GetObjectAcl,
         (true, "GET") if q.has("attributes") => GetObjectAttributes,

@@ -78,6 +78,44 @@ pub fn parse_amz_date(s: &str) -> Option<i64> {
     Some(((days * 86_400) + hh * 3600 + mm * 60 + ss) * 1000)
 }
 
+/// Parses the UTC timestamps of POST policies: `2007-12-01T12:00:00Z`,
+/// with or without fractional seconds (`.000Z`).
+pub fn parse_iso8601(s: &str) -> Option<i64> {
+    let s = s.strip_suffix('Z')?;
+    let (whole, fraction) = match s.split_once('.') {
+        Some((w, f)) if !f.is_empty() && f.bytes().all(|c| c.is_ascii_digit()) => (w, f),
+        Some(_) => return None,
+        None => (s, ""),
+    };
+    let b = whole.as_bytes();
+    if b.len() != 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let compact = format!(
+        "{}{}{}T{}{}{}Z",
+        &whole[0..4],
+        &whole[5..7],
+        &whole[8..10],
+        &whole[11..13],
+        &whole[14..16],
+        &whole[17..19]
+    );
+    let ms: i64 = fraction
+        .chars()
+        .chain("000".chars())
+        .take(3)
+        .collect::<String>()
+        .parse()
+        .ok()?;
+    Some(parse_amz_date(&compact)? + ms)
+}
+
 /// A proleptic Gregorian date to days since 1970-01-01 (H. Hinnant's
 /// `days_from_civil`).
 fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
@@ -108,6 +146,23 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn policy_timestamps_parse_with_and_without_fractions() {
+        let base = parse_amz_date("20071201T120000Z").unwrap();
+        assert_eq!(parse_iso8601("2007-12-01T12:00:00Z"), Some(base));
+        assert_eq!(parse_iso8601("2007-12-01T12:00:00.000Z"), Some(base));
+        assert_eq!(parse_iso8601("2007-12-01T12:00:00.25Z"), Some(base + 250));
+        assert_eq!(parse_iso8601(&iso8601(base + 7)), Some(base + 7));
+        for bad in [
+            "2007-12-01T12:00:00",
+            "2007-12-01 12:00:00Z",
+            "2007-02-30T12:00:00Z",
+            "x",
+        ] {
+            assert_eq!(parse_iso8601(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn iso8601_formats_known_instants() {

@@ -7,5 +7,5 @@ s3 = boto3.client(
     aws_access_key_id="stowage",
     aws_secret_access_key="stowage-dev-secret",
     region_name="us-east-1",
-    config=Config(s3={"addressing_style": "path"}),
+    config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
 )

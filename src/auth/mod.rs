@@ -7,6 +7,7 @@
 //! Reference: <https://docs.aws.amazon.com/AmazonS3/latest/API/sig-v4-authenticating-requests.html>
 
 pub mod access;
+pub mod post_policy;
 pub mod sigv4;
 
 use http::{HeaderMap, Method};

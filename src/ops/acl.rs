@@ -119,7 +119,7 @@ pub fn from_headers(ctx: &Ctx, owners: &[&str]) -> S3Result<Option<Acl>> {
     Ok(Some(acl))
 }
 
-fn canned_acl(value: &str) -> S3Result<Acl> {
+pub fn canned_acl(value: &str) -> S3Result<Acl> {
     match value {
         "private" | "bucket-owner-full-control" | "bucket-owner-read" => Ok(Acl::Private),
         "public-read" => Ok(Acl::PublicRead),

@@ -9,6 +9,7 @@ mod cors;
 mod list;
 mod multipart;
 mod objects;
+mod post;
 mod tagging;
 
 use std::sync::Arc;
@@ -197,10 +198,7 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, request_id: &s
     let mut outcome = match admitted {
         Err(e) => error_outcome(e, op, bucket, key, &resource, request_id, is_head),
         Ok(authenticated) => {
-            let auth = Some((
-                authenticated.principal.name().to_owned(),
-                authenticated.mode,
-            ));
+            let mode = authenticated.mode;
             if authenticated.is_presigned() {
                 presigned_params_as_headers(&query, &mut parts.headers);
             }
@@ -215,7 +213,15 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, request_id: &s
                 payload: Some(authenticated.payload),
                 body: Some(incoming),
             };
-            match dispatch(&mut ctx).await {
+            let result = dispatch(&mut ctx).await;
+            // A POST form names its key and signer in its fields.
+            let mode = match (&ctx.principal, op) {
+                (Principal::Key(_), Operation::PostObject) => "post-policy",
+                _ => mode,
+            };
+            let auth = Some((ctx.principal.name().to_owned(), mode));
+            let key = ctx.key.take();
+            match result {
                 Ok(response) => Outcome {
                     response,
                     op,
@@ -252,7 +258,9 @@ async fn admit(
     op: Operation,
     (bucket, key): (Option<&str>, Option<&str>),
 ) -> S3Result<Authenticated> {
-    if op == Operation::CorsPreflight {
+    // A preflight is never authenticated; a POST form authenticates with
+    // its own fields, which the operation reads.
+    if matches!(op, Operation::CorsPreflight | Operation::PostObject) {
         return Ok(Authenticated::anonymous());
     }
     let request = auth::RequestParts {
@@ -374,6 +382,7 @@ async fn dispatch(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
         ListMultipartUploads => list::list_multipart_uploads(ctx).await,
         DeleteObjects => objects::delete_objects(ctx).await,
         PutObject => objects::put_object(ctx).await,
+        PostObject => post::post_object(ctx).await,
         CopyObject => objects::copy_object(ctx).await,
         GetObject => objects::get_object(ctx, false).await,
         HeadObject => objects::get_object(ctx, true).await,
@@ -475,27 +484,55 @@ pub fn check_version_id(q: &Query) -> S3Result<()> {
 /// and a request's headers at 8 KiB; the stored system headers are held to
 /// that 8 KiB too, so that an object's head stays small.
 pub fn object_meta(headers: &HeaderMap) -> S3Result<ObjectMeta> {
-    let get = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
+    let fields = headers.iter().filter_map(|(name, value)| {
+        let name = name.as_str();
+        let value = if name.starts_with("x-amz-meta-") {
+            crate::rfc2047::decode(value.as_bytes())
+        } else {
+            value.to_str().ok()?.to_owned()
+        };
+        Some((name, value))
+    });
+    object_meta_from(fields)
+}
+
+/// The metadata that (lower-case name, value) pairs carry: request
+/// headers, or the fields of a POST form. The first of repeated names wins.
+pub fn object_meta_from<'a>(
+    fields: impl Iterator<Item = (&'a str, String)>,
+) -> S3Result<ObjectMeta> {
+    let mut system: [(&str, Option<String>); 6] = [
+        ("content-type", None),
+        ("content-encoding", None),
+        ("content-disposition", None),
+        ("content-language", None),
+        ("cache-control", None),
+        ("expires", None),
+    ];
     let mut user = Vec::new();
     let mut user_size = 0;
-    for (name, value) in headers {
-        if let Some(suffix) = name.as_str().strip_prefix("x-amz-meta-") {
-            let value = crate::rfc2047::decode(value.as_bytes());
+    for (name, value) in fields {
+        if let Some(suffix) = name.strip_prefix("x-amz-meta-") {
             user_size += suffix.len() + value.len();
             user.push((suffix.to_owned(), value));
+        } else if let Some((_, slot)) = system.iter_mut().find(|(n, _)| *n == name) {
+            slot.get_or_insert(value);
         }
     }
+    let [
+        (_, content_type),
+        (_, content_encoding),
+        (_, content_disposition),
+        (_, content_language),
+        (_, cache_control),
+        (_, expires),
+    ] = system;
     if user_size > 2048 {
         return Err(Code::MetadataTooLarge.into());
     }
     user.sort();
     // aws-chunked is transfer framing, never part of the stored object.
-    let content_encoding = get("content-encoding").and_then(|v| {
+    let content_encoding = content_encoding.and_then(|v| {
         let kept: Vec<&str> = v
             .split(',')
             .map(str::trim)
@@ -504,12 +541,12 @@ pub fn object_meta(headers: &HeaderMap) -> S3Result<ObjectMeta> {
         (!kept.is_empty()).then(|| kept.join(","))
     });
     let meta = ObjectMeta {
-        content_type: get("content-type"),
+        content_type,
         content_encoding,
-        content_disposition: get("content-disposition"),
-        content_language: get("content-language"),
-        cache_control: get("cache-control"),
-        expires: get("expires"),
+        content_disposition,
+        content_language,
+        cache_control,
+        expires,
         user,
     };
     let system = [

@@ -90,6 +90,11 @@ struct Tag {
     value: String,
 }
 
+/// The `tagging` field of a POST form: a `Tagging` document.
+pub fn parse_object_tags(body: &[u8]) -> S3Result<Tags> {
+    parse(body, OBJECT_MAX)
+}
+
 fn parse(body: &[u8], max: usize) -> S3Result<Tags> {
     let tagging: Tagging = crate::xml::parse(body)?;
     let tags: Tags = tagging

@@ -11,5 +11,6 @@ mod listing;
 mod mpu_checksums;
 mod multipart;
 mod objects;
+mod post;
 mod raw;
 mod tls;

@@ -1,0 +1,376 @@
+//! POST Object: a browser uploads a file with an HTML form
+//! (`POST /bucket`, `multipart/form-data`), permitted by a policy that an
+//! app's backend signed. As on S3:
+//! <https://docs.aws.amazon.com/AmazonS3/latest/API/RESTObjectPOST.html>
+//!
+//! The fields before the file carry the key, the metadata and the signed
+//! policy; they are read (at most [`FIELDS_MAX`] bytes) and checked, the
+//! signature and every condition, before a byte of the file is stored. The
+//! file then streams into a blob, its size held to the policy's
+//! `content-length-range` as it arrives; a violation stores nothing. Fields
+//! after the file are ignored.
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
+use http::{HeaderMap, Response, StatusCode};
+
+use super::{Ctx, set_header, status_response, xml_response};
+use crate::auth::Principal;
+use crate::auth::post_policy::{self, PostPolicy};
+use crate::body::{RequestBody, ResponseBody};
+use crate::checksum::{self, Algorithm};
+use crate::error::{Code, S3Error, S3Result};
+use crate::router::Operation;
+use crate::store::model::WriteCondition;
+use crate::xml::XmlWriter;
+
+/// The most the fields before the file may hold, as on S3.
+const FIELDS_MAX: usize = 20 * 1024;
+
+fn malformed(why: impl std::fmt::Display) -> S3Error {
+    S3Error::with_message(
+        Code::MalformedPOSTRequest,
+        format!("The body of your POST request is not well-formed multipart/form-data: {why}"),
+    )
+}
+
+/// The form's fields, in order, names lower-cased (S3 compares them
+/// without case), with the file field's filename.
+struct Form {
+    fields: Vec<(String, String)>,
+    filename: Option<String>,
+}
+
+impl Form {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A multipart reader's error: the body's own S3 error when reading the
+/// body failed (a timeout, a limit), otherwise the form is malformed.
+fn form_error(e: multer::Error) -> S3Error {
+    match e {
+        multer::Error::StreamReadFailed(inner) => match inner.downcast::<S3Error>() {
+            Ok(e) => *e,
+            Err(other) => malformed(other),
+        },
+        other => malformed(other),
+    }
+}
+
+fn body_stream(
+    body: RequestBody,
+) -> impl futures_util::Stream<Item = Result<Bytes, S3Error>> + Send + 'static {
+    futures_util::stream::unfold(body, |mut body| async move {
+        match body.next().await {
+            Ok(Some(data)) => Some((Ok(data), body)),
+            Ok(None) => None,
+            Err(e) => Some((Err(e), body)),
+        }
+    })
+}
+
+pub async fn post_object(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
+    let bucket = ctx.bucket().to_owned();
+    let content_type = ctx.header("content-type").unwrap_or_default().to_owned();
+    let boundary = if content_type
+        .to_ascii_lowercase()
+        .starts_with("multipart/form-data")
+    {
+        multer::parse_boundary(&content_type).map_err(form_error)?
+    } else {
+        return Err(S3Error::with_message(
+            Code::PreconditionFailed,
+            "Bucket POST must be of the enclosure-type multipart/form-data",
+        )
+        .detail(
+            "Condition",
+            "Bucket POST must be of the enclosure-type multipart/form-data",
+        ));
+    };
+    let limit = ctx.state.config.limits.max_object_size + FIELDS_MAX as u64 + 64 * 1024;
+    let body = ctx.body(limit)?;
+    let mut form_reader = multer::Multipart::new(body_stream(body), boundary);
+
+    // The fields before the file.
+    let mut form = Form {
+        fields: Vec::new(),
+        filename: None,
+    };
+    let mut size = 0;
+    let mut file = loop {
+        let Some(mut field) = form_reader.next_field().await.map_err(form_error)? else {
+            return Err(S3Error::with_message(
+                Code::InvalidArgument,
+                "POST requires exactly one file upload per request.",
+            )
+            .detail("ArgumentName", "file")
+            .detail("ArgumentValue", "0"));
+        };
+        let name = field.name().unwrap_or_default().to_ascii_lowercase();
+        if name == "file" {
+            form.filename = Some(field.file_name().unwrap_or_default().to_owned());
+            break field;
+        }
+        let mut value = Vec::new();
+        while let Some(chunk) = field.chunk().await.map_err(form_error)? {
+            size += chunk.len();
+            if size + name.len() > FIELDS_MAX {
+                return Err(S3Error::new(Code::MaxPostPreDataLengthExceeded)
+                    .detail("MaxPostPreDataLengthBytes", FIELDS_MAX.to_string()));
+            }
+            value.extend_from_slice(&chunk);
+        }
+        size += name.len();
+        let value = String::from_utf8(value)
+            .map_err(|_| malformed(format!("the field {name} is not UTF-8")))?;
+        form.fields.push((name, value));
+    };
+
+    let principal = authenticate(ctx, &form, &bucket).await?;
+    let key = expand_key(&form)?;
+    super::check_key(&key)?;
+    // The policy sees the bucket and the expanded key among the fields.
+    let mut checked = form.fields.clone();
+    checked.retain(|(n, _)| n != "key" && n != "bucket");
+    checked.push(("bucket".into(), bucket.clone()));
+    checked.push(("key".into(), key.clone()));
+    let range = match &principal.1 {
+        Some(policy) => {
+            policy.check(&checked, crate::time::now_ms())?;
+            policy.length_range()
+        }
+        None => None,
+    };
+    ctx.principal = principal.0;
+    ctx.key = Some(key.clone());
+
+    let fields = form.fields.iter().map(|(n, v)| (n.as_str(), v.clone()));
+    let meta = super::object_meta_from(fields)?;
+    let tags = match form.get("tagging") {
+        Some(xml) => super::tagging::parse_object_tags(xml.as_bytes())?,
+        None => Vec::new(),
+    };
+    let acl = match form.get("acl") {
+        Some(value) => super::acl::canned_acl(value)?,
+        None => Default::default(),
+    };
+    let digests = digest_fields(&form)?;
+    let content_md5 = checksum::content_md5(&digests)?;
+    let requested = checksum::requested(&digests)?;
+    let redirect = form
+        .get("success_action_redirect")
+        .or(form.get("redirect"))
+        .map(str::to_owned);
+    let status = success_status(form.get("success_action_status"))?;
+
+    // The file, streamed.
+    let (min, max) = range.unwrap_or((0, u64::MAX));
+    let max = max.min(ctx.state.config.limits.max_object_size);
+    let algorithm = requested
+        .as_ref()
+        .map_or(Algorithm::Crc64Nvme, |r| r.algorithm);
+    let mut writer = ctx.store().writer(algorithm, true);
+    let mut len = 0u64;
+    while let Some(chunk) = file.chunk().await.map_err(form_error)? {
+        len += chunk.len() as u64;
+        if len > max {
+            return Err(S3Error::with_message(
+                Code::EntityTooLarge,
+                "Your proposed upload exceeds the maximum allowed size",
+            )
+            .detail("MaxSizeAllowed", max.to_string()));
+        }
+        writer.write(chunk).await?;
+    }
+    if len < min {
+        return Err(S3Error::with_message(
+            Code::EntityTooSmall,
+            "Your proposed upload is smaller than the minimum allowed size",
+        )
+        .detail("ProposedSize", len.to_string())
+        .detail("MinSizeAllowed", min.to_string()));
+    }
+    let received = writer
+        .finish(|written| {
+            checksum::check_md5(content_md5, written.md5)?;
+            checksum::verify(requested.as_ref(), &written.checksum, &[])
+        })
+        .await?;
+    // What follows the file is ignored, as on S3; it is read (a little of
+    // it) so that the connection stays usable.
+    drop(file);
+    let _ = drain(&mut form_reader).await;
+
+    let head = ctx
+        .store()
+        .put_object(
+            (&bucket, &key),
+            received,
+            (meta, tags, acl),
+            WriteCondition::None,
+        )
+        .await?;
+    let etag = super::quoted(&head.etag);
+    let location = format!("{}/{bucket}/{}", origin(ctx), uri_query(&key));
+    if let Some(target) = redirect {
+        let mut r = status_response(StatusCode::SEE_OTHER);
+        let sep = if target.contains('?') { '&' } else { '?' };
+        let query = format!(
+            "bucket={}&key={}&etag={}",
+            uri_query(&bucket),
+            uri_query(&key),
+            uri_query(&etag)
+        );
+        set_header(&mut r, "location", &format!("{target}{sep}{query}"));
+        set_header(&mut r, "etag", &etag);
+        return Ok(r);
+    }
+    let mut r = if status == StatusCode::CREATED {
+        let mut w = XmlWriter::new();
+        w.out_raw("<PostResponse>");
+        w.elem("Location", &location);
+        w.elem("Bucket", &bucket);
+        w.elem("Key", &key);
+        w.elem("ETag", &etag);
+        w.close("PostResponse");
+        let mut r = xml_response(w.finish());
+        *r.status_mut() = status;
+        r
+    } else {
+        status_response(status)
+    };
+    set_header(&mut r, "etag", &etag);
+    set_header(&mut r, "location", &location);
+    if let Some((algorithm, value)) = head.checksum_value() {
+        super::objects::checksum_headers(&mut r, algorithm, &value, head.checksum_type);
+    }
+    Ok(r)
+}
+
+/// Who the form acts as: the key that signed its policy, allowed to put
+/// objects in `bucket`; or, without a policy, an anonymous client, which
+/// no bucket lets write.
+async fn authenticate(
+    ctx: &Ctx,
+    form: &Form,
+    bucket: &str,
+) -> S3Result<(Principal, Option<PostPolicy>)> {
+    let (principal, policy) = match form.get("policy") {
+        Some(policy_b64) => {
+            let config = &ctx.state.config;
+            let field = |name: &str| form.get(name).map(str::to_owned);
+            let credential = post_policy::verify(config, field, policy_b64)?;
+            let policy = PostPolicy::decode(policy_b64)?;
+            (Principal::Key(credential), Some(policy))
+        }
+        None if form.get("signature").is_some() || form.get("awsaccesskeyid").is_some() => {
+            return Err(S3Error::with_message(
+                Code::InvalidArgument,
+                "POST forms signed with Signature Version 2 (AWSAccessKeyId, signature) are not supported; sign with AWS4-HMAC-SHA256 (boto3: Config(signature_version=\"s3v4\")).",
+            )
+            .detail("ArgumentName", "signature"));
+        }
+        None if form.get("x-amz-signature").is_some() => {
+            return Err(S3Error::with_message(
+                Code::InvalidArgument,
+                "Bucket POST must contain a field named 'policy'.  If it is specified, please check the order of the fields.",
+            )
+            .detail("ArgumentName", "policy"));
+        }
+        None => (Principal::Anonymous, None),
+    };
+    let target = (Some(bucket), None);
+    super::authorize(&ctx.state, &principal, Operation::PutObject, true, target).await?;
+    Ok((principal, policy))
+}
+
+/// The `key` field, with `${filename}` replaced by the file's name.
+fn expand_key(form: &Form) -> S3Result<String> {
+    let key = form.get("key").ok_or_else(|| {
+        S3Error::with_message(
+            Code::InvalidArgument,
+            "Bucket POST must contain a field named 'key'.  If it is specified, please check the order of the fields.",
+        )
+        .detail("ArgumentName", "key")
+        .detail("ArgumentValue", "")
+    })?;
+    let filename = form.filename.as_deref().unwrap_or_default();
+    // Browsers on some systems send a path; S3 keeps the last component.
+    let filename = filename.rsplit(['/', '\\']).next().unwrap_or_default();
+    let key = key.replace("${filename}", filename);
+    if key.is_empty() {
+        return Err(S3Error::with_message(
+            Code::InvalidArgument,
+            "User key must have a length greater than 0.",
+        )
+        .detail("ArgumentName", "key"));
+    }
+    Ok(key)
+}
+
+/// `Content-MD5` and `x-amz-checksum-*` fields, as the headers the
+/// checksum code reads.
+fn digest_fields(form: &Form) -> S3Result<HeaderMap> {
+    let mut headers = HeaderMap::new();
+    for (name, value) in &form.fields {
+        if name == "content-md5" || name.starts_with("x-amz-checksum-") {
+            let n = HeaderName::try_from(name.as_str());
+            let v = HeaderValue::from_str(value);
+            let (Ok(n), Ok(v)) = (n, v) else {
+                return Err(S3Error::invalid_argument(
+                    "Invalid checksum field.",
+                    "field",
+                    name,
+                ));
+            };
+            headers.insert(n, v);
+        }
+    }
+    Ok(headers)
+}
+
+/// `success_action_status`: 200, 201 or 204 (the default; any other value
+/// is 204 too, as on S3).
+fn success_status(value: Option<&str>) -> S3Result<StatusCode> {
+    Ok(match value.map(str::trim) {
+        Some("200") => StatusCode::OK,
+        Some("201") => StatusCode::CREATED,
+        _ => StatusCode::NO_CONTENT,
+    })
+}
+
+/// Reads what follows the file, up to a bound, and discards it.
+async fn drain(form: &mut multer::Multipart<'_>) -> Result<(), multer::Error> {
+    let mut left = FIELDS_MAX;
+    while let Some(mut field) = form.next_field().await? {
+        while let Some(chunk) = field.chunk().await? {
+            left = left.saturating_sub(chunk.len());
+            if left == 0 {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `scheme://host` of the request, for the object's URL in `Location`.
+fn origin(ctx: &Ctx) -> String {
+    let scheme = if ctx.state.config.tls_cert_file.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let host = ctx.header("host").unwrap_or("localhost");
+    format!("{scheme}://{host}")
+}
+
+fn uri_query(value: &str) -> String {
+    let mut out = String::new();
+    crate::auth::sigv4::uri_encode(value.as_bytes(), false, &mut out);
+    out
+}
