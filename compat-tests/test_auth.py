@@ -739,18 +739,38 @@ def test_bucket_cors_rules_answer_browsers(endpoint, s3, presign, bucket):
     assert "Access-Control-Allow-Origin" not in other.headers
 
 
-def test_preflight_without_cors_is_forbidden(endpoint, s3, presign, bucket):
-    """On a server without default CORS rules, a bucket without its own rules
-    answers a preflight with 403 AccessForbidden, and adds no CORS headers to
-    actual requests."""
-    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
-    reply = preflight(f"{endpoint}/{bucket}/k", APP, "GET")
+def test_preflight_without_cors_is_forbidden(start_server):
+    """On a server with credentials and without default CORS rules, a bucket
+    without its own rules answers a preflight with 403 AccessForbidden, and
+    adds no CORS headers to actual requests (but says they vary by Origin)."""
+    server = start_server('[[credentials]]\naccess_key_id = "root"\n'
+                          f'secret_access_key = "{SECRETS["root"]}"\n', "stowage-no-cors")
+    root = client(server.endpoint, "root", SECRETS["root"])
+    root.create_bucket(Bucket="plain")
+    root.put_object(Bucket="plain", Key="k", Body=b"x")
+    reply = preflight(f"{server.endpoint}/plain/k", APP, "GET")
     assert_error(reply, 403, "AccessForbidden")
+    url = presigner(server.endpoint, "root", SECRETS["root"]).generate_presigned_url(
+        "get_object", Params={"Bucket": "plain", "Key": "k"}, ExpiresIn=300)
+    got = http_request("GET", url, {"Origin": APP})
+    assert got.status == 200
+    assert "Access-Control-Allow-Origin" not in got.headers
+    assert "Origin" in got.headers["Vary"]
+
+
+def test_development_server_lets_any_origin_in(endpoint, s3, presign, bucket):
+    """Without credentials and without [[cors]], a page on any origin may
+    upload and read ETag and Location."""
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    reply = preflight(f"{endpoint}/{bucket}/k", "https://elsewhere.example", "DELETE")
+    assert reply.status == 200
+    assert reply.headers["Access-Control-Allow-Origin"] == "*"
     url = presign.generate_presigned_url(
         "get_object", Params={"Bucket": bucket, "Key": "k"}, ExpiresIn=300)
     got = http_request("GET", url, {"Origin": APP})
     assert got.status == 200
-    assert "Access-Control-Allow-Origin" not in got.headers
+    exposed = got.headers["Access-Control-Expose-Headers"]
+    assert "ETag" in exposed and "Location" in exposed
 
 
 def test_preflight_without_request_method_is_bad_request(endpoint, s3, bucket):

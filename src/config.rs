@@ -183,6 +183,14 @@ impl Config {
         }
     }
 
+    /// A development server (no credentials) without `[[cors]]` lets any
+    /// origin in: see [`crate::cors::CorsRule::development`].
+    pub fn apply_dev_defaults(&mut self) {
+        if self.uses_dev_credential() && self.cors.is_empty() {
+            self.cors = vec![crate::cors::CorsRule::development()];
+        }
+    }
+
     /// Whether the built-in development credential is in use.
     pub fn uses_dev_credential(&self) -> bool {
         self.credentials.is_empty()

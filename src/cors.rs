@@ -25,6 +25,42 @@ pub struct CorsRule {
     pub max_age_secs: Option<u64>,
 }
 
+/// Response headers a browser page needs to read: S3's, and the tus
+/// protocol's for resumable uploads.
+pub const EXPOSED_BY_DEFAULT: &[&str] = &[
+    "ETag",
+    "Location",
+    "x-amz-version-id",
+    "x-amz-request-id",
+    "x-amz-checksum-crc32",
+    "x-amz-checksum-crc64nvme",
+    "Upload-Offset",
+    "Upload-Length",
+    "Upload-Metadata",
+    "Upload-Expires",
+    "Tus-Resumable",
+    "Tus-Version",
+    "Tus-Extension",
+    "Tus-Max-Size",
+];
+
+impl CorsRule {
+    /// The rule of a development server (no credentials configured, no
+    /// `[[cors]]`): any origin may send every method and read the headers
+    /// uploads need. Only the development credential can sign, and it is
+    /// public, so this opens nothing a production key guards.
+    pub fn development() -> CorsRule {
+        CorsRule {
+            id: Some("development".into()),
+            allowed_origins: vec!["*".into()],
+            allowed_methods: METHODS.iter().map(|m| m.to_string()).collect(),
+            allowed_headers: vec!["*".into()],
+            expose_headers: EXPOSED_BY_DEFAULT.iter().map(|h| h.to_string()).collect(),
+            max_age_secs: Some(3000),
+        }
+    }
+}
+
 /// Matches `value` against a pattern with at most one `*`, ignoring ASCII
 /// case when asked (header names).
 fn wildcard(pattern: &str, value: &str, ignore_case: bool) -> bool {

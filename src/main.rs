@@ -58,6 +58,7 @@ fn load_config(cli: &Cli) -> Result<(Config, Option<PathBuf>), String> {
         std::env::var("STOWAGE_ACCESS_KEY_ID").ok(),
         std::env::var("STOWAGE_SECRET_ACCESS_KEY").ok(),
     );
+    config.apply_dev_defaults();
     config.validate()?;
     Ok((config, source))
 }
@@ -109,7 +110,7 @@ async fn run(config: Config) -> Result<(), String> {
         // public one (the README gives it).
         tracing::warn!(
             access_key_id = DEV_ACCESS_KEY_ID,
-            "no credentials configured: using the local-development credential (its secret is in the README); configure [[credentials]] before exposing this server"
+            "no credentials configured: using the local-development credential (its secret is in the README), and CORS lets any origin in unless [[cors]] is set; configure [[credentials]] before exposing this server"
         );
     }
     let grace_ms = (config.limits.gc_grace_secs * 1000) as i64;

@@ -22,6 +22,7 @@ import {
   HeadObjectCommand,
   ListPartsCommand,
   PutObjectCommand,
+  S3Client,
   UploadPartCommand,
   paginateListObjectsV2,
   paginateListParts,
@@ -289,9 +290,43 @@ test("presigned UploadPart URLs PUT with fetch make a multipart object; a presig
     { expiresIn: 600 },
   );
   assert.match(emptyCrcUrl, /[?&]x-amz-checksum-crc32=AAAAAA%3D%3D(&|$)/);
-  const refused = await fetch(emptyCrcUrl, { method: "PUT", body: randomBytes(1024) });
+  // As a browser sends it: with an Origin, so the page can read the error.
+  const refused = await fetch(emptyCrcUrl, {
+    method: "PUT",
+    body: randomBytes(1024),
+    headers: { Origin: "https://app.example" },
+  });
   assert.equal(refused.status, 400);
-  assert.match(await refused.text(), /<Code>BadDigest<\/Code>/);
+  assert.equal(refused.headers.get("access-control-allow-origin"), "*");
+  const error = await refused.text();
+  assert.match(error, /<Code>BadDigest<\/Code>/);
+  // The message says what happened and how to fix it.
+  assert.match(error, /CRC32 of an empty body/);
+  assert.match(error, /requestChecksumCalculation: &quot;WHEN_REQUIRED&quot;/);
+
+  // The fix the message names: a client that presigns WHEN_REQUIRED signs
+  // no checksum into the URL, and the real body goes through.
+  const whenRequired = new S3Client({
+    endpoint: requireEnv("STOWAGE_ENDPOINT"),
+    region: requireEnv("AWS_REGION"),
+    forcePathStyle: true,
+    credentials: {
+      accessKeyId: requireEnv("AWS_ACCESS_KEY_ID"),
+      secretAccessKey: requireEnv("AWS_SECRET_ACCESS_KEY"),
+    },
+    requestChecksumCalculation: "WHEN_REQUIRED",
+  });
+  const putUrl = await getSignedUrl(
+    whenRequired,
+    new PutObjectCommand({ Bucket, Key: `${Key}.when-required` }),
+    { expiresIn: 600 },
+  );
+  assert.doesNotMatch(putUrl, /x-amz-checksum/);
+  const direct = randomBytes(2048);
+  const accepted = await fetch(putUrl, { method: "PUT", body: direct });
+  assert.equal(accepted.status, 200);
+  const back = await client.send(new GetObjectCommand({ Bucket, Key: `${Key}.when-required` }));
+  assert.equal(sha256(Buffer.from(await back.Body.transformToByteArray())), sha256(direct));
 
   // So each URL is presigned with its part's own CRC32, as an application
   // that knows its bytes would.

@@ -128,7 +128,8 @@ pub async fn decorate(
     let Ok(rules) = rules_for(state, bucket).await else {
         return;
     };
-    if let Some(rule) = cors::find(&rules, origin, method.as_str(), &[]) {
-        allow_origin(response, rule, origin);
+    match cors::find(&rules, origin, method.as_str(), &[]) {
+        Some(rule) => allow_origin(response, rule, origin),
+        None => set_header(response, "vary", VARY),
     }
 }

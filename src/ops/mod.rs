@@ -213,7 +213,12 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, request_id: &s
                 payload: Some(authenticated.payload),
                 body: Some(incoming),
             };
-            let result = dispatch(&mut ctx).await;
+            let mut result = dispatch(&mut ctx).await;
+            if let Err(e) = &mut result
+                && mode == "presigned"
+            {
+                explain_empty_body_checksum(e, &ctx.query);
+            }
             // A POST form names its key and signer in its fields.
             let mode = match (&ctx.principal, op) {
                 (Principal::Key(_), Operation::PostObject) => "post-policy",
@@ -237,17 +242,40 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, request_id: &s
             }
         }
     };
-    if let (Some(origin), Some(bucket)) = (origin, &outcome.bucket) {
-        cors::decorate(
-            &state,
-            bucket,
-            &origin,
-            &parts.method,
-            &mut outcome.response,
-        )
-        .await;
+    match (origin, &outcome.bucket) {
+        (Some(origin), Some(bucket)) => {
+            cors::decorate(
+                &state,
+                bucket,
+                &origin,
+                &parts.method,
+                &mut outcome.response,
+            )
+            .await;
+        }
+        // Whether a bucket's response carries CORS headers depends on the
+        // request's Origin, so a cache must not hand this one to a page.
+        (None, Some(_)) => {
+            set_header(&mut outcome.response, "vary", "Origin");
+        }
+        _ => {}
     }
     outcome
+}
+
+/// aws-sdk-js v3 (since 3.729) presigns PutObject and UploadPart with the
+/// CRC32 of an empty body unless told otherwise, and S3 then refuses the
+/// real body. The refusal stays; its message says what happened.
+fn explain_empty_body_checksum(e: &mut S3Error, query: &Query) {
+    const EMPTY_CRC32: &str = "AAAAAA==";
+    if e.code == Code::BadDigest
+        && query
+            .0
+            .iter()
+            .any(|(n, v)| n.eq_ignore_ascii_case("x-amz-checksum-crc32") && v == EMPTY_CRC32)
+    {
+        e.message = "The presigned URL carries x-amz-checksum-crc32=AAAAAA==, the CRC32 of an empty body, so no other body can match it. aws-sdk-js v3 (3.729 and later) bakes it in by default: create the S3Client that presigns with requestChecksumCalculation: \"WHEN_REQUIRED\", or presign with the body's real ChecksumCRC32.".into();
+    }
 }
 
 /// Authenticates and authorises a request, before any of its body is read.

@@ -449,7 +449,8 @@ async fn browser_style_presigned_multipart_upload_with_cors() {
     let s3 = server.client();
     s3.create_bucket().bucket("bkt").send().await.unwrap();
     let origin = "https://app.example";
-    // No CORS configured: a preflight is refused.
+    // No CORS configured: the development default lets the page in; the
+    // bucket's own rules, once set, replace it.
     let preflight = |server: &Server| {
         server.raw_unsigned(
             format!(
@@ -460,7 +461,7 @@ async fn browser_style_presigned_multipart_upload_with_cors() {
             .as_bytes(),
         )
     };
-    assert_eq!(preflight(&server).status, 403);
+    assert_eq!(preflight(&server).status, 200);
     s3.put_bucket_cors()
         .bucket("bkt")
         .cors_configuration(
@@ -616,4 +617,49 @@ async fn sdk_file_uploads_arrive_as_signed_chunks_with_a_signed_trailer() {
         .await
         .unwrap();
     assert!(got.body.collect().await.unwrap().into_bytes().as_ref() == data.as_slice());
+}
+
+/// A development server (no credentials, no `[[cors]]`) lets any origin in
+/// with what uploads need; a configured server refuses origins it was not
+/// told about. Every bucket response varies by Origin.
+#[test]
+fn cors_defaults_and_vary() {
+    let dev = Server::start();
+    let r =
+        dev.raw(b"PUT /web HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 200);
+    let preflight = b"OPTIONS /web/video.mp4?uploads HTTP/1.1\r\nHost: x\r\nOrigin: https://any.example\r\n\
+        Access-Control-Request-Method: DELETE\r\nAccess-Control-Request-Headers: content-type\r\nConnection: close\r\n\r\n";
+    let r = dev.raw_unsigned(preflight);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    let methods = r.header("access-control-allow-methods").unwrap();
+    for m in ["GET", "PUT", "POST", "DELETE", "HEAD"] {
+        assert!(methods.contains(m), "{methods}");
+    }
+    let exposed = r.header("access-control-expose-headers").unwrap();
+    for h in [
+        "ETag",
+        "Location",
+        "x-amz-version-id",
+        "Upload-Offset",
+        "Tus-Resumable",
+    ] {
+        assert!(exposed.contains(h), "{exposed}");
+    }
+    let r = dev.raw(b"GET /web?list-type=2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_eq!(
+        r.header("vary"),
+        Some("Origin"),
+        "no Origin sent, still varies"
+    );
+    let r = dev.raw(
+        b"GET /web?list-type=2 HTTP/1.1\r\nHost: x\r\nOrigin: https://any.example\r\nConnection: close\r\n\r\n",
+    );
+    assert!(r.header("vary").unwrap().contains("Origin"));
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+
+    let configured = Server::start_with_config(KEYS, "");
+    let r = configured.raw_unsigned(preflight);
+    assert_eq!(r.status, 403, "no rule for this origin");
 }

@@ -164,7 +164,7 @@ async fn the_log_names_its_configuration_and_keeps_secrets_and_errors_apart() {
         .await
         .unwrap_err();
     assert_eq!(err_status(&e), 501);
-    let log = server.log();
+    let log = server.log_when("status=501");
     assert!(
         log.contains("configuration: ") && log.contains("config.toml"),
         "{log}"

@@ -133,6 +133,24 @@ impl Server {
         self.log.lock().unwrap().clone()
     }
 
+    /// The log once it contains `what` (a request's access-log line is
+    /// written as its response finishes, so a client may see the response
+    /// first); fails after 10 s.
+    pub fn log_when(&self, what: &str) -> String {
+        let start = std::time::Instant::now();
+        loop {
+            let log = self.log();
+            if log.contains(what) {
+                return log;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "no {what:?} in the log:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Stops the server abruptly, as a crash or power loss would.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

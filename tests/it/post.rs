@@ -119,7 +119,9 @@ fn a_signed_form_stores_its_file_under_the_expanded_key() {
     assert_eq!(got.header("content-type"), Some("text/plain"));
     assert_eq!(got.header("x-amz-meta-late"), None);
     assert_eq!(got.header("etag"), r.header("etag"));
-    assert!(server.log().contains("op=PostObject method=POST bucket=\"forms\" key=\"logs/site log.txt\" access_key=\"stowage\" auth=\"post-policy\""));
+    server.log_when(
+        "op=PostObject method=POST bucket=\"forms\" key=\"logs/site log.txt\" access_key=\"stowage\" auth=\"post-policy\"",
+    );
 }
 
 #[test]
