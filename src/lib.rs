@@ -9,6 +9,7 @@ pub mod chunked;
 pub mod config;
 pub mod cors;
 pub mod error;
+pub mod ext;
 pub mod io;
 pub mod metrics;
 pub mod ops;

@@ -56,6 +56,14 @@ pub enum Operation {
     CorsPreflight,
     /// A request S3 knows but Stowage does not implement.
     NotImplemented,
+    // The Uppy signing routes under `/_stowage/s3/` (see `ext::uppy`).
+    UppyParams,
+    UppyCreate,
+    UppySignPart,
+    UppySignParts,
+    UppyListParts,
+    UppyComplete,
+    UppyAbort,
 }
 
 impl Operation {

@@ -123,6 +123,34 @@ impl PostPolicy {
         if now_ms >= self.expiration_ms {
             return Err(policy_denied("Policy expired."));
         }
+        self.check_conditions(fields)?;
+        for (name, _) in fields {
+            let exempt = matches!(
+                name.as_str(),
+                "x-amz-signature" | "file" | "policy" | "bucket"
+            ) || name.starts_with("x-ignore-");
+            if !exempt && !self.conditions.iter().any(|c| c.field() == Some(name)) {
+                return Err(policy_denied(format_args!("Extra input fields: {name}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the policy names `field` in a condition.
+    pub fn names(&self, field: &str) -> bool {
+        self.conditions.iter().any(|c| c.field() == Some(field))
+    }
+
+    /// The exact value the policy requires of `field`, if it fixes one.
+    pub fn fixed(&self, field: &str) -> Option<&str> {
+        self.conditions.iter().find_map(|c| match c {
+            Condition::Eq(f, v) if f == field => Some(v.as_str()),
+            _ => None,
+        })
+    }
+
+    /// Checks every field condition against `fields`.
+    pub fn check_conditions(&self, fields: &[(String, String)]) -> S3Result<()> {
         let value = |name: &str| {
             fields
                 .iter()
@@ -147,15 +175,6 @@ impl PostPolicy {
                     "Policy Condition failed: {}",
                     c.describe()
                 )));
-            }
-        }
-        for (name, _) in fields {
-            let exempt = matches!(
-                name.as_str(),
-                "x-amz-signature" | "file" | "policy" | "bucket"
-            ) || name.starts_with("x-ignore-");
-            if !exempt && !self.conditions.iter().any(|c| c.field() == Some(name)) {
-                return Err(policy_denied(format_args!("Extra input fields: {name}")));
             }
         }
         Ok(())

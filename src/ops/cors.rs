@@ -2,7 +2,7 @@
 //! headers that let a page read the response of a request it was allowed
 //! to send (`ETag` above all, for multipart uploads from a browser).
 
-use http::{Method, Response};
+use http::{HeaderMap, Method, Response};
 
 use super::{AppState, Ctx, set_header, status_response, xml_response};
 use crate::body::ResponseBody;
@@ -67,29 +67,40 @@ fn allow_origin(r: &mut Response<ResponseBody>, rule: &CorsRule, origin: &str) {
 }
 
 pub async fn preflight(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
-    let bad = |m: &str| S3Error::with_message(Code::BadRequest, m);
-    let origin = ctx
-        .header("origin")
-        .ok_or_else(|| bad("Insufficient information. Origin request header needed."))?
-        .to_owned();
-    let method = ctx
-        .header("access-control-request-method")
-        .ok_or_else(|| bad("Invalid Access-Control-Request-Method: null"))?
-        .to_owned();
-    let requested: Vec<String> = ctx
-        .header("access-control-request-headers")
-        .unwrap_or("")
-        .split(',')
-        .map(|h| h.trim().to_ascii_lowercase())
-        .filter(|h| !h.is_empty())
-        .collect();
     let Some(bucket) = ctx.bucket.clone() else {
+        // Checked after the request's own shape, as below.
+        preflight_request(&ctx.headers)?;
         return Err(S3Error::with_message(
             Code::AccessForbidden,
             "CORSResponse: Bucket not found",
         ));
     };
     let rules = rules_for(&ctx.state, &bucket).await?;
+    preflight_with(&rules, &ctx.headers)
+}
+
+/// Origin, method and requested headers of a preflight.
+fn preflight_request(headers: &HeaderMap) -> S3Result<(String, String, Vec<String>)> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let bad = |m: &str| S3Error::with_message(Code::BadRequest, m);
+    let origin = header("origin")
+        .ok_or_else(|| bad("Insufficient information. Origin request header needed."))?
+        .to_owned();
+    let method = header("access-control-request-method")
+        .ok_or_else(|| bad("Invalid Access-Control-Request-Method: null"))?
+        .to_owned();
+    let requested: Vec<String> = header("access-control-request-headers")
+        .unwrap_or("")
+        .split(',')
+        .map(|h| h.trim().to_ascii_lowercase())
+        .filter(|h| !h.is_empty())
+        .collect();
+    Ok((origin, method, requested))
+}
+
+/// Answers a preflight from `rules`.
+pub fn preflight_with(rules: &[CorsRule], headers: &HeaderMap) -> S3Result<Response<ResponseBody>> {
+    let (origin, method, requested) = preflight_request(headers)?;
     if rules.is_empty() {
         return Err(S3Error::with_message(
             Code::AccessForbidden,
@@ -97,7 +108,7 @@ pub async fn preflight(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
         ));
     }
     let headers: Vec<&str> = requested.iter().map(String::as_str).collect();
-    let rule = cors::find(&rules, &origin, &method, &headers).ok_or_else(|| {
+    let rule = cors::find(rules, &origin, &method, &headers).ok_or_else(|| {
         S3Error::with_message(
             Code::AccessForbidden,
             "CORSResponse: This CORS request is not allowed. This is usually because the evaluation of Origin, request method / Access-Control-Request-Method or Access-Control-Request-Headers are not whitelisted by the resource's CORS spec.",
@@ -128,7 +139,18 @@ pub async fn decorate(
     let Ok(rules) = rules_for(state, bucket).await else {
         return;
     };
-    match cors::find(&rules, origin, method.as_str(), &[]) {
+    decorate_with(&rules, origin, method, response);
+}
+
+/// Adds the headers of the rule of `rules` that allows `origin` and
+/// `method`, if any.
+pub fn decorate_with(
+    rules: &[CorsRule],
+    origin: &str,
+    method: &Method,
+    response: &mut Response<ResponseBody>,
+) {
+    match cors::find(rules, origin, method.as_str(), &[]) {
         Some(rule) => allow_origin(response, rule, origin),
         None => set_header(response, "vary", VARY),
     }

@@ -3,9 +3,10 @@
 //! id.
 
 mod acl;
+pub(crate) use acl::canned_acl;
 mod attributes;
 mod buckets;
-mod cors;
+pub(crate) mod cors;
 mod list;
 mod multipart;
 mod objects;
@@ -156,6 +157,9 @@ pub struct Outcome {
 
 pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, request_id: &str) -> Outcome {
     let (mut parts, incoming) = req.into_parts();
+    if parts.uri.path().starts_with(crate::ext::PREFIX) {
+        return crate::ext::handle(state, parts, incoming, request_id).await;
+    }
     let resource = parts.uri.path().to_owned();
     let host = parts.headers.get("host").and_then(|v| v.to_str().ok());
     let parsed = router::split_target(parts.uri.path(), host, state.config.domain.as_deref())
@@ -311,7 +315,7 @@ async fn admit(
     Ok(authenticated)
 }
 
-async fn authorize(
+pub(crate) async fn authorize(
     state: &AppState,
     principal: &Principal,
     op: Operation,
@@ -438,6 +442,9 @@ async fn dispatch(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
         DeleteObjectTagging => tagging::delete_object_tagging(ctx).await,
         CorsPreflight => cors::preflight(ctx).await,
         NotImplemented => Err(Code::NotImplemented.into()),
+        // Served by `ext`, never dispatched here.
+        UppyParams | UppyCreate | UppySignPart | UppySignParts | UppyListParts | UppyComplete
+        | UppyAbort => Err(Code::NotImplemented.into()),
     }
 }
 

@@ -79,6 +79,8 @@ pub async fn create(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
         checksum,
         tags: super::tagging::from_header(ctx)?,
         acl: super::acl::from_headers(ctx, &[ctx.principal.name()])?.unwrap_or_default(),
+        max_size: None,
+        token: None,
     };
     let (bucket, key) = (ctx.bucket().to_owned(), ctx.key().to_owned());
     let id = ctx.meta().create_upload(&bucket, &key, record).await?;

@@ -177,6 +177,12 @@ pub struct UploadRecord {
     pub tags: Tags,
     /// `x-amz-acl` given at creation: the object's ACL.
     pub acl: Acl,
+    /// The most its parts may hold together, when an upload grant bounds
+    /// it: a part that would pass it is refused.
+    pub max_size: Option<u64>,
+    /// The creation's idempotency token: a create that brings the same
+    /// token for the same key gets this upload again.
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -631,6 +631,8 @@ mod tests {
                 checksum: None,
                 tags: Vec::new(),
                 acl: Acl::Private,
+                max_size: None,
+                token: None,
             };
             let id = "000000000001ab";
             txn.open_table(UPLOADS)

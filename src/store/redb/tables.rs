@@ -155,7 +155,7 @@ impl Record for ObjectHead {
 }
 
 /// Version 2 added the upload's checksum algorithm and type, version 3 its
-/// tags, version 4 its ACL.
+/// tags, version 4 its ACL, size bound and idempotency token.
 impl Record for UploadRecord {
     const VERSION: u8 = 4;
 
@@ -168,6 +168,8 @@ impl Record for UploadRecord {
             checksum: None,
             tags: Vec::new(),
             acl: Acl::Private,
+            max_size: None,
+            token: None,
         })
     }
 
@@ -181,6 +183,8 @@ impl Record for UploadRecord {
                     checksum: v.checksum,
                     tags: Vec::new(),
                     acl: Acl::Private,
+                    max_size: None,
+                    token: None,
                 }),
             ),
             3 => Some(
@@ -191,6 +195,8 @@ impl Record for UploadRecord {
                     checksum: v.checksum,
                     tags: v.tags,
                     acl: Acl::Private,
+                    max_size: None,
+                    token: None,
                 }),
             ),
             _ => None,

@@ -472,6 +472,19 @@ pub fn create_upload(
     record: &UploadRecord,
 ) -> S3Result<String> {
     check_bucket(txn, bucket)?;
+    if let Some(token) = &record.token {
+        let uploads = txn.open_table(UPLOADS)?;
+        for row in uploads.range((bucket, key, "")..)? {
+            let (k, v) = row?;
+            if k.value().0 != bucket || k.value().1 != key {
+                break;
+            }
+            let existing: UploadRecord = decode(v.value())?;
+            if existing.token.as_deref() == Some(token) {
+                return Ok(k.value().2.to_owned());
+            }
+        }
+    }
     let id = new_upload_id(record.initiated_ms);
     txn.open_table(UPLOADS)?
         .insert((bucket, key, id.as_str()), encode(record).as_slice())?;
@@ -481,11 +494,43 @@ pub fn create_upload(
     Ok(id)
 }
 
-fn check_upload(txn: &WriteTransaction, (bucket, key, id): (&str, &str, &str)) -> S3Result<()> {
+fn check_upload(
+    txn: &WriteTransaction,
+    (bucket, key, id): (&str, &str, &str),
+) -> S3Result<UploadRecord> {
     match txn.open_table(UPLOADS)?.get((bucket, key, id))? {
-        Some(_) => Ok(()),
+        Some(v) => decode(v.value()),
         None => Err(Code::NoSuchUpload.into()),
     }
+}
+
+/// Refuses a part that would take an upload bounded by a grant past its
+/// bound (counting every other part already stored).
+fn check_bound(
+    txn: &WriteTransaction,
+    upload: &UploadRecord,
+    id: &str,
+    number: u32,
+    size: u64,
+) -> S3Result<()> {
+    let Some(max) = upload.max_size else {
+        return Ok(());
+    };
+    let mut total = size;
+    for row in txn.open_table(PARTS)?.range((id, 0)..=(id, u32::MAX))? {
+        let (k, v) = row?;
+        if k.value().1 != number {
+            total += decode::<PartRecord>(v.value())?.size;
+        }
+    }
+    if total > max {
+        return Err(S3Error::with_message(
+            Code::EntityTooLarge,
+            format!("This part would bring the upload to {total} bytes; its upload grant allows at most {max}."),
+        )
+        .detail("MaxSizeAllowed", max.to_string()));
+    }
+    Ok(())
 }
 
 pub fn put_part(
@@ -495,7 +540,8 @@ pub fn put_part(
     part: &PartRecord,
     grace_ms: i64,
 ) -> S3Result<()> {
-    check_upload(txn, upload)?;
+    let record = check_upload(txn, upload)?;
+    check_bound(txn, &record, upload.2, number, part.size)?;
     let mut part = part.clone();
     part.last_modified_ms = now_ms();
     let old = txn

@@ -1,0 +1,178 @@
+"""Upload grants and the Uppy signing routes under /_stowage/s3/.
+
+The app's backend mints a grant with boto3's generate_presigned_post (the
+fields, base64 JSON, in the X-Stowage-Grant header); requests then calls the
+routes with the paths, bodies and headers @uppy/aws-s3 5.x sends, and PUTs
+parts to the presigned URLs the routes return, as Uppy's XHR does."""
+
+import base64
+import hashlib
+import json
+import os
+
+import requests
+
+from conftest import unique_bucket_name
+from helpers import MiB, s3_error
+
+ORIGIN = "https://app.example"
+
+
+def mint(s3, bucket, key="uploads/${filename}", max_size=64 * MiB, content_type="video/",
+         expires=600, extra=()):
+    conditions = [["starts-with", "$key", key.split("${filename}")[0]],
+                  ["content-length-range", 1, max_size],
+                  ["starts-with", "$Content-Type", content_type], *extra]
+    post = s3.generate_presigned_post(bucket, key, Conditions=conditions, ExpiresIn=expires)
+    return base64.b64encode(json.dumps(post["fields"]).encode()).decode()
+
+
+class Uppy:
+    """The requests @uppy/aws-s3 sends to its `endpoint`, with the grant in
+    the headers option."""
+
+    def __init__(self, endpoint, grant):
+        self.base = f"{endpoint}/_stowage"
+        self.headers = {"X-Stowage-Grant": grant, "Accept": "application/json",
+                        "Origin": ORIGIN}
+
+    def call(self, method, path, body=None, headers=(), **params):
+        h = dict(self.headers, **dict(headers))
+        if body is not None:
+            h["Content-Type"] = "application/json"
+        return requests.request(method, f"{self.base}{path}", params=params, headers=h,
+                                data=None if body is None else json.dumps(body), timeout=60)
+
+    def ok(self, *args, **kwargs):
+        r = self.call(*args, **kwargs)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+
+def put_part(url, data):
+    r = requests.put(url, data=data, headers={"Origin": ORIGIN}, timeout=60)
+    return r
+
+
+def test_multipart_upload_through_the_routes(s3, bucket, endpoint):
+    uppy = Uppy(endpoint, mint(s3, bucket))
+    data = os.urandom(11 * MiB + 5)
+    created = uppy.ok("POST", "/s3/multipart",
+                      {"filename": "clip.mp4", "type": "video/mp4",
+                       "metadata": {"name": "clip.mp4", "type": "video/mp4"}})
+    key, upload_id = created["key"], created["uploadId"]
+    assert key == "uploads/clip.mp4" and created["bucket"] == bucket
+    chunks = [data[i:i + 5 * MiB] for i in range(0, len(data), 5 * MiB)]
+    etags = {}
+    # Part 1 and 2 one at a time; part 3 through the batch route (2.x).
+    for n in (1, 2):
+        signed = uppy.ok("GET", f"/s3/multipart/{upload_id}/{n}", key=key)
+        assert 0 < signed["expires"] <= 900
+        r = put_part(signed["url"], chunks[n - 1])
+        assert r.status_code == 200, r.text
+        assert "ETag" in r.headers["Access-Control-Expose-Headers"]
+        etags[n] = r.headers["ETag"]
+    batch = uppy.ok("GET", f"/s3/multipart/{upload_id}/batch", key=key, partNumbers="3")
+    r = put_part(batch["presignedUrls"]["3"], chunks[2])
+    etags[3] = r.headers["ETag"]
+    # After a refresh Uppy lists the parts to resume: every page, numbers
+    # as JSON numbers.
+    listed = uppy.ok("GET", f"/s3/multipart/{upload_id}", key=key)
+    assert [(p["PartNumber"], p["ETag"], p["Size"]) for p in listed] == \
+        [(n, etags[n], len(chunks[n - 1])) for n in (1, 2, 3)]
+    done = uppy.ok("POST", f"/s3/multipart/{upload_id}/complete",
+                   {"parts": [{"PartNumber": n, "ETag": etags[n]} for n in (1, 2, 3)]}, key=key)
+    assert done["location"].endswith(f"/{bucket}/uploads/clip.mp4")
+    got = s3.get_object(Bucket=bucket, Key=key)
+    assert hashlib.sha256(got["Body"].read()).digest() == hashlib.sha256(data).digest()
+    assert got["ContentType"] == "video/mp4"
+    # The page's own metadata is not stored: the grant does not bind it.
+    assert got["Metadata"] == {}
+
+
+def test_create_is_idempotent_and_abort_works(s3, bucket, endpoint):
+    uppy = Uppy(endpoint, mint(s3, bucket))
+    body = {"filename": "retry.mp4", "type": "video/mp4", "metadata": {}}
+    first = uppy.ok("POST", "/s3/multipart", body, headers={"Idempotency-Key": "file-1"})
+    again = uppy.ok("POST", "/s3/multipart", body, headers={"Idempotency-Key": "file-1"})
+    other = uppy.ok("POST", "/s3/multipart", body, headers={"Idempotency-Key": "file-2"})
+    assert first["uploadId"] == again["uploadId"] != other["uploadId"]
+    uploads = s3.list_multipart_uploads(Bucket=bucket)["Uploads"]
+    assert len(uploads) == 2
+    for u in (first, other):
+        assert uppy.ok("DELETE", f"/s3/multipart/{u['uploadId']}", key=u["key"]) == {}
+    assert "Uploads" not in s3.list_multipart_uploads(Bucket=bucket)
+
+
+def test_grant_limits_are_each_refused(s3, bucket, endpoint):
+    uppy = Uppy(endpoint, mint(s3, bucket, max_size=6 * MiB))
+    body = {"filename": "a.mp4", "type": "video/mp4", "metadata": {}}
+    # Type.
+    r = uppy.call("POST", "/s3/multipart", dict(body, type="text/html"))
+    assert r.status_code == 403 and '"$content-type", "video/"' in r.json()["message"]
+    # Key prefix: a route naming a key outside the grant.
+    created = uppy.ok("POST", "/s3/multipart", body)
+    upload_id = created["uploadId"]
+    r = uppy.call("GET", f"/s3/multipart/{upload_id}/1", key="elsewhere/a.mp4")
+    assert r.status_code == 403, r.text
+    # Size: a part that would take the upload past 6 MiB is refused before
+    # it is stored, whichever URL it came through.
+    signed = uppy.ok("GET", f"/s3/multipart/{upload_id}/1", key=created["key"])
+    assert put_part(signed["url"], os.urandom(5 * MiB)).status_code == 200
+    signed = uppy.ok("GET", f"/s3/multipart/{upload_id}/2", key=created["key"])
+    r = put_part(signed["url"], os.urandom(2 * MiB))
+    assert r.status_code == 400 and "<Code>EntityTooLarge</Code>" in r.text
+    parts = s3.list_parts(Bucket=bucket, Key=created["key"], UploadId=upload_id)["Parts"]
+    assert [p["PartNumber"] for p in parts] == [1]
+    # Bucket: a grant for one bucket is no use in another (the grant fixes
+    # it; the routes never take one from the page).
+    other = unique_bucket_name("grant")
+    s3.create_bucket(Bucket=other)
+    assert Uppy(endpoint, mint(s3, other)).ok("POST", "/s3/multipart", body)["bucket"] == other
+    r = uppy.call("GET", f"/s3/multipart/{upload_id}", key=created["key"])
+    assert r.status_code == 200
+    # Expiry.
+    expired = Uppy(endpoint, mint(s3, bucket, expires=-10))
+    r = expired.call("POST", "/s3/multipart", body)
+    assert r.status_code == 403 and "expired" in r.json()["message"]
+    # No grant, or a forged one.
+    r = requests.post(f"{endpoint}/_stowage/s3/multipart", json=body, timeout=10)
+    assert r.status_code == 403 and "X-Stowage-Grant" in r.json()["message"]
+    fields = json.loads(base64.b64decode(mint(s3, bucket)))
+    fields["policy"] = base64.b64encode(json.dumps(
+        {"expiration": "2099-01-01T00:00:00Z",
+         "conditions": [{"bucket": bucket}, ["starts-with", "$key", ""]]}).encode()).decode()
+    forged = Uppy(endpoint, base64.b64encode(json.dumps(fields).encode()).decode())
+    assert forged.call("POST", "/s3/multipart", body).status_code == 403
+
+
+def test_params_form_upload_and_preflight(s3, bucket, endpoint):
+    uppy = Uppy(endpoint, mint(s3, bucket, content_type="image/"))
+    params = uppy.ok("GET", "/s3/params", filename="cat.png", type="image/png",
+                     **{"metadata[name]": "cat.png"})
+    assert params["method"] == "POST" and params["url"].endswith(f"/{bucket}")
+    png = os.urandom(1000)
+    r = requests.post(params["url"], data=params["fields"],
+                      files={"file": ("cat.png", png, "image/png")}, timeout=30)
+    assert r.status_code == 204, r.text
+    assert s3.get_object(Bucket=bucket, Key="uploads/cat.png")["Body"].read() == png
+    # The browser's preflight for the JSON routes.
+    r = requests.options(f"{endpoint}/_stowage/s3/multipart", timeout=10, headers={
+        "Origin": ORIGIN, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type,x-stowage-grant"})
+    assert r.status_code == 200 and r.headers["Access-Control-Allow-Origin"] in ("*", ORIGIN)
+
+
+def test_a_read_only_keys_grant_stops_working(start_server):
+    server = start_server('[[credentials]]\naccess_key_id = "app"\nsecret_access_key = "app-secret"\n'
+                          'read_only = true\nadmin = true\n', "stowage-grants")
+    import boto3
+    from botocore.config import Config
+    s3 = boto3.client("s3", endpoint_url=server.endpoint, aws_access_key_id="app",
+                      aws_secret_access_key="app-secret", region_name="us-east-1",
+                      config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
+    uppy = Uppy(server.endpoint, mint(s3, "media"))
+    r = uppy.call("POST", "/s3/multipart", {"filename": "a.mp4", "type": "video/mp4"})
+    assert r.status_code == 403 and r.json()["error"] == "AccessDenied"
+    with s3_error("AccessDenied", 403):
+        s3.create_bucket(Bucket="media")

@@ -1,0 +1,150 @@
+//! Extensions beyond S3, all under `/_stowage/` (no bucket name can begin
+//! with `_`, so path-style S3 never reaches here): the Uppy-compatible
+//! signing routes at `/_stowage/s3/…`, authorised by upload grants.
+//!
+//! Their answers are JSON, errors included (`{"error": code, "message":
+//! ..., "requestId": ...}`, with S3's status for the same failure), since
+//! the browser clients that call them read JSON. Their CORS rules are the
+//! configured defaults (`[[cors]]`, or the development default): a
+//! preflight carries no grant, so no bucket's own rules can apply.
+
+pub mod grant;
+mod uppy;
+
+use std::sync::Arc;
+
+use http::header::HeaderValue;
+use http::{Method, Response, StatusCode};
+use hyper::body::Incoming;
+
+use crate::body::{self, ResponseBody};
+use crate::error::{Code, S3Error, S3Result};
+use crate::ops::{AppState, Outcome, cors};
+use crate::router::Operation;
+
+pub const PREFIX: &str = "/_stowage/";
+
+/// A JSON response.
+pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<ResponseBody> {
+    let mut r = Response::new(body::full(value.to_string()));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    r
+}
+
+fn json_error(e: &S3Error, request_id: &str) -> Response<ResponseBody> {
+    json(
+        e.status(),
+        &serde_json::json!({
+            "error": format!("{:?}", e.code),
+            "message": e.message,
+            "requestId": request_id,
+        }),
+    )
+}
+
+/// What an extension route did, for the access log.
+pub struct Done {
+    pub response: Response<ResponseBody>,
+    pub bucket: Option<String>,
+    pub key: Option<String>,
+    pub access_key: Option<String>,
+}
+
+pub async fn handle(
+    state: Arc<AppState>,
+    parts: http::request::Parts,
+    incoming: Incoming,
+    request_id: &str,
+) -> Outcome {
+    let path = parts.uri.path().to_owned();
+    let rest = &path[PREFIX.len()..];
+    let op = route(&parts.method, rest);
+    let origin = parts
+        .headers
+        .get("origin")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let result = match op {
+        Operation::CorsPreflight => {
+            cors::preflight_with(&state.config.cors, &parts.headers).map(|response| Done {
+                response,
+                bucket: None,
+                key: None,
+                access_key: None,
+            })
+        }
+        Operation::NotImplemented => Err(S3Error::with_message(
+            Code::NoSuchKey,
+            format!("No Stowage extension answers {} {path}.", parts.method),
+        )),
+        _ => uppy::handle(&state, op, &parts, incoming, rest).await,
+    };
+    let (mut response, bucket, key, access_key, error) = match result {
+        Ok(done) => (done.response, done.bucket, done.key, done.access_key, None),
+        Err(e) => (json_error(&e, request_id), None, None, None, Some(e)),
+    };
+    if let Some(origin) = origin
+        && op != Operation::CorsPreflight
+    {
+        cors::decorate_with(&state.config.cors, &origin, &parts.method, &mut response);
+    }
+    Outcome {
+        response,
+        op,
+        bucket,
+        key,
+        error,
+        auth: Some((
+            access_key.unwrap_or_else(|| "anonymous".into()),
+            "upload-grant",
+        )),
+    }
+}
+
+/// The operation of a path below `/_stowage/`.
+fn route(method: &Method, rest: &str) -> Operation {
+    use Operation::*;
+    if method == Method::OPTIONS {
+        return CorsPreflight;
+    }
+    let segments: Vec<&str> = rest.split('/').collect();
+    match (method.as_str(), segments.as_slice()) {
+        ("GET", ["s3", "params"]) => UppyParams,
+        ("POST", ["s3", "multipart"]) => UppyCreate,
+        ("GET", ["s3", "multipart", _]) => UppyListParts,
+        ("GET", ["s3", "multipart", _, "batch"]) => UppySignParts,
+        ("GET", ["s3", "multipart", _, _]) => UppySignPart,
+        ("POST", ["s3", "multipart", _, "complete"]) => UppyComplete,
+        ("DELETE", ["s3", "multipart", _]) => UppyAbort,
+        _ => NotImplemented,
+    }
+}
+
+/// `scheme://host` as the client reached us, for URLs we hand out.
+pub fn origin_of(state: &AppState, headers: &http::HeaderMap) -> String {
+    let scheme = if state.config.tls_cert_file.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let host = headers
+        .get("host")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("localhost");
+    format!("{scheme}://{host}")
+}
+
+/// The body of a JSON request, at most 1 MiB.
+pub async fn json_body<T: serde::de::DeserializeOwned>(
+    headers: &http::HeaderMap,
+    incoming: Incoming,
+) -> S3Result<T> {
+    let body =
+        crate::body::RequestBody::new(incoming, headers, 1 << 20, crate::auth::Payload::Unsigned)?;
+    let bytes = body.collect().await?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        S3Error::with_message(Code::InvalidArgument, format!("Invalid JSON body: {e}"))
+    })
+}
