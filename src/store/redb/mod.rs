@@ -738,6 +738,96 @@ mod tests {
         assert_eq!(meta.live_blobs(vec![1, 2, 4]).await.unwrap(), [1, 4]);
     }
 
+    fn upload_record(max_size: Option<u64>, token: Option<&str>) -> UploadRecord {
+        UploadRecord {
+            initiated_ms: now_ms(),
+            owner: "o".into(),
+            meta: ObjectMeta::default(),
+            checksum: None,
+            tags: Vec::new(),
+            acl: Acl::Private,
+            max_size,
+            token: token.map(str::to_owned),
+        }
+    }
+
+    fn part_of(size: u64) -> PartRecord {
+        PartRecord {
+            blob: new_id(),
+            size,
+            md5: [0; 16],
+            last_modified_ms: 0,
+            checksum: None,
+            crc64nvme: None,
+        }
+    }
+
+    /// A grant's bound holds however parts race: the engine counts the
+    /// parts already stored in the change that adds one.
+    #[tokio::test]
+    async fn a_bounded_upload_refuses_parts_past_its_bound_even_in_a_race() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = std::sync::Arc::new(RedbMeta::open(dir.path(), 0).unwrap());
+        meta.create_bucket("b", "o", Acl::Private).await.unwrap();
+        let id = meta
+            .create_upload("b", "k", upload_record(Some(100), None))
+            .await
+            .unwrap();
+        let mut tasks = tokio::task::JoinSet::new();
+        for n in 1..=5 {
+            let (meta, id) = (meta.clone(), id.clone());
+            tasks.spawn(async move { meta.put_part("b", "k", &id, n, part_of(40)).await });
+        }
+        let mut accepted = 0;
+        while let Some(result) = tasks.join_next().await {
+            match result.unwrap() {
+                Ok(()) => accepted += 1,
+                Err(e) => assert_eq!(e.code, Code::EntityTooLarge),
+            }
+        }
+        assert_eq!(accepted, 2, "40 + 40 fit in 100; a third would not");
+        let (parts, _) = meta.parts(&id, 0, 10).await.unwrap();
+        let stored: u64 = parts.iter().map(|(_, p)| p.size).sum();
+        assert_eq!(stored, 80);
+        // Replacing a stored part counts it once.
+        let (first, _) = parts[0];
+        meta.put_part("b", "k", &id, first, part_of(60))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_create_with_a_known_token_returns_the_same_upload() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = RedbMeta::open(dir.path(), 0).unwrap();
+        meta.create_bucket("b", "o", Acl::Private).await.unwrap();
+        let first = meta
+            .create_upload("b", "k", upload_record(None, Some("t1")))
+            .await
+            .unwrap();
+        let again = meta
+            .create_upload("b", "k", upload_record(None, Some("t1")))
+            .await
+            .unwrap();
+        let other = meta
+            .create_upload("b", "k", upload_record(None, Some("t2")))
+            .await
+            .unwrap();
+        let elsewhere = meta
+            .create_upload("b", "k2", upload_record(None, Some("t1")))
+            .await
+            .unwrap();
+        assert_eq!(first, again);
+        assert!(other != first && elsewhere != first);
+        // Once the upload is gone, the token makes a new one.
+        meta.abort_upload("b", "k", &first).await.unwrap();
+        let after = meta
+            .create_upload("b", "k", upload_record(None, Some("t1")))
+            .await
+            .unwrap();
+        assert!(after != first);
+    }
+
     #[tokio::test]
     async fn a_newer_format_is_refused() {
         let dir = tempfile::tempdir().unwrap();
