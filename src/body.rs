@@ -173,6 +173,11 @@ impl RequestBody {
         })
     }
 
+    /// The decoded length the client declared, if it did.
+    pub fn declared_len(&self) -> Option<u64> {
+        self.declared
+    }
+
     /// Trailer headers of an aws-chunked body, once it has been read.
     pub fn trailers(&self) -> &[(String, String)] {
         self.chunked.as_ref().map_or(&[], |c| &c.trailers)

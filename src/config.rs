@@ -63,6 +63,9 @@ pub struct Limits {
     pub gc_grace_secs: u64,
     /// How often the collector looks for freed blobs, in seconds.
     pub gc_interval_secs: u64,
+    /// Free space, in bytes, that writes never take: kept for metadata
+    /// commits and deletes. 0 disables the check.
+    pub min_free_bytes: u64,
 }
 
 #[derive(Clone, Deserialize)]
@@ -139,6 +142,7 @@ impl Default for Limits {
             shutdown_grace_secs: 30,
             gc_grace_secs: 60,
             gc_interval_secs: 10,
+            min_free_bytes: 256 << 20,
         }
     }
 }

@@ -28,6 +28,7 @@ pub enum Code {
     EntityTooSmall,
     IncompleteBody,
     IncorrectNumberOfFilesInPostRequest,
+    InsufficientStorage,
     InternalError,
     InvalidAccessKeyId,
     InvalidArgument,
@@ -109,6 +110,7 @@ impl Code {
             | BucketNotEmpty
             | ConditionalRequestConflict => StatusCode::CONFLICT,
             InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+            InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
             InvalidPartNumber | InvalidRange => StatusCode::RANGE_NOT_SATISFIABLE,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             MissingContentLength => StatusCode::LENGTH_REQUIRED,
@@ -155,6 +157,7 @@ impl Code {
             IncorrectNumberOfFilesInPostRequest => {
                 "POST requires exactly one file upload per request."
             }
+            InsufficientStorage => "The server's disk is below its free-space floor.",
             InternalError => "We encountered an internal error. Please try again.",
             InvalidAccessKeyId => {
                 "The AWS Access Key Id you provided does not exist in our records."

@@ -114,7 +114,9 @@ async fn run(config: Config) -> Result<(), String> {
         );
     }
     let grace_ms = (config.limits.gc_grace_secs * 1000) as i64;
-    let store = Arc::new(Store::open_embedded(&config.data_dir, grace_ms).await?);
+    let mut store = Store::open_embedded(&config.data_dir, grace_ms).await?;
+    store.floor = config.limits.min_free_bytes;
+    let store = Arc::new(store);
     let metrics = Arc::new(stowage::metrics::Metrics::default());
     if let Some(metrics_addr) = config.metrics_listen {
         let listener = tokio::net::TcpListener::bind(metrics_addr)

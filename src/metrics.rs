@@ -96,7 +96,8 @@ impl Metrics {
     }
 }
 
-/// Serves `GET /metrics` (any path, in fact) on `listener`.
+/// Serves `GET /metrics` (any path, in fact, but the health checks under
+/// `/_stowage/health/`) on `listener`.
 pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, store: Arc<Store>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -105,9 +106,12 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, store: Arc<Stor
             continue;
         };
         let (metrics, store) = (Arc::clone(&metrics), Arc::clone(&store));
-        let service = service_fn(move |_req: Request<Incoming>| {
+        let service = service_fn(move |req: Request<Incoming>| {
             let (metrics, store) = (Arc::clone(&metrics), Arc::clone(&store));
             async move {
+                if let Some(op) = crate::ext::health_route(req.uri().path()) {
+                    return Ok(crate::ext::health(&store, op).await);
+                }
                 let text = metrics.render(store.meta.stats().await.ok());
                 let mut r: Response<ResponseBody> = Response::new(body::full(text));
                 r.headers_mut().insert(

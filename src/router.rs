@@ -56,6 +56,9 @@ pub enum Operation {
     CorsPreflight,
     /// A request S3 knows but Stowage does not implement.
     NotImplemented,
+    /// `/_stowage/health/live` and `/_stowage/health/ready`.
+    HealthLive,
+    HealthReady,
     // The Uppy signing routes under `/_stowage/s3/` (see `ext::uppy`).
     UppyParams,
     UppyCreate,

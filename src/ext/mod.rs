@@ -21,6 +21,7 @@ use crate::body::{self, ResponseBody};
 use crate::error::{Code, S3Error, S3Result};
 use crate::ops::{AppState, Outcome, cors};
 use crate::router::Operation;
+use crate::store::Store;
 
 pub const PREFIX: &str = "/_stowage/";
 
@@ -75,6 +76,12 @@ pub async fn handle(
                 access_key: None,
             })
         }
+        Operation::HealthLive | Operation::HealthReady => Ok(Done {
+            response: health(&state.store, op).await,
+            bucket: None,
+            key: None,
+            access_key: None,
+        }),
         Operation::NotImplemented => Err(S3Error::with_message(
             Code::NoSuchKey,
             format!("No Stowage extension answers {} {path}.", parts.method),
@@ -96,10 +103,42 @@ pub async fn handle(
         bucket,
         key,
         error,
-        auth: Some((
-            access_key.unwrap_or_else(|| "anonymous".into()),
-            "upload-grant",
-        )),
+        auth: Some(match access_key {
+            Some(key) => (key, "upload-grant"),
+            None => ("anonymous".into(), "anonymous"),
+        }),
+    }
+}
+
+/// Liveness (the process answers) and readiness (metadata takes a durable
+/// write and the disk is above its floor), for orchestrators; no
+/// credentials needed.
+pub async fn health(store: &Store, op: Operation) -> Response<ResponseBody> {
+    if op == Operation::HealthLive {
+        return json(StatusCode::OK, &serde_json::json!({"status": "live"}));
+    }
+    let metadata = store.meta.probe().await;
+    let disk = store.check_space(0);
+    let failed: Vec<String> = [("metadata", metadata), ("disk", disk)]
+        .into_iter()
+        .filter_map(|(what, r)| r.err().map(|e| format!("{what}: {}", e.message)))
+        .collect();
+    if failed.is_empty() {
+        json(StatusCode::OK, &serde_json::json!({"status": "ready"}))
+    } else {
+        json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &serde_json::json!({"status": "not ready", "problems": failed}),
+        )
+    }
+}
+
+/// The health operation a path names, if it is one.
+pub fn health_route(path: &str) -> Option<Operation> {
+    match path.strip_prefix(PREFIX)? {
+        "health/live" => Some(Operation::HealthLive),
+        "health/ready" => Some(Operation::HealthReady),
+        _ => None,
     }
 }
 
@@ -111,6 +150,8 @@ fn route(method: &Method, rest: &str) -> Operation {
     }
     let segments: Vec<&str> = rest.split('/').collect();
     match (method.as_str(), segments.as_slice()) {
+        ("GET" | "HEAD", ["health", "live"]) => HealthLive,
+        ("GET" | "HEAD", ["health", "ready"]) => HealthReady,
         ("GET", ["s3", "params"]) => UppyParams,
         ("POST", ["s3", "multipart"]) => UppyCreate,
         ("GET", ["s3", "multipart", _]) => UppyListParts,

@@ -444,7 +444,7 @@ async fn dispatch(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
         NotImplemented => Err(Code::NotImplemented.into()),
         // Served by `ext`, never dispatched here.
         UppyParams | UppyCreate | UppySignPart | UppySignParts | UppyListParts | UppyComplete
-        | UppyAbort => Err(Code::NotImplemented.into()),
+        | UppyAbort | HealthLive | HealthReady => Err(Code::NotImplemented.into()),
     }
 }
 

@@ -19,6 +19,9 @@ use crate::store::write::Received;
 use crate::time::{http_date, iso8601, parse_http_date};
 use crate::xml::XmlWriter;
 
+/// How many bytes a body may bring between two free-space checks.
+pub const SPACE_CHECK_EVERY: usize = 8 << 20;
+
 /// Streams a request body into the store, verifying `Content-MD5` and the
 /// flexible checksum if the client sent them (before anything is synced;
 /// a mismatch stores nothing). Without a requested algorithm the body gets
@@ -33,8 +36,17 @@ pub async fn receive(
     let content_md5 = checksum::content_md5(&ctx.headers)?;
     let requested = checksum::requested(&ctx.headers)?;
     let algorithm = requested.as_ref().map_or(fallback, |r| r.algorithm);
-    let mut writer = ctx.store().writer(algorithm, inline);
+    let store = ctx.store();
+    store.check_space(body.declared_len().unwrap_or(0))?;
+    let mut writer = store.writer(algorithm, inline);
+    let mut unchecked = 0;
     while let Some(data) = body.next().await? {
+        // Space is checked again every so often while a body streams.
+        unchecked += data.len();
+        if unchecked >= SPACE_CHECK_EVERY {
+            store.check_space(0)?;
+            unchecked = 0;
+        }
         writer.write(data).await?;
     }
     writer

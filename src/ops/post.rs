@@ -174,10 +174,18 @@ pub async fn post_object(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
     let algorithm = requested
         .as_ref()
         .map_or(Algorithm::Crc64Nvme, |r| r.algorithm);
-    let mut writer = ctx.store().writer(algorithm, true);
+    let store = ctx.store();
+    store.check_space(0)?;
+    let mut writer = store.writer(algorithm, true);
     let mut len = 0u64;
+    let mut unchecked = 0;
     while let Some(chunk) = file.chunk().await.map_err(form_error)? {
         len += chunk.len() as u64;
+        unchecked += chunk.len();
+        if unchecked >= super::objects::SPACE_CHECK_EVERY {
+            store.check_space(0)?;
+            unchecked = 0;
+        }
         if len > max {
             return Err(S3Error::with_message(
                 Code::EntityTooLarge,

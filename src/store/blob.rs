@@ -32,6 +32,8 @@ pub trait BlobStore: Send + Sync + std::fmt::Debug + 'static {
     /// Blobs written but never published: each is either live (its commit
     /// landed but a crash came before its publish) or an orphan.
     fn unpublished(&self) -> io::Result<Vec<BlobId>>;
+    /// Bytes free for new blobs (what an unprivileged writer may use).
+    fn free_bytes(&self) -> io::Result<u64>;
 }
 
 pub trait BlobSink: Send {

@@ -96,6 +96,11 @@ impl LocalBlobs {
 }
 
 impl BlobStore for LocalBlobs {
+    fn free_bytes(&self) -> io::Result<u64> {
+        let st = rustix::fs::statvfs(&self.blobs)?;
+        Ok(st.f_bavail.saturating_mul(st.f_frsize))
+    }
+
     fn create(&self, id: BlobId) -> io::Result<Box<dyn BlobSink>> {
         let file = File::create_new(self.tmp_path(id))?;
         Ok(Box::new(LocalSink {

@@ -32,7 +32,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::checksum::{Algorithm, ChecksumType};
-use crate::error::{Code, S3Result};
+use crate::error::{Code, S3Error, S3Result};
 use blob::BlobStore;
 use meta::MetaStore;
 use model::*;
@@ -55,6 +55,9 @@ pub struct Store {
     pub blobs: Arc<dyn BlobStore>,
     /// How long after being freed a body may be reclaimed.
     pub grace_ms: i64,
+    /// Free space kept for metadata commits and deletes: writes that would
+    /// go below it are refused ([`Store::check_space`]).
+    pub floor: u64,
 }
 
 impl Store {
@@ -76,6 +79,7 @@ impl Store {
             meta: Arc::new(meta),
             blobs: Arc::new(blobs),
             grace_ms,
+            floor: 0,
         };
         store.recover().await.map_err(|e| e.to_string())?;
         Ok(store)
@@ -112,6 +116,33 @@ impl Store {
             removed,
             "recovered blobs left unpublished by a crash"
         );
+        Ok(())
+    }
+
+    /// Refuses a write of `incoming` more bytes when it would leave less
+    /// than the floor free (507: the condition rarely clears within an
+    /// SDK's retries, so clients should fail fast and say why). Deletes,
+    /// aborts and the collector never ask.
+    pub fn check_space(&self, incoming: u64) -> S3Result<()> {
+        if self.floor == 0 {
+            return Ok(());
+        }
+        let free = match self.blobs.free_bytes() {
+            Ok(free) => free,
+            Err(e) => {
+                tracing::warn!("cannot read free space: {e}");
+                return Ok(());
+            }
+        };
+        if free < self.floor.saturating_add(incoming) {
+            return Err(S3Error::with_message(
+                Code::InsufficientStorage,
+                format!(
+                    "The server's disk has {free} bytes free and keeps {} for its own records (limits.min_free_bytes); nothing was stored. Deletes still work, and writes will again once space is freed.",
+                    self.floor
+                ),
+            ));
+        }
         Ok(())
     }
 

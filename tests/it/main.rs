@@ -5,6 +5,7 @@ mod acl;
 mod auth;
 mod buckets;
 mod checksums;
+mod disk;
 mod durability;
 mod harness;
 mod listing;

@@ -499,6 +499,16 @@ impl MetaStore for RedbMeta {
             .await
     }
 
+    async fn probe(&self) -> S3Result<()> {
+        self.writer
+            .write(|txn| {
+                txn.open_table(COUNTERS)?
+                    .insert(PROBE, now_ms().max(0) as u64)?;
+                Ok(())
+            })
+            .await
+    }
+
     async fn stats(&self) -> S3Result<Stats> {
         self.read(|txn| {
             let counters = txn.open_table(COUNTERS)?;

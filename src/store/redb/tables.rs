@@ -55,11 +55,14 @@ pub const GARBAGE_BLOB: u8 = 0;
 pub const GARBAGE_MANIFEST: u8 = 1;
 /// body id (blob or manifest) → until when a reader holds it (ms).
 pub const LEASES: TableDefinition<u128, i64> = TableDefinition::new("leases");
-/// name → value: [`UPLOADS_COUNT`], [`UPLOAD_BYTES`], [`GARBAGE_COUNT`].
+/// name → value: [`UPLOADS_COUNT`], [`UPLOAD_BYTES`], [`GARBAGE_COUNT`],
+/// [`PROBE`].
 pub const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 pub const UPLOADS_COUNT: &str = "uploads";
 pub const UPLOAD_BYTES: &str = "upload_bytes";
 pub const GARBAGE_COUNT: &str = "garbage";
+/// When the last readiness probe wrote (ms).
+pub const PROBE: &str = "probe";
 
 /// One segment of a manifest and the object offset where it starts.
 #[derive(Debug, Clone, Serialize, Deserialize)]

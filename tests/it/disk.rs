@@ -1,0 +1,150 @@
+//! A full disk: writes below the free-space floor are refused with 507 and
+//! store nothing; reads, deletes and the collector keep working; writes work
+//! again once space is freed, without a restart. Readiness says so.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::harness::{Server, random_bytes};
+
+fn put(server: &Server, key: &str, body: &[u8]) -> crate::harness::RawResponse {
+    let mut request = format!(
+        "PUT /disk/{key} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    server.raw(&request)
+}
+
+fn get(server: &Server, path: &str) -> crate::harness::RawResponse {
+    server.raw(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+}
+
+fn tmp_entries(server: &Server) -> usize {
+    std::fs::read_dir(server.data_dir.join("tmp")).map_or(0, |d| d.count())
+}
+
+/// The floor set above the disk's free space: as a full disk looks to the
+/// server, on any machine.
+#[test]
+fn below_the_floor_writes_are_refused_and_everything_else_works() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let server = Server::start_in(dir.path(), "");
+        let r = server.raw(
+            b"PUT /disk HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        );
+        assert_eq!(r.status, 200);
+        assert_eq!(put(&server, "kept", b"kept bytes").status, 200);
+        assert_eq!(put(&server, "doomed", b"to delete").status, 200);
+    }
+    let server = Server::start_in(dir.path(), "min_free_bytes = 4611686018427387904");
+    let r = put(&server, "new", &random_bytes(100_000, 1));
+    assert_eq!((r.status, r.code().as_str()), (507, "InsufficientStorage"));
+    assert!(
+        r.body_str().contains("nothing was stored"),
+        "{}",
+        r.body_str()
+    );
+    assert_eq!(tmp_entries(&server), 0);
+    assert_eq!(get(&server, "/disk/new").status, 404);
+    assert_eq!(get(&server, "/disk/kept").body, b"kept bytes");
+    let r = server.raw(b"DELETE /disk/doomed HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 204, "deletes work on a full disk");
+    assert_eq!(get(&server, "/disk/doomed").status, 404);
+    let ready = get(&server, "/_stowage/health/ready");
+    assert_eq!(ready.status, 503);
+    assert!(ready.body_str().contains("disk"), "{}", ready.body_str());
+    assert_eq!(get(&server, "/_stowage/health/live").status, 200);
+}
+
+#[test]
+fn health_answers_without_credentials() {
+    let server = Server::start();
+    for path in ["/_stowage/health/live", "/_stowage/health/ready"] {
+        let r = server.raw_unsigned(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        );
+        assert_eq!(r.status, 200, "{path}: {}", r.body_str());
+    }
+}
+
+/// A real small filesystem, filled by uploads: needs root to mount tmpfs
+/// (CI runs as root).
+#[test]
+fn a_real_full_disk_refuses_then_recovers_without_a_restart() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!(
+            "a_real_full_disk_refuses_then_recovers_without_a_restart: needs root to mount tmpfs; the floor itself is tested above"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=48m", "tmpfs"])
+        .arg(&data)
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mount tmpfs");
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(data.clone());
+    let server = Server::start_in(
+        dir.path(),
+        "min_free_bytes = 8388608\ngc_grace_secs = 0\ngc_interval_secs = 1",
+    );
+    let r = server
+        .raw(b"PUT /disk HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 200);
+    let mut stored = Vec::new();
+    let refused = loop {
+        let body = random_bytes(4 << 20, stored.len() as u64);
+        let key = format!("o{}", stored.len());
+        let r = put(&server, &key, &body);
+        match r.status {
+            200 => stored.push((key, body)),
+            _ => break r,
+        }
+        assert!(stored.len() < 20, "48 MiB should fill");
+    };
+    assert_eq!(
+        (refused.status, refused.code().as_str()),
+        (507, "InsufficientStorage")
+    );
+    assert!(stored.len() >= 5, "{} objects fit", stored.len());
+    for (key, body) in &stored {
+        assert!(
+            get(&server, &format!("/disk/{key}")).body == *body,
+            "{key} intact"
+        );
+    }
+    assert_eq!(tmp_entries(&server), 0, "the refused body left nothing");
+    // Free space by deleting; the collector unlinks; writes work again.
+    for (key, _) in stored.drain(..3) {
+        let r = server.raw(
+            format!("DELETE /disk/{key} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        );
+        assert_eq!(r.status, 204);
+    }
+    let start = Instant::now();
+    loop {
+        let r = put(&server, "after", &random_bytes(4 << 20, 99));
+        if r.status == 200 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "space never came back"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(get(&server, "/_stowage/health/ready").status, 200);
+}
