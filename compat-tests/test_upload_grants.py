@@ -176,3 +176,23 @@ def test_a_read_only_keys_grant_stops_working(start_server):
     assert r.status_code == 403 and r.json()["error"] == "AccessDenied"
     with s3_error("AccessDenied", 403):
         s3.create_bucket(Bucket="media")
+
+
+def test_what_the_page_adds_to_a_grant_binds_nothing(s3, bucket, endpoint):
+    """Only the policy is signed. A page that adds acl=public-read to its
+    grant does not get a public object, and a grant does not reach uploads
+    made by plain S3 calls (which carry no size bound)."""
+    fields = json.loads(base64.b64decode(mint(s3, bucket)))
+    fields["acl"] = "public-read"
+    padded = Uppy(endpoint, base64.b64encode(json.dumps(fields).encode()).decode())
+    created = padded.ok("POST", "/s3/multipart", {"filename": "p.mp4", "type": "video/mp4"})
+    signed = padded.ok("GET", f"/s3/multipart/{created['uploadId']}/1", key=created["key"])
+    etag = put_part(signed["url"], b"tiny").headers["ETag"]
+    padded.ok("POST", f"/s3/multipart/{created['uploadId']}/complete",
+              {"parts": [{"PartNumber": 1, "ETag": etag}]}, key=created["key"])
+    r = requests.get(f"{endpoint}/{bucket}/{created['key']}", timeout=10)
+    assert r.status_code == 403, "the object stayed private"
+
+    plain = s3.create_multipart_upload(Bucket=bucket, Key="uploads/plain.mp4")
+    r = padded.call("GET", f"/s3/multipart/{plain['UploadId']}/1", key="uploads/plain.mp4")
+    assert r.status_code == 404 and r.json()["error"] == "NoSuchUpload"

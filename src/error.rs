@@ -27,7 +27,6 @@ pub enum Code {
     EntityTooLarge,
     EntityTooSmall,
     IncompleteBody,
-    IncorrectNumberOfFilesInPostRequest,
     InsufficientStorage,
     InternalError,
     InvalidAccessKeyId,
@@ -84,7 +83,6 @@ impl Code {
             | EntityTooLarge
             | EntityTooSmall
             | IncompleteBody
-            | IncorrectNumberOfFilesInPostRequest
             | InvalidArgument
             | InvalidBucketName
             | InvalidDigest
@@ -153,9 +151,6 @@ impl Code {
             }
             IncompleteBody => {
                 "You did not provide the number of bytes specified by the Content-Length HTTP header."
-            }
-            IncorrectNumberOfFilesInPostRequest => {
-                "POST requires exactly one file upload per request."
             }
             InsufficientStorage => "The server's disk is below its free-space floor.",
             InternalError => "We encountered an internal error. Please try again.",

@@ -6,7 +6,8 @@
 // window.startUpload(options) adds one file and uploads it; what happened is
 // in window.uppyTest for the test to read:
 //   parts      every s3-multipart:part-uploaded event's part
-//   paused     true once pauseAll() has run (options.pauseAfterFirstPart)
+//   paused     true from pauseAll() after the first part (when
+//              options.pauseAfterFirstPart) until resumeUpload()
 //   s3Multipart  the file's { key, uploadId } when it paused
 //   result     the `complete` event's successful and failed files
 //   error      a rejected uppy.upload(), as text
@@ -34,7 +35,7 @@ let uppy = null;
 // a previous page started: the file takes it as its s3Multipart state (as
 // Golden Retriever restores it after a reload) and Uppy resumes that upload.
 window.startUpload = (options) => {
-  uppy = new Uppy({ id: "stowage-test", autoProceed: false });
+  uppy = new Uppy({ id: "stowage-test", autoProceed: false, debug: true });
   const s3Options = {
     endpoint: `${options.endpoint}/_stowage`,
     headers: { "X-Stowage-Grant": options.grant },
@@ -47,7 +48,7 @@ window.startUpload = (options) => {
 
   uppy.on("s3-multipart:part-uploaded", (file, part) => {
     state.parts.push({ PartNumber: part.PartNumber, ETag: part.ETag });
-    if (options.pauseAfterFirstPart && !state.paused) {
+    if (options.pauseAfterFirstPart && state.s3Multipart == null) {
       uppy.pauseAll();
       state.s3Multipart = { ...uppy.getFile(file.id).s3Multipart };
       state.paused = true;

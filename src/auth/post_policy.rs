@@ -107,12 +107,16 @@ impl PostPolicy {
         })
     }
 
-    /// The file's allowed size, if the policy bounds it.
+    /// The file's allowed size, if the policy bounds it (every range
+    /// condition holds: their intersection).
     pub fn length_range(&self) -> Option<(u64, u64)> {
-        self.conditions.iter().find_map(|c| match c {
-            Condition::LengthRange(min, max) => Some((*min, *max)),
-            _ => None,
-        })
+        self.conditions
+            .iter()
+            .filter_map(|c| match c {
+                Condition::LengthRange(min, max) => Some((*min, *max)),
+                _ => None,
+            })
+            .reduce(|(a, b), (c, d)| (a.max(c), b.min(d)))
     }
 
     /// Checks the expiry and every field condition against `fields`

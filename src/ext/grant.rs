@@ -83,6 +83,12 @@ impl Grant {
         if now_ms >= policy.expiration_ms {
             return Err(policy_denied("Policy expired."));
         }
+        if !policy.names("key") {
+            return Err(S3Error::with_message(
+                Code::InvalidPolicyDocument,
+                "An upload grant's policy must bind the key ({\"key\": ...} or [\"starts-with\", \"$key\", prefix]).",
+            ));
+        }
         let bucket = policy
             .fixed("bucket")
             .ok_or_else(|| {
@@ -161,20 +167,47 @@ impl Grant {
         policy.check_conditions(&fields)
     }
 
+    /// The canned ACL the grant's policy fixes, if any. Only the policy is
+    /// signed: the grant's other fields are the page's to change.
+    pub fn acl(&self) -> Option<&str> {
+        self.policy.fixed("acl")
+    }
+
     /// Checks that the grant allows an object at `key` with this content
-    /// type and metadata (lower-case `x-amz-meta-*` names). The grant's
-    /// own fields hold by construction; what the browser chose must meet
-    /// the conditions.
+    /// type and metadata (lower-case `x-amz-meta-*` names): the conditions
+    /// on what a route stores (bucket, key, type, metadata) and on the
+    /// signature fields, which [`Grant::parse`] verified. Only the policy
+    /// is signed, so no other field of the grant is taken as given.
     pub fn allows(
         &self,
         key: &str,
         content_type: Option<&str>,
         meta: &[(String, String)],
     ) -> S3Result<()> {
+        const SIGNED: [&str; 3] = ["x-amz-algorithm", "x-amz-credential", "x-amz-date"];
+        use crate::auth::post_policy::Condition;
+        let binds = |c: &&Condition| match c {
+            Condition::Eq(f, _) | Condition::StartsWith(f, _) => {
+                matches!(f.as_str(), "bucket" | "key" | "content-type")
+                    || f.starts_with("x-amz-meta-")
+                    || SIGNED.contains(&f.as_str())
+            }
+            Condition::LengthRange(..) => false,
+        };
+        let policy = PostPolicy {
+            expiration_ms: self.policy.expiration_ms,
+            conditions: self
+                .policy
+                .conditions
+                .iter()
+                .filter(binds)
+                .cloned()
+                .collect(),
+        };
         let mut fields: Vec<(String, String)> = self
             .fields
             .iter()
-            .filter(|(n, _)| n != "key" && n != "content-type")
+            .filter(|(n, _)| SIGNED.contains(&n.as_str()))
             .cloned()
             .collect();
         fields.push(("bucket".into(), self.bucket.clone()));
@@ -183,7 +216,7 @@ impl Grant {
             fields.push(("content-type".into(), t.to_owned()));
         }
         fields.extend(meta.iter().cloned());
-        self.policy.check_conditions(&fields)
+        policy.check_conditions(&fields)
     }
 }
 
@@ -254,7 +287,7 @@ mod tests {
             Grant::parse(&config, "!!", now).unwrap_err().code,
             Code::InvalidArgument
         );
-        // A grant must name its bucket.
+        // A grant must name its bucket, and bind its key.
         let loose = mint(
             &config,
             serde_json::json!([["starts-with", "$key", ""]]),
@@ -265,5 +298,30 @@ mod tests {
             Grant::parse(&config, &loose, now).unwrap_err().code,
             Code::InvalidPolicyDocument
         );
+        let any_key = mint(
+            &config,
+            serde_json::json!([{"bucket": "media"}]),
+            "k",
+            60_000,
+        );
+        assert_eq!(
+            Grant::parse(&config, &any_key, now).unwrap_err().code,
+            Code::InvalidPolicyDocument
+        );
+        // Only the policy is signed: fields the page adds bind nothing.
+        let mut fields: serde_json::Map<String, Value> = serde_json::from_slice(
+            &base64::engine::general_purpose::STANDARD
+                .decode(&token)
+                .unwrap(),
+        )
+        .unwrap();
+        fields.insert("acl".into(), "public-read".into());
+        fields.insert("x-amz-meta-user".into(), "8".into());
+        let padded =
+            base64::engine::general_purpose::STANDARD.encode(Value::Object(fields).to_string());
+        let grant = Grant::parse(&config, &padded, now).unwrap();
+        assert_eq!(grant.acl(), None);
+        let meta = [("x-amz-meta-user".to_owned(), "9".to_owned())];
+        grant.allows("u/7/x.mp4", Some("video/mp4"), &meta).unwrap();
     }
 }

@@ -24,6 +24,8 @@ use crate::router::Operation;
 use crate::store::Store;
 
 pub const PREFIX: &str = "/_stowage/";
+/// What path-style routing takes for the bucket of an extension's path.
+pub const BUCKET: &str = "_stowage";
 
 /// A JSON response.
 pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<ResponseBody> {
@@ -60,7 +62,7 @@ pub async fn handle(
     request_id: &str,
 ) -> Outcome {
     let path = parts.uri.path().to_owned();
-    let rest = &path[PREFIX.len()..];
+    let rest = path.strip_prefix(PREFIX).unwrap_or("");
     let op = route(&parts.method, rest);
     let origin = parts
         .headers

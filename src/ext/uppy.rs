@@ -202,8 +202,10 @@ impl Route<'_> {
         for (name, value) in meta {
             fields.insert(name, value.into());
         }
+        // Fields the policy fixes go in as fixed (a POST form must carry
+        // every field the policy names).
         for name in ["success_action_status", "acl"] {
-            if let Some(v) = self.grant.field(name) {
+            if let Some(v) = self.grant.policy.fixed(name) {
                 fields.insert(name.into(), v.into());
             }
         }
@@ -232,18 +234,20 @@ impl Route<'_> {
             .map(|(n, v)| (n.as_str(), v.clone()))
             .chain(content_type.map(|t| ("content-type", t.to_owned())));
         let object_meta: ObjectMeta = crate::ops::object_meta_from(fields)?;
-        let acl = match self.grant.field("acl") {
+        let acl = match self.grant.acl() {
             Some(v) => crate::ops::canned_acl(v)?,
             None => Default::default(),
         };
         // A retried create (same grant, same key, same Idempotency-Key)
-        // gets the same upload.
-        let token = self
-            .parts
-            .headers
-            .get("idempotency-key")
-            .and_then(|v| v.to_str().ok())
-            .map(|k| sha256_hex(format!("{}\n{k}", self.grant.id()).as_bytes()));
+        // gets the same upload. Without one the token is unique; either
+        // way it marks the upload as made under a grant.
+        let token = match self.parts.headers.get("idempotency-key") {
+            Some(k) => sha256_hex(&[self.grant.id().as_bytes(), b"\n", k.as_bytes()].concat()),
+            None => format!(
+                "grant-{}",
+                crate::store::model::id_hex(crate::store::model::new_id())
+            ),
+        };
         let record = UploadRecord {
             initiated_ms: self.now,
             owner: self.grant.credential.access_key_id.clone(),
@@ -252,7 +256,7 @@ impl Route<'_> {
             tags: Vec::new(),
             acl,
             max_size: self.grant.max_size(),
-            token,
+            token: Some(token),
         };
         let meta_store = &self.state.store.meta;
         let id = meta_store
@@ -262,14 +266,22 @@ impl Route<'_> {
         Ok((json(StatusCode::OK, &body), key))
     }
 
-    /// Checks that the upload exists at the grant's bucket and `key`.
+    /// Checks that the upload exists at the grant's bucket and `key`, and
+    /// was made under a grant of the same key: a grant reaches the uploads
+    /// at keys it covers that its signing key's grants created (so that a
+    /// fresh grant resumes an upload), never uploads made by plain S3
+    /// calls, which carry no size bound.
     async fn upload(&self, id: &str) -> S3Result<String> {
         let key = self.key()?;
-        self.state
+        let upload = self
+            .state
             .store
             .meta
             .upload(&self.grant.bucket, &key, id)
             .await?;
+        if upload.owner != self.grant.credential.access_key_id || upload.token.is_none() {
+            return Err(S3Error::new(Code::NoSuchUpload));
+        }
         Ok(key)
     }
 
@@ -336,7 +348,7 @@ impl Route<'_> {
         id: &str,
         body: CompleteBody,
     ) -> S3Result<(Response<ResponseBody>, String)> {
-        let key = self.key()?;
+        let key = self.upload(id).await?;
         let completion = Completion {
             parts: body
                 .parts
@@ -379,7 +391,7 @@ impl Route<'_> {
     }
 
     async fn abort(&self, id: &str) -> S3Result<(Response<ResponseBody>, String)> {
-        let key = self.key()?;
+        let key = self.upload(id).await?;
         self.state
             .store
             .meta

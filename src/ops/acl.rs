@@ -405,13 +405,17 @@ fn check_public_read_policy(text: &[u8], bucket: &str) -> S3Result<()> {
         if !anyone {
             return Err(policy_not_supported("A Principal other than \"*\""));
         }
-        let Some(actions) = s.get("Action").and_then(strings) else {
+        let Some(actions) = s.get("Action").and_then(strings).filter(|a| !a.is_empty()) else {
             return Err(malformed_policy("Missing required field Action"));
         };
         if let Some(a) = actions.iter().find(|a| **a != "s3:GetObject") {
             return Err(policy_not_supported(format!("The action {a}")));
         }
-        let Some(resources) = s.get("Resource").and_then(strings) else {
+        let Some(resources) = s
+            .get("Resource")
+            .and_then(strings)
+            .filter(|r| !r.is_empty())
+        else {
             return Err(malformed_policy("Missing required field Resource"));
         };
         for r in resources {
@@ -503,11 +507,8 @@ pub async fn read_granted(
     let Some(key) = key.filter(|_| object) else {
         return Ok(may_list && !object);
     };
-    if access.public_objects {
-        return Ok(true);
-    }
     match state.store.meta.head_object(bucket, key).await {
-        Ok(head) => Ok(head.acl.grants_read(signed)),
+        Ok(head) => Ok(access.public_objects || head.acl.grants_read(signed)),
         Err(e) if e.code == Code::NoSuchKey => Ok(may_list),
         Err(e) => Err(e),
     }
@@ -610,6 +611,11 @@ mod tests {
             code(serde_json::json!({"Version": "2012-10-17"})),
             Code::MalformedPolicy
         );
+        // A statement that grants nothing must not open the bucket.
+        let empty = statement("*".into(), serde_json::json!([]), "arn:aws:s3:::b/*".into());
+        assert_eq!(code(empty), Code::MalformedPolicy);
+        let nowhere = statement("*".into(), "s3:GetObject".into(), serde_json::json!([]));
+        assert_eq!(code(nowhere), Code::MalformedPolicy);
         assert_eq!(
             check_public_read_policy(b"not json", "b").unwrap_err().code,
             Code::MalformedPolicy

@@ -157,13 +157,16 @@ pub struct Outcome {
 
 pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, request_id: &str) -> Outcome {
     let (mut parts, incoming) = req.into_parts();
-    if parts.uri.path().starts_with(crate::ext::PREFIX) {
-        return crate::ext::handle(state, parts, incoming, request_id).await;
-    }
     let resource = parts.uri.path().to_owned();
     let host = parts.headers.get("host").and_then(|v| v.to_str().ok());
-    let parsed = router::split_target(parts.uri.path(), host, state.config.domain.as_deref())
-        .and_then(|(bucket, key)| Ok((bucket, key, Query::parse(parts.uri.query())?)));
+    let target = router::split_target(parts.uri.path(), host, state.config.domain.as_deref());
+    // Extensions live at `/_stowage/` of the server itself; on a
+    // virtual-hosted bucket's name that path is a key.
+    if matches!(&target, Ok((Some(b), _)) if b == crate::ext::BUCKET) {
+        return crate::ext::handle(state, parts, incoming, request_id).await;
+    }
+    let parsed =
+        target.and_then(|(bucket, key)| Ok((bucket, key, Query::parse(parts.uri.query())?)));
     let (bucket, key, query) = match parsed {
         Ok(p) => p,
         Err(e) => {
@@ -259,7 +262,7 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, request_id: &s
         }
         // Whether a bucket's response carries CORS headers depends on the
         // request's Origin, so a cache must not hand this one to a page.
-        (None, Some(_)) => {
+        (None, Some(_)) if !outcome.response.headers().contains_key("vary") => {
             set_header(&mut outcome.response, "vary", "Origin");
         }
         _ => {}

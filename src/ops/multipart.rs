@@ -130,8 +130,11 @@ async fn check_upload(ctx: &Ctx, id: &str) -> S3Result<UploadRecord> {
 pub async fn upload_part(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
     let part_number = parse_part_number(ctx.query.get("partNumber").unwrap_or(""))?;
     let id = upload_id(ctx)?;
-    let body = ctx.body(ctx.state.config.limits.max_object_size)?;
     let upload = check_upload(ctx, &id).await?;
+    // A part of an upload an upload grant bounds can never be larger than
+    // the bound (the engine then checks the parts together).
+    let limit = ctx.state.config.limits.max_object_size;
+    let body = ctx.body(upload.max_size.map_or(limit, |max| max.min(limit)))?;
     let algorithm = part_algorithm(ctx, &upload)?;
     let received = receive(ctx, body, algorithm, false).await?;
     let part = ctx

@@ -10,6 +10,9 @@
 //! `content-length-range` as it arrives; a violation stores nothing. Fields
 //! after the file are ignored.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Response, StatusCode};
@@ -26,6 +29,13 @@ use crate::xml::XmlWriter;
 
 /// The most the fields before the file may hold, as on S3.
 const FIELDS_MAX: usize = 20 * 1024;
+/// The most of the body read before the file part begins: the fields, their
+/// part heads and framing. A body chunk may straddle into the file, so this
+/// leaves room for one.
+const PRE_FILE_MAX: usize = FIELDS_MAX + 64 * 1024 + 1024 * 1024;
+/// What each field costs against [`FIELDS_MAX`] beyond its name and value
+/// (its part head), so that many empty fields cannot pile up.
+const FIELD_OVERHEAD: usize = 64;
 
 fn malformed(why: impl std::fmt::Display) -> S3Error {
     S3Error::with_message(
@@ -62,16 +72,35 @@ fn form_error(e: multer::Error) -> S3Error {
     }
 }
 
+/// The body as the multipart reader takes it. Until the file part begins
+/// (`file_started`), at most [`PRE_FILE_MAX`] bytes are let through: the
+/// reader buffers what it has not yet parsed (a part head with no end, say),
+/// and nothing unauthenticated may make it buffer more.
 fn body_stream(
     body: RequestBody,
+    file_started: Arc<AtomicBool>,
 ) -> impl futures_util::Stream<Item = Result<Bytes, S3Error>> + Send + 'static {
-    futures_util::stream::unfold(body, |mut body| async move {
-        match body.next().await {
-            Ok(Some(data)) => Some((Ok(data), body)),
-            Ok(None) => None,
-            Err(e) => Some((Err(e), body)),
+    futures_util::stream::unfold((body, 0usize), move |(mut body, seen)| {
+        let file_started = Arc::clone(&file_started);
+        async move {
+            match body.next().await {
+                Ok(Some(data)) => {
+                    let seen = seen.saturating_add(data.len());
+                    if seen > PRE_FILE_MAX && !file_started.load(Ordering::Relaxed) {
+                        return Some((Err(fields_too_large()), (body, seen)));
+                    }
+                    Some((Ok(data), (body, seen)))
+                }
+                Ok(None) => None,
+                Err(e) => Some((Err(e), (body, seen))),
+            }
         }
     })
+}
+
+fn fields_too_large() -> S3Error {
+    S3Error::new(Code::MaxPostPreDataLengthExceeded)
+        .detail("MaxPostPreDataLengthBytes", FIELDS_MAX.to_string())
 }
 
 pub async fn post_object(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
@@ -94,7 +123,9 @@ pub async fn post_object(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
     };
     let limit = ctx.state.config.limits.max_object_size + FIELDS_MAX as u64 + 64 * 1024;
     let body = ctx.body(limit)?;
-    let mut form_reader = multer::Multipart::new(body_stream(body), boundary);
+    let file_started = Arc::new(AtomicBool::new(false));
+    let stream = body_stream(body, Arc::clone(&file_started));
+    let mut form_reader = multer::Multipart::new(stream, boundary);
 
     // The fields before the file.
     let mut form = Form {
@@ -113,21 +144,33 @@ pub async fn post_object(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
         };
         let name = field.name().unwrap_or_default().to_ascii_lowercase();
         if name == "file" {
+            file_started.store(true, Ordering::Relaxed);
             form.filename = Some(field.file_name().unwrap_or_default().to_owned());
             break field;
         }
+        size += name.len() + FIELD_OVERHEAD;
         let mut value = Vec::new();
         while let Some(chunk) = field.chunk().await.map_err(form_error)? {
             size += chunk.len();
-            if size + name.len() > FIELDS_MAX {
-                return Err(S3Error::new(Code::MaxPostPreDataLengthExceeded)
-                    .detail("MaxPostPreDataLengthBytes", FIELDS_MAX.to_string()));
+            if size > FIELDS_MAX {
+                return Err(fields_too_large());
             }
             value.extend_from_slice(&chunk);
         }
-        size += name.len();
+        if size > FIELDS_MAX {
+            return Err(fields_too_large());
+        }
         let value = String::from_utf8(value)
             .map_err(|_| malformed(format!("the field {name} is not UTF-8")))?;
+        // A field given twice could satisfy a condition with one value and
+        // store the other.
+        if form.fields.iter().any(|(n, _)| *n == name) {
+            return Err(S3Error::with_message(
+                Code::InvalidArgument,
+                format!("The form field {name} appears more than once."),
+            )
+            .detail("ArgumentName", name));
+        }
         form.fields.push((name, value));
     };
 
@@ -162,9 +205,12 @@ pub async fn post_object(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
     let digests = digest_fields(&form)?;
     let content_md5 = checksum::content_md5(&digests)?;
     let requested = checksum::requested(&digests)?;
+    // A redirect that cannot be one is ignored, as on S3.
     let redirect = form
         .get("success_action_redirect")
         .or(form.get("redirect"))
+        .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
+        .filter(|u| HeaderValue::from_str(u).is_ok())
         .map(str::to_owned);
     let status = success_status(form.get("success_action_status"))?;
 

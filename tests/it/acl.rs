@@ -391,6 +391,8 @@ async fn the_anonymous_read_policy_opens_every_object() {
         403,
         "not listing"
     );
+    // Without listing, a missing key is not revealed (403, as on S3).
+    assert_eq!(anonymous_get(&server, "/site/missing.html"), 403);
     let got = alice
         .get_bucket_policy()
         .bucket("site")

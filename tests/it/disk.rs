@@ -2,22 +2,38 @@
 //! store nothing; reads, deletes and the collector keep working; writes work
 //! again once space is freed, without a restart. Readiness says so.
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::harness::{Server, random_bytes};
+use crate::harness::{DEV_KEY, DEV_SECRET, RawResponse, Server, random_bytes, sign};
 
-fn put(server: &Server, key: &str, body: &[u8]) -> crate::harness::RawResponse {
-    let mut request = format!(
-        "PUT /disk/{key} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+/// A PUT as the SDKs send large ones, with `Expect: 100-continue`: the body
+/// goes only once the server says so, so a refusal before the body reaches
+/// the client whole (a refused raw body would meet a closed socket).
+fn put(server: &Server, key: &str, body: &[u8]) -> RawResponse {
+    let head = format!(
+        "PUT /disk/{key} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
         body.len()
-    )
-    .into_bytes();
-    request.extend_from_slice(body);
-    server.raw(&request)
+    );
+    let head = sign(head.as_bytes(), DEV_KEY, DEV_SECRET);
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream.write_all(&head).unwrap();
+    let mut first = [0u8; 12];
+    stream.read_exact(&mut first).unwrap();
+    let mut buf = first.to_vec();
+    if first.starts_with(b"HTTP/1.1 100") {
+        stream.write_all(body).unwrap();
+    }
+    let _ = stream.read_to_end(&mut buf);
+    RawResponse::parse(&buf)
 }
 
-fn get(server: &Server, path: &str) -> crate::harness::RawResponse {
+fn get(server: &Server, path: &str) -> RawResponse {
     server.raw(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
 }
 

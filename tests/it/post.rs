@@ -211,6 +211,34 @@ fn malformed_and_oversized_forms_get_s3_errors() {
         (403, "SignatureDoesNotMatch")
     );
 
+    // A field given twice: one value could meet a condition, the other be
+    // stored.
+    let twice = with(
+        signed_fields(
+            r#"[{"bucket": "forms"}, {"key": "k"}, {"x-amz-meta-role": "user"}]"#,
+            600,
+        ),
+        &[
+            ("key", "k"),
+            ("x-amz-meta-role", "user"),
+            ("X-Amz-Meta-Role", "admin"),
+        ],
+    );
+    let r = send(&server, "forms", &form(&twice, b"x", &[]));
+    assert_eq!((r.status, r.code().as_str()), (400, "InvalidArgument"));
+
+    // A part head that never ends: refused once the pre-file allowance is
+    // spent, not buffered (this sends 4 MiB before any authentication).
+    let mut endless =
+        format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"key\"\r\nX-Pad: ")
+            .into_bytes();
+    endless.extend(std::iter::repeat_n(b'a', 4 << 20));
+    let r = send(&server, "forms", &endless);
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (400, "MaxPostPreDataLengthExceeded")
+    );
+
     let head = server.raw(b"HEAD /forms/k HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert_eq!(head.status, 404, "no refused form stored anything");
     assert_eq!(tmp_entries(&server), 0);
