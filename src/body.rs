@@ -7,7 +7,7 @@
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
@@ -96,6 +96,11 @@ pub struct RequestBody {
     finished: bool,
     /// The SHA-256 the body must hash to (a hex `x-amz-content-sha256`).
     sha256: Option<([u8; 32], Sha256)>,
+    /// Bytes read off the connection, framing included.
+    raw: u64,
+    started: Instant,
+    /// (bytes per second, grace): see [`RequestBody::with_min_rate`].
+    min_rate: Option<(u64, Duration)>,
 }
 
 fn chunk_error(e: ChunkError) -> S3Error {
@@ -170,7 +175,31 @@ impl RequestBody {
             received: 0,
             limit,
             finished: false,
+            raw: 0,
+            started: Instant::now(),
+            min_rate: None,
         })
+    }
+
+    /// Drops a trickling body: once `grace` has passed, the body must have
+    /// averaged `rate` bytes a second since it began (so a fast start buys
+    /// time for a later stall, and a client that trickles a byte a minute
+    /// is cut off). 0 turns it off.
+    pub fn with_min_rate(mut self, rate: u64, grace: Duration) -> RequestBody {
+        self.min_rate = (rate > 0).then_some((rate, grace));
+        self
+    }
+
+    /// How long to wait for the next frame: the idle timeout, or less when
+    /// the rate floor would be crossed sooner.
+    fn frame_wait(&self) -> Duration {
+        let Some((rate, grace)) = self.min_rate else {
+            return BODY_IDLE_TIMEOUT;
+        };
+        let earned = grace + Duration::from_secs_f64(self.raw as f64 / rate as f64);
+        earned
+            .saturating_sub(self.started.elapsed())
+            .min(BODY_IDLE_TIMEOUT)
     }
 
     /// The decoded length the client declared, if it did.
@@ -193,7 +222,7 @@ impl RequestBody {
             if self.finished {
                 return Ok(None);
             }
-            let frame = tokio::time::timeout(BODY_IDLE_TIMEOUT, self.incoming.frame())
+            let frame = tokio::time::timeout(self.frame_wait(), self.incoming.frame())
                 .await
                 .map_err(|_| S3Error::new(Code::RequestTimeout))?;
             match frame {
@@ -201,6 +230,7 @@ impl RequestBody {
                     let Ok(data) = frame.into_data() else {
                         continue; // HTTP trailers: nothing S3 reads there
                     };
+                    self.raw += data.len() as u64;
                     match &mut self.chunked {
                         Some(decoder) => {
                             let mut out = Vec::new();

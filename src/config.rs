@@ -66,6 +66,19 @@ pub struct Limits {
     /// Free space, in bytes, that writes never take: kept for metadata
     /// commits and deletes. 0 disables the check.
     pub min_free_bytes: u64,
+    /// Connections served at once, and from one client address; more are
+    /// closed as they arrive.
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    /// A request head (or, on a kept-alive connection, the next one) must
+    /// arrive within this many seconds.
+    pub header_timeout_secs: u64,
+    /// After `body_rate_grace_secs`, a body must have averaged at least this
+    /// many bytes a second since it began, or it is dropped (400
+    /// `RequestTimeout`, as S3 answers) and nothing of it is kept. 0 turns
+    /// it off.
+    pub min_body_rate: u64,
+    pub body_rate_grace_secs: u64,
 }
 
 #[derive(Clone, Deserialize)]
@@ -143,6 +156,11 @@ impl Default for Limits {
             gc_grace_secs: 60,
             gc_interval_secs: 10,
             min_free_bytes: 256 << 20,
+            max_connections: 8192,
+            max_connections_per_ip: 1024,
+            header_timeout_secs: 10,
+            min_body_rate: 1024,
+            body_rate_grace_secs: 20,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! gracefully on SIGINT/SIGTERM.
 
 use std::convert::Infallible;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,6 +27,73 @@ const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(120);
 /// A TLS handshake that takes longer than this is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Connections open now, in all and per client address. A connection past
+/// either cap is closed as it arrives, so that one client (or a flood of
+/// idle or half-sent requests) cannot take the descriptors every other
+/// client needs.
+struct Connections {
+    max: usize,
+    max_per_ip: usize,
+    open: std::sync::Mutex<(usize, std::collections::HashMap<IpAddr, usize>)>,
+}
+
+/// One admitted connection; dropping it gives its place back.
+struct Admitted {
+    connections: Arc<Connections>,
+    ip: IpAddr,
+}
+
+impl Connections {
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Admitted> {
+        let mut open = self.open.lock().expect("connection counts");
+        let (total, per_ip) = &mut *open;
+        let mine = per_ip.get(&ip).copied().unwrap_or(0);
+        if *total >= self.max || mine >= self.max_per_ip {
+            return None;
+        }
+        *total += 1;
+        per_ip.insert(ip, mine + 1);
+        Some(Admitted {
+            connections: Arc::clone(self),
+            ip,
+        })
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        let mut open = self.connections.open.lock().expect("connection counts");
+        let (total, per_ip) = &mut *open;
+        *total -= 1;
+        if let Some(n) = per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Raises this process's open-file limit to its hard limit, and returns
+/// how many connections fit under it with room for blobs, the metadata
+/// engine and the listeners.
+pub fn raise_fd_limit() -> usize {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    const RESERVED: u64 = 256;
+    let mut limit = getrlimit(Resource::Nofile);
+    if let Some(hard) = limit.maximum
+        && limit.current.is_some_and(|soft| soft < hard)
+    {
+        limit.current = Some(hard);
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            tracing::debug!("cannot raise the open-file limit: {e}");
+        }
+        limit = getrlimit(Resource::Nofile);
+    }
+    let soft = limit.current.unwrap_or(u64::MAX);
+    soft.saturating_sub(RESERVED).clamp(64, usize::MAX as u64) as usize
+}
+
 /// Serves until `shutdown` resolves, then lets in-flight requests finish
 /// for at most the configured grace period. With `tls`, every connection
 /// is HTTPS.
@@ -37,10 +105,25 @@ pub async fn serve(
 ) {
     let background = spawn_background(Arc::clone(&state));
     let graceful = GracefulShutdown::new();
+    let limits = &state.config.limits;
+    let fd_room = raise_fd_limit();
+    if limits.max_connections > fd_room {
+        tracing::warn!(
+            max_connections = limits.max_connections,
+            fd_room,
+            "the open-file limit allows fewer connections than configured; serving at most fd_room"
+        );
+    }
+    let connections = Arc::new(Connections {
+        max: limits.max_connections.min(fd_room),
+        max_per_ip: limits.max_connections_per_ip,
+        open: Default::default(),
+    });
+    let mut refused_logged: Option<Instant> = None;
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(60))
+        .header_read_timeout(Duration::from_secs(limits.header_timeout_secs))
         .keep_alive(true);
     tokio::pin!(shutdown);
     loop {
@@ -56,6 +139,15 @@ pub async fn serve(
                         continue;
                     }
                 };
+                let Some(admitted) = connections.admit(peer.ip()) else {
+                    // Closed at once; said once a minute at most.
+                    if refused_logged.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+                        refused_logged = Some(Instant::now());
+                        tracing::warn!(%peer, "connection limit reached: closing new connections (limits.max_connections, limits.max_connections_per_ip)");
+                    }
+                    drop(stream);
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 let state = Arc::clone(&state);
                 let service = service_fn(move |req| {
@@ -66,6 +158,7 @@ pub async fn serve(
                 let (builder, watcher) = (builder.clone(), graceful.watcher());
                 let acceptor = tls.as_ref().map(|tls| tls.acceptor());
                 tokio::spawn(async move {
+                    let _admitted = admitted;
                     let served = match acceptor {
                         None => {
                             let conn = builder.serve_connection(TokioIo::new(stream), service);

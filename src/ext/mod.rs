@@ -181,11 +181,15 @@ pub fn origin_of(state: &AppState, headers: &http::HeaderMap) -> String {
 
 /// The body of a JSON request, at most 1 MiB.
 pub async fn json_body<T: serde::de::DeserializeOwned>(
+    state: &AppState,
     headers: &http::HeaderMap,
     incoming: Incoming,
 ) -> S3Result<T> {
+    let limits = &state.config.limits;
+    let grace = std::time::Duration::from_secs(limits.body_rate_grace_secs);
     let body =
-        crate::body::RequestBody::new(incoming, headers, 1 << 20, crate::auth::Payload::Unsigned)?;
+        crate::body::RequestBody::new(incoming, headers, 1 << 20, crate::auth::Payload::Unsigned)?
+            .with_min_rate(limits.min_body_rate, grace);
     let bytes = body.collect().await?;
     serde_json::from_slice(&bytes).map_err(|e| {
         S3Error::with_message(Code::InvalidArgument, format!("Invalid JSON body: {e}"))

@@ -94,7 +94,7 @@ pub async fn handle(
     let (response, key) = match op {
         Operation::UppyParams => ctx.params()?,
         Operation::UppyCreate => {
-            ctx.create(json_body(&parts.headers, incoming).await?)
+            ctx.create(json_body(state, &parts.headers, incoming).await?)
                 .await?
         }
         Operation::UppySignPart => {
@@ -115,7 +115,7 @@ pub async fn handle(
         }
         Operation::UppyListParts => ctx.list_parts(upload_id.as_deref().unwrap_or("")).await?,
         Operation::UppyComplete => {
-            let body: CompleteBody = json_body(&parts.headers, incoming).await?;
+            let body: CompleteBody = json_body(state, &parts.headers, incoming).await?;
             ctx.complete(upload_id.as_deref().unwrap_or(""), body)
                 .await?
         }

@@ -79,7 +79,10 @@ impl Ctx {
     pub fn body(&mut self, limit: u64) -> S3Result<RequestBody> {
         let incoming = self.body.take().expect("body taken once");
         let payload = self.payload.take().unwrap_or_default();
-        RequestBody::new(incoming, &self.headers, limit, payload)
+        let limits = &self.state.config.limits;
+        let grace = std::time::Duration::from_secs(limits.body_rate_grace_secs);
+        Ok(RequestBody::new(incoming, &self.headers, limit, payload)?
+            .with_min_rate(limits.min_body_rate, grace))
     }
 
     /// A small XML body, collected under the configured cap; its

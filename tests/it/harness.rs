@@ -101,6 +101,10 @@ impl Server {
     }
 
     /// Sends the server a SIGHUP.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     pub fn hangup(&self) {
         let pid = self.child.as_ref().expect("running").id();
         let status = Command::new("kill")
@@ -200,9 +204,18 @@ impl Server {
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
             .unwrap();
-        stream.write_all(request).expect("send");
+        // A server may answer before the whole request is sent, and close.
+        let _ = stream.write_all(request);
         let mut buf = Vec::new();
         let _ = stream.read_to_end(&mut buf);
+        if buf.is_empty() {
+            // The connection was reset before any answer arrived.
+            return RawResponse {
+                status: 0,
+                headers: Vec::new(),
+                body: Vec::new(),
+            };
+        }
         RawResponse::parse(&buf)
     }
 }

@@ -8,6 +8,7 @@ mod checksums;
 mod disk;
 mod durability;
 mod harness;
+mod hostile;
 mod listing;
 mod mpu_checksums;
 mod multipart;

@@ -1,0 +1,164 @@
+//! Slow and hostile clients: thousands of idle connections, half-sent
+//! request heads, bodies that trickle. Each attacker connects from its own
+//! loopback address (127.0.0.x); through all of it a normal client from
+//! 127.0.0.1 is served within a second, and afterwards nothing is left
+//! behind: descriptors, temporary files, memory.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+use crate::harness::{Server, signed};
+
+async fn connect_from(source: [u8; 4], server: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::from(source)), 0))?;
+    socket.connect(server).await
+}
+
+fn open_fds(server: &Server) -> usize {
+    let pid = server.pid();
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+fn tmp_entries(server: &Server) -> usize {
+    std::fs::read_dir(server.data_dir.join("tmp")).map_or(0, |d| d.count())
+}
+
+/// A signed GET of a small object from 127.0.0.1, timed.
+async fn normal_get(server: &Server) -> (u16, Duration) {
+    let start = Instant::now();
+    let request = signed(b"GET /calm/k HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let mut conn = TcpStream::connect(server.addr).await.unwrap();
+    conn.write_all(&request).await.unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut buf)).await;
+    let status = String::from_utf8_lossy(&buf)
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, start.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_slowloris_and_trickling_clients_do_not_starve_a_normal_one() {
+    stowage::server::raise_fd_limit();
+    let server = Server::start_with(
+        "header_timeout_secs = 2\nmin_body_rate = 1024\nbody_rate_grace_secs = 2\nmax_connections_per_ip = 300",
+    );
+    let r = server
+        .raw(b"PUT /calm HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 200);
+    let r = server.raw(
+        b"PUT /calm/k HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+    );
+    assert_eq!(r.status, 200);
+    let fds_before = open_fds(&server);
+    let (_, peak_before) = server.memory_kib();
+
+    // 2,000 idle connections from one address: 300 are admitted (and time
+    // out), the rest are closed as they arrive.
+    let mut idle = Vec::new();
+    for _ in 0..2000 {
+        if let Ok(c) = connect_from([127, 0, 0, 3], server.addr).await {
+            idle.push(c);
+        }
+    }
+    // 500 half-sent heads.
+    let mut heads = Vec::new();
+    for i in 0..500 {
+        let source = [127, 0, 0, 4 + (i % 2) as u8];
+        let mut c = connect_from(source, server.addr).await.unwrap();
+        let _ = c
+            .write_all(b"PUT /calm/slow HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            .await;
+        heads.push(c);
+    }
+    // 50 signed PUTs that send a byte and then trickle nothing.
+    let mut trickles = Vec::new();
+    for i in 0..50 {
+        let head =
+            format!("PUT /calm/trickle{i} HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n");
+        let mut c = connect_from([127, 0, 0, 6], server.addr).await.unwrap();
+        c.write_all(&signed(head.as_bytes())).await.unwrap();
+        c.write_all(b"x").await.unwrap();
+        trickles.push(c);
+    }
+
+    // A normal client is served promptly throughout.
+    for _ in 0..5 {
+        let (status, took) = normal_get(&server).await;
+        assert_eq!(status, 200);
+        assert!(took < Duration::from_secs(1), "served in {took:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    // The trickling bodies are dropped with S3's 400 RequestTimeout once
+    // their grace is over.
+    let mut timed_out = 0;
+    for c in &mut trickles {
+        let mut buf = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), c.read_to_end(&mut buf)).await;
+        let answer = String::from_utf8_lossy(&buf);
+        if answer.starts_with("HTTP/1.1 400") && answer.contains("<Code>RequestTimeout</Code>") {
+            timed_out += 1;
+        }
+    }
+    assert_eq!(
+        timed_out, 50,
+        "every trickling body answered RequestTimeout"
+    );
+    // The idle connections and half-sent heads are closed by the server.
+    // Closed: reads end (or fail). Open: nothing to read yet.
+    let closed = |c: &TcpStream| {
+        let mut byte = [0u8; 1];
+        !matches!(c.try_read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let open = idle
+            .iter()
+            .chain(heads.iter())
+            .filter(|c| !closed(c))
+            .count();
+        if open == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{open} attacker connections still open"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop((idle, heads, trickles));
+
+    // Nothing leaked.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while open_fds(&server) > fds_before + 5 {
+        assert!(
+            Instant::now() < deadline,
+            "descriptors: {} then {}",
+            fds_before,
+            open_fds(&server)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(tmp_entries(&server), 0, "no temporary file left");
+    let (_, peak_after) = server.memory_kib();
+    assert!(
+        peak_after < peak_before + 64 * 1024,
+        "peak memory {peak_before} KiB -> {peak_after} KiB"
+    );
+    let (status, took) = normal_get(&server).await;
+    assert_eq!(status, 200);
+    assert!(took < Duration::from_secs(1));
+    let log = server.log();
+    let warnings = log.matches("connection limit reached").count();
+    assert_eq!(
+        warnings, 1,
+        "the refusals are logged once, not per connection"
+    );
+}
