@@ -150,10 +150,13 @@ fn route(method: &Method, rest: &str) -> Operation {
     if method == Method::OPTIONS {
         return CorsPreflight;
     }
+    if matches!(method.as_str(), "GET" | "HEAD")
+        && let Some(health) = health_route(&format!("{PREFIX}{rest}"))
+    {
+        return health;
+    }
     let segments: Vec<&str> = rest.split('/').collect();
     match (method.as_str(), segments.as_slice()) {
-        ("GET" | "HEAD", ["health", "live"]) => HealthLive,
-        ("GET" | "HEAD", ["health", "ready"]) => HealthReady,
         ("GET", ["s3", "params"]) => UppyParams,
         ("POST", ["s3", "multipart"]) => UppyCreate,
         ("GET", ["s3", "multipart", _]) => UppyListParts,

@@ -270,7 +270,11 @@ pub async fn post_object(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
         )
         .await?;
     let etag = super::quoted(&head.etag);
-    let location = format!("{}/{bucket}/{}", origin(ctx), uri_query(&key));
+    let location = format!(
+        "{}/{bucket}/{}",
+        crate::ext::origin_of(&ctx.state, &ctx.headers),
+        uri_query(&key)
+    );
     if let Some(target) = redirect {
         let mut r = status_response(StatusCode::SEE_OTHER);
         let sep = if target.contains('?') { '&' } else { '?' };
@@ -410,17 +414,6 @@ async fn drain(form: &mut multer::Multipart<'_>) -> Result<(), multer::Error> {
         }
     }
     Ok(())
-}
-
-/// `scheme://host` of the request, for the object's URL in `Location`.
-fn origin(ctx: &Ctx) -> String {
-    let scheme = if ctx.state.config.tls_cert_file.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    let host = ctx.header("host").unwrap_or("localhost");
-    format!("{scheme}://{host}")
 }
 
 fn uri_query(value: &str) -> String {
