@@ -135,11 +135,12 @@ def test_unimplemented_operations_answer_not_implemented(s3, bucket):
     with s3_error("NotImplemented", 501):
         s3.get_bucket_website(Bucket=bucket)
     with s3_error("NotImplemented", 501):
-        s3.put_bucket_lifecycle_configuration(
+        s3.put_bucket_replication(
             Bucket=bucket,
-            LifecycleConfiguration={"Rules": [{
-                "ID": "r", "Status": "Enabled", "Filter": {"Prefix": ""},
-                "Expiration": {"Days": 1}}]})
+            ReplicationConfiguration={"Role": "arn:aws:iam::1:role/r", "Rules": [{
+                "ID": "r", "Status": "Enabled", "Priority": 1, "Filter": {"Prefix": ""},
+                "DeleteMarkerReplication": {"Status": "Disabled"},
+                "Destination": {"Bucket": "arn:aws:s3:::elsewhere"}}]})
     # A request naming an unsupported sub-resource must not fall through to
     # PutObject and overwrite the object.
     s3.put_object(Bucket=bucket, Key="k", Body=b"original")

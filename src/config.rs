@@ -54,8 +54,12 @@ pub struct Limits {
     /// Incomplete multipart uploads older than this many seconds are
     /// aborted by the background sweeper (S3's AbortIncompleteMultipartUpload).
     pub abandoned_upload_secs: u64,
-    /// How often the sweeper looks for abandoned uploads, in seconds.
+    /// How often the sweeper applies lifecycle rules and aborts abandoned
+    /// uploads, in seconds.
     pub sweep_interval_secs: u64,
+    /// The length of a day in lifecycle rules, in seconds: 86400. Only
+    /// tests shorten it, to watch rules act without waiting days.
+    pub lifecycle_day_secs: u64,
     /// How long a request may take to finish once a shutdown signal arrives.
     pub shutdown_grace_secs: u64,
     /// Freed blobs are unlinked no sooner than this after they were freed,
@@ -152,6 +156,7 @@ impl Default for Limits {
             max_xml_body: 2 << 20,
             abandoned_upload_secs: 7 * 24 * 3600,
             sweep_interval_secs: 3600,
+            lifecycle_day_secs: 86_400,
             shutdown_grace_secs: 30,
             gc_grace_secs: 60,
             gc_interval_secs: 10,
@@ -168,6 +173,13 @@ impl Default for Limits {
 impl Limits {
     pub fn abandoned_upload_age(&self) -> Duration {
         Duration::from_secs(self.abandoned_upload_secs)
+    }
+
+    pub fn sweep_policy(&self) -> crate::store::sweep::SweepPolicy {
+        crate::store::sweep::SweepPolicy {
+            default_upload_age_ms: self.abandoned_upload_age().as_millis() as i64,
+            day_ms: (self.lifecycle_day_secs.max(1) * 1000) as i64,
+        }
     }
 
     pub fn gc_interval(&self) -> Duration {

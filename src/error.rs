@@ -56,6 +56,7 @@ pub enum Code {
     NoSuchBucketPolicy,
     NoSuchCORSConfiguration,
     NoSuchKey,
+    NoSuchLifecycleConfiguration,
     NoSuchTagSet,
     NoSuchUpload,
     NotImplemented,
@@ -116,6 +117,7 @@ impl Code {
             | NoSuchBucketPolicy
             | NoSuchCORSConfiguration
             | NoSuchKey
+            | NoSuchLifecycleConfiguration
             | NoSuchTagSet
             | NoSuchUpload => StatusCode::NOT_FOUND,
             NotImplemented => StatusCode::NOT_IMPLEMENTED,
@@ -198,6 +200,7 @@ impl Code {
             NoSuchTagSet => "The TagSet does not exist",
             InvalidTag => "The tag provided was not a valid tag.",
             NoSuchKey => "The specified key does not exist.",
+            NoSuchLifecycleConfiguration => "The lifecycle configuration does not exist",
             NoSuchUpload => {
                 "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."
             }

@@ -11,6 +11,7 @@ pub mod cors;
 pub mod error;
 pub mod ext;
 pub mod io;
+pub mod lifecycle;
 pub mod metrics;
 pub mod ops;
 pub mod rfc2047;

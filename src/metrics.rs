@@ -42,6 +42,7 @@ impl Metrics {
     /// The Prometheus text exposition of the counters and of the store's
     /// gauges (absent when the store could not be asked).
     pub fn render(&self, stats: Option<Stats>) -> String {
+        let stats = stats.as_ref();
         let mut out = String::new();
         out.push_str(
             "# HELP stowage_requests_total S3 requests answered, by operation and status.\n",
@@ -92,6 +93,17 @@ impl Metrics {
             "Freed blobs and manifests waiting for the collector.",
             stats.map(|s| s.garbage_blobs),
         );
+        if let Some(stats) = stats {
+            let name = "stowage_bucket_incomplete_upload_bytes";
+            let _ = writeln!(
+                out,
+                "# HELP {name} Bytes held by the parts of a bucket's incomplete multipart uploads.\n# TYPE {name} gauge"
+            );
+            for (bucket, bytes) in &stats.upload_bytes_by_bucket {
+                // Bucket names are DNS-like: no quote or backslash to escape.
+                let _ = writeln!(out, "{name}{{bucket=\"{bucket}\"}} {bytes}");
+            }
+        }
         out
     }
 }

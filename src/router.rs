@@ -45,6 +45,9 @@ pub enum Operation {
     GetBucketPolicy,
     PutBucketPolicy,
     DeleteBucketPolicy,
+    GetBucketLifecycle,
+    PutBucketLifecycle,
+    DeleteBucketLifecycle,
     GetBucketTagging,
     PutBucketTagging,
     DeleteBucketTagging,
@@ -89,7 +92,6 @@ const UNSUPPORTED: &[&str] = &[
     "intelligent-tiering",
     "inventory",
     "legal-hold",
-    "lifecycle",
     "logging",
     "metadataTable",
     "metrics",
@@ -212,6 +214,10 @@ pub fn route(
         (false, "PUT") if q.has("policy") => PutBucketPolicy,
         (false, "DELETE") if q.has("policy") => DeleteBucketPolicy,
         (true, _) if q.has("policy") => NotImplemented,
+        (false, "GET") if q.has("lifecycle") => GetBucketLifecycle,
+        (false, "PUT") if q.has("lifecycle") => PutBucketLifecycle,
+        (false, "DELETE") if q.has("lifecycle") => DeleteBucketLifecycle,
+        (_, _) if q.has("lifecycle") => NotImplemented,
         (false, "GET") if q.has("tagging") => GetBucketTagging,
         (false, "PUT") if q.has("tagging") => PutBucketTagging,
         (false, "DELETE") if q.has("tagging") => DeleteBucketTagging,
@@ -339,7 +345,10 @@ mod tests {
         assert_eq!(op("DELETE /photos?cors", false), DeleteBucketCors);
         assert_eq!(op("OPTIONS /photos/a.mp4?uploadId=x", false), CorsPreflight);
         assert_eq!(op("GET /photos/a.mp4?tagging", false), GetObjectTagging);
-        assert_eq!(op("PUT /photos?lifecycle", false), NotImplemented);
+        assert_eq!(op("PUT /photos?lifecycle", false), PutBucketLifecycle);
+        assert_eq!(op("GET /photos?lifecycle", false), GetBucketLifecycle);
+        assert_eq!(op("DELETE /photos?lifecycle", false), DeleteBucketLifecycle);
+        assert_eq!(op("PUT /photos/k?lifecycle", false), NotImplemented);
         assert_eq!(op("DELETE /", false), NotImplemented);
         assert_eq!(op("PATCH /photos/a", false), NotImplemented);
     }

@@ -258,15 +258,14 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Respon
     response
 }
 
-/// The collector and the abandoned-upload sweeper.
+/// The collector and the lifecycle sweep.
 fn spawn_background(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let max_age = state.config.limits.abandoned_upload_age();
         let limits = &state.config.limits;
         let mut gc = tokio::time::interval(limits.gc_interval());
         // The first sweep waits one interval: start-up stays quick.
         let first_sweep = tokio::time::Instant::now() + limits.sweep_interval();
-        let mut sweep = tokio::time::interval_at(first_sweep, limits.sweep_interval());
+        let mut sweep_tick = tokio::time::interval_at(first_sweep, limits.sweep_interval());
         loop {
             tokio::select! {
                 _ = gc.tick() => loop {
@@ -285,35 +284,23 @@ fn spawn_background(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
                         }
                     }
                 },
-                _ = sweep.tick() => {
-                    let cutoff = crate::time::now_ms() - max_age.as_millis() as i64;
-                    sweep_uploads(&state, cutoff).await;
-                }
+                _ = sweep_tick.tick() => sweep(&state).await,
             }
         }
     })
 }
 
-/// Aborts every upload initiated before `cutoff`, a bounded batch per
-/// metadata change, and logs what incomplete uploads still hold.
-async fn sweep_uploads(state: &AppState, cutoff: i64) {
-    const SWEEP_BATCH: usize = 100;
-    let (mut aborted, mut freed) = (0, 0);
-    loop {
-        match state.store.meta.sweep_uploads(cutoff, SWEEP_BATCH).await {
-            Ok(swept) => {
-                aborted += swept.aborted;
-                freed += swept.freed_bytes;
-                if !swept.more {
-                    break;
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "sweeping uploads failed");
-                return;
-            }
+/// Applies lifecycle rules and the default upload age, and logs what
+/// incomplete uploads still hold.
+async fn sweep(state: &AppState) {
+    let policy = state.config.limits.sweep_policy();
+    let report = match state.store.sweep(crate::time::now_ms(), policy).await {
+        Ok(report) => report,
+        Err(e) => {
+            tracing::error!(error = %e, "the lifecycle sweep failed");
+            return;
         }
-    }
+    };
     let held = state
         .store
         .meta
@@ -321,9 +308,10 @@ async fn sweep_uploads(state: &AppState, cutoff: i64) {
         .await
         .map_or(0, |s| s.incomplete_upload_bytes);
     tracing::info!(
-        aborted,
-        freed_bytes = freed,
+        aborted_uploads = report.aborted_uploads,
+        freed_bytes = report.freed_upload_bytes,
+        expired_objects = report.expired_objects,
         incomplete_upload_bytes = held,
-        "swept abandoned multipart uploads"
+        "lifecycle sweep"
     );
 }

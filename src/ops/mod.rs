@@ -7,6 +7,7 @@ pub(crate) use acl::canned_acl;
 mod attributes;
 mod buckets;
 pub(crate) mod cors;
+mod lifecycle;
 mod list;
 mod multipart;
 mod objects;
@@ -440,6 +441,9 @@ async fn dispatch(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
         GetBucketPolicy => acl::get_bucket_policy(ctx).await,
         PutBucketPolicy => acl::put_bucket_policy(ctx).await,
         DeleteBucketPolicy => acl::delete_bucket_policy(ctx).await,
+        GetBucketLifecycle => lifecycle::get(ctx).await,
+        PutBucketLifecycle => lifecycle::put(ctx).await,
+        DeleteBucketLifecycle => lifecycle::delete(ctx).await,
         GetBucketTagging => tagging::get_bucket_tagging(ctx).await,
         PutBucketTagging => tagging::put_bucket_tagging(ctx).await,
         DeleteBucketTagging => tagging::delete_bucket_tagging(ctx).await,

@@ -26,6 +26,7 @@ use bytes::Bytes;
 use super::model::*;
 use crate::cors::CorsRule;
 use crate::error::S3Result;
+use crate::lifecycle::LifecycleRule;
 
 #[async_trait]
 pub trait MetaStore: Send + Sync + std::fmt::Debug + 'static {
@@ -51,6 +52,16 @@ pub trait MetaStore: Send + Sync + std::fmt::Debug + 'static {
     async fn bucket_tags(&self, name: &str) -> S3Result<Option<Tags>>;
     /// Sets (`Some`) or deletes (`None`) a bucket's tags.
     async fn set_bucket_tags(&self, name: &str, tags: Option<Tags>) -> S3Result<()>;
+    /// The bucket's lifecycle rules, if it has any; `NoSuchBucket` if absent.
+    async fn bucket_lifecycle(&self, name: &str) -> S3Result<Option<Vec<LifecycleRule>>>;
+    /// Sets (`Some`) or deletes (`None`) a bucket's lifecycle rules.
+    async fn set_bucket_lifecycle(
+        &self,
+        name: &str,
+        rules: Option<Vec<LifecycleRule>>,
+    ) -> S3Result<()>;
+    /// Every bucket's lifecycle rules, for the sweep.
+    async fn lifecycles(&self) -> S3Result<Vec<(String, Vec<LifecycleRule>)>>;
 
     // ---- objects ----
 
@@ -140,8 +151,19 @@ pub trait MetaStore: Send + Sync + std::fmt::Debug + 'static {
 
     // ---- background work and recovery ----
 
-    /// Aborts up to `max` uploads initiated before `cutoff_ms`, oldest first.
-    async fn sweep_uploads(&self, cutoff_ms: i64, max: usize) -> S3Result<Swept>;
+    /// Up to `max` incomplete uploads initiated before `cutoff_ms`, oldest
+    /// first, from after upload id `after`.
+    async fn uploads_before(
+        &self,
+        cutoff_ms: i64,
+        after: Option<String>,
+        max: usize,
+    ) -> S3Result<Vec<UploadRef>>;
+    /// Aborts these uploads (those still incomplete), in one change.
+    async fn abort_uploads(&self, uploads: Vec<UploadRef>) -> S3Result<Swept>;
+    /// Deletes, in one change, each object still as the sweep saw it;
+    /// returns how many went.
+    async fn expire_objects(&self, bucket: &str, objects: Vec<Expired>) -> S3Result<u64>;
     /// Freed blobs due for unlinking at `now_ms` and not under a reader's
     /// lease, claimed (no lease can be taken on them any more); about `max`
     /// rows of work. Leased ones are put off, never returned; freed

@@ -24,6 +24,7 @@ pub mod meta;
 pub mod model;
 pub mod read;
 pub mod redb;
+pub mod sweep;
 pub mod write;
 
 use std::path::Path;

@@ -321,20 +321,38 @@ pub struct UploadListPage {
 
 /// What the store holds that costs disk but is no object, kept current by
 /// the transactions that change it (so reading it scans nothing).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
     pub incomplete_uploads: u64,
     pub incomplete_upload_bytes: u64,
+    /// Bytes held by incomplete uploads, per bucket that has any.
+    pub upload_bytes_by_bucket: Vec<(String, u64)>,
     pub garbage_blobs: u64,
 }
 
-/// One sweep of abandoned uploads.
+/// An incomplete upload, as the sweep sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadRef {
+    pub bucket: String,
+    pub key: String,
+    pub id: String,
+    pub initiated_ms: i64,
+}
+
+/// What aborting a batch of expired uploads did.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Swept {
     pub aborted: u64,
     pub freed_bytes: u64,
-    /// More expired uploads remain: sweep again.
-    pub more: bool,
+}
+
+/// An object the sweep found expired, as it saw it: it is deleted only if
+/// it is still that object (not overwritten since).
+#[derive(Debug, Clone)]
+pub struct Expired {
+    pub key: String,
+    pub etag: String,
+    pub last_modified_ms: i64,
 }
 
 /// What the collector may unlink now.

@@ -141,7 +141,7 @@ async fn unsupported_operations_answer_not_implemented() {
     assert_eq!(err_code(&e), "NotImplemented");
     assert_eq!(err_status(&e), 501);
     let e = s3
-        .get_bucket_lifecycle_configuration()
+        .get_bucket_replication()
         .bucket("bkt1")
         .send()
         .await
@@ -158,7 +158,7 @@ async fn the_log_names_its_configuration_and_keeps_secrets_and_errors_apart() {
     let s3 = server.client();
     s3.create_bucket().bucket("bkt").send().await.unwrap();
     let e = s3
-        .get_bucket_lifecycle_configuration()
+        .get_bucket_website()
         .bucket("bkt")
         .send()
         .await

@@ -239,11 +239,7 @@ async fn abandoned_uploads_expire() {
         .await
         .unwrap_err();
     assert_eq!(crate::harness::err_code(&e), "NoSuchUpload");
-    assert!(
-        server
-            .log()
-            .contains("swept abandoned multipart uploads aborted=1")
-    );
+    assert!(server.log().contains("lifecycle sweep aborted_uploads=1"));
 }
 
 #[test]

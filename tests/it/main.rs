@@ -9,6 +9,7 @@ mod disk;
 mod durability;
 mod harness;
 mod hostile;
+mod lifecycle;
 mod listing;
 mod mpu_checksums;
 mod multipart;

@@ -29,6 +29,7 @@ use super::meta::MetaStore;
 use super::model::*;
 use crate::cors::CorsRule;
 use crate::error::{Code, S3Error, S3Result};
+use crate::lifecycle::LifecycleRule;
 use crate::time::now_ms;
 use batch::Writer;
 use tables::*;
@@ -215,6 +216,40 @@ impl MetaStore for RedbMeta {
         self.writer
             .write(move |txn| writes::set_bucket_tags(txn, &name, tags.as_ref()))
             .await
+    }
+
+    async fn bucket_lifecycle(&self, name: &str) -> S3Result<Option<Vec<LifecycleRule>>> {
+        let name = name.to_owned();
+        self.read(move |txn| {
+            check_bucket_read(txn, &name)?;
+            let table = txn.open_table(BUCKET_LIFECYCLE)?;
+            let rules = table.get(name.as_str())?;
+            rules.map(|v| decode(v.value())).transpose()
+        })
+        .await
+    }
+
+    async fn set_bucket_lifecycle(
+        &self,
+        name: &str,
+        rules: Option<Vec<LifecycleRule>>,
+    ) -> S3Result<()> {
+        let name = name.to_owned();
+        self.writer
+            .write(move |txn| writes::set_bucket_lifecycle(txn, &name, rules.as_ref()))
+            .await
+    }
+
+    async fn lifecycles(&self) -> S3Result<Vec<(String, Vec<LifecycleRule>)>> {
+        self.read(|txn| {
+            let mut all = Vec::new();
+            for row in txn.open_table(BUCKET_LIFECYCLE)?.iter()? {
+                let (bucket, rules) = row?;
+                all.push((bucket.value().to_owned(), decode(rules.value())?));
+            }
+            Ok(all)
+        })
+        .await
     }
 
     async fn set_object_tags(&self, bucket: &str, key: &str, tags: Tags) -> S3Result<()> {
@@ -474,10 +509,55 @@ impl MetaStore for RedbMeta {
         .await
     }
 
-    async fn sweep_uploads(&self, cutoff_ms: i64, max: usize) -> S3Result<Swept> {
+    async fn uploads_before(
+        &self,
+        cutoff_ms: i64,
+        after: Option<String>,
+        max: usize,
+    ) -> S3Result<Vec<UploadRef>> {
+        self.read(move |txn| {
+            // Upload ids begin with their initiation time in 12 hex digits.
+            let cutoff = format!("{:012x}", cutoff_ms.max(0) as u64);
+            let ids = txn.open_table(UPLOAD_IDS)?;
+            let rows = match &after {
+                Some(after) => ids.range::<&str>((
+                    std::ops::Bound::Excluded(after.as_str()),
+                    std::ops::Bound::Excluded(cutoff.as_str()),
+                ))?,
+                None => ids.range(..cutoff.as_str())?,
+            };
+            let mut found = Vec::new();
+            for row in rows.take(max) {
+                let (id, at) = row?;
+                let (bucket, key) = at.value();
+                let id = id.value().to_owned();
+                let initiated_ms = id
+                    .get(..12)
+                    .and_then(|t| i64::from_str_radix(t, 16).ok())
+                    .unwrap_or(0);
+                found.push(UploadRef {
+                    bucket: bucket.to_owned(),
+                    key: key.to_owned(),
+                    id,
+                    initiated_ms,
+                });
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn abort_uploads(&self, uploads: Vec<UploadRef>) -> S3Result<Swept> {
         let grace = self.grace_ms;
         self.writer
-            .write(move |txn| writes::sweep_uploads(txn, cutoff_ms, max, now_ms() + grace))
+            .write(move |txn| writes::abort_uploads(txn, &uploads, now_ms() + grace))
+            .await
+    }
+
+    async fn expire_objects(&self, bucket: &str, objects: Vec<Expired>) -> S3Result<u64> {
+        let (bucket, grace) = (bucket.to_owned(), self.grace_ms);
+        self.writer
+            .write(move |txn| writes::expire_objects(txn, &bucket, &objects, now_ms() + grace))
             .await
     }
 
@@ -516,6 +596,14 @@ impl MetaStore for RedbMeta {
             Ok(Stats {
                 incomplete_uploads: get(UPLOADS_COUNT)?,
                 incomplete_upload_bytes: get(UPLOAD_BYTES)?,
+                upload_bytes_by_bucket: {
+                    let mut v = Vec::new();
+                    for row in txn.open_table(BUCKET_UPLOAD_BYTES)?.iter()? {
+                        let (bucket, bytes) = row?;
+                        v.push((bucket.value().to_owned(), bytes.value()));
+                    }
+                    v
+                },
                 garbage_blobs: get(GARBAGE_COUNT)?,
             })
         })
@@ -700,6 +788,7 @@ mod tests {
             Stats {
                 incomplete_uploads: 1,
                 incomplete_upload_bytes: 7,
+                upload_bytes_by_bucket: vec![("b".into(), 7)],
                 garbage_blobs: 1,
             }
         );
@@ -836,6 +925,88 @@ mod tests {
             .await
             .unwrap();
         assert!(after != first);
+    }
+
+    fn inline_head(etag: &str) -> ObjectHead {
+        ObjectHead {
+            size: 1,
+            etag: etag.into(),
+            last_modified_ms: 0,
+            meta: ObjectMeta::default(),
+            upload_id: None,
+            checksum: None,
+            checksum_type: crate::checksum::ChecksumType::FullObject,
+            body: Body::Inline,
+            tags: Vec::new(),
+            acl: Acl::Private,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_expiry_spares_an_object_overwritten_since_the_sweep_saw_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = RedbMeta::open(dir.path(), 0).unwrap();
+        meta.create_bucket("b", "o", Acl::Private).await.unwrap();
+        let put = |key: &'static str, etag: &'static str| {
+            meta.put_object(
+                "b",
+                key,
+                inline_head(etag),
+                Some(Bytes::from_static(b"x")),
+                WriteCondition::None,
+            )
+        };
+        let seen_old = put("old", "aa").await.unwrap();
+        let seen_new = put("new", "bb").await.unwrap();
+        put("new", "cc").await.unwrap();
+        let expired = [("old", &seen_old), ("new", &seen_new), ("gone", &seen_old)]
+            .into_iter()
+            .map(|(key, h)| Expired {
+                key: key.into(),
+                etag: h.etag.clone(),
+                last_modified_ms: h.last_modified_ms,
+            })
+            .collect();
+        assert_eq!(meta.expire_objects("b", expired).await.unwrap(), 1);
+        assert_eq!(
+            meta.head_object("b", "old").await.unwrap_err().code,
+            Code::NoSuchKey
+        );
+        assert_eq!(meta.head_object("b", "new").await.unwrap().etag, "cc");
+    }
+
+    #[tokio::test]
+    async fn per_bucket_upload_bytes_are_counted_and_rebuilt_when_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let meta = RedbMeta::open(dir.path(), 0).unwrap();
+            meta.create_bucket("a", "o", Acl::Private).await.unwrap();
+            meta.create_bucket("b", "o", Acl::Private).await.unwrap();
+            let ua = meta
+                .create_upload("a", "k", upload_record(None, None))
+                .await
+                .unwrap();
+            let ub = meta
+                .create_upload("b", "k", upload_record(None, None))
+                .await
+                .unwrap();
+            meta.put_part("a", "k", &ua, 1, part_of(10)).await.unwrap();
+            meta.put_part("a", "k", &ua, 2, part_of(5)).await.unwrap();
+            meta.put_part("b", "k", &ub, 1, part_of(7)).await.unwrap();
+            meta.abort_upload("b", "k", &ub).await.unwrap();
+            let stats = meta.stats().await.unwrap();
+            assert_eq!(stats.upload_bytes_by_bucket, vec![("a".into(), 15)]);
+        }
+        {
+            // A directory written before the table existed.
+            let db = Database::create(dir.path().join("meta.redb")).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.delete_table(BUCKET_UPLOAD_BYTES).unwrap();
+            txn.commit().unwrap();
+        }
+        let meta = RedbMeta::open(dir.path(), 0).unwrap();
+        let stats = meta.stats().await.unwrap();
+        assert_eq!(stats.upload_bytes_by_bucket, vec![("a".into(), 15)]);
     }
 
     #[tokio::test]

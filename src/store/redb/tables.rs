@@ -27,6 +27,12 @@ pub const BUCKETS: TableDefinition<&str, &[u8]> = TableDefinition::new("buckets"
 pub const BUCKET_CORS: TableDefinition<&str, &[u8]> = TableDefinition::new("bucket_cors");
 /// bucket name → [`Tags`], for buckets with a PutBucketTagging.
 pub const BUCKET_TAGS: TableDefinition<&str, &[u8]> = TableDefinition::new("bucket_tags");
+/// bucket name → `Vec<LifecycleRule>`, for buckets with a lifecycle
+/// configuration.
+pub const BUCKET_LIFECYCLE: TableDefinition<&str, &[u8]> = TableDefinition::new("bucket_lifecycle");
+/// bucket name → bytes held by the parts of its incomplete uploads.
+pub const BUCKET_UPLOAD_BYTES: TableDefinition<&str, u64> =
+    TableDefinition::new("bucket_upload_bytes");
 /// (bucket, key) → [`ObjectHead`]
 pub const HEADS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("heads");
 /// (bucket, key) → the bytes of an object whose body is [`Body::Inline`].
@@ -120,6 +126,7 @@ pub fn decode<T: Record>(bytes: &[u8]) -> S3Result<T> {
 impl Record for Vec<crate::cors::CorsRule> {}
 impl Record for SegmentRow {}
 impl Record for Tags {}
+impl Record for Vec<crate::lifecycle::LifecycleRule> {}
 
 /// Version 2 added the bucket's ACL and policy.
 impl Record for BucketRecord {

@@ -8,6 +8,7 @@ use super::tables::*;
 use super::{has_table, has_table_txn, upload_parts};
 use crate::cors::CorsRule;
 use crate::error::{Code, S3Error, S3Result};
+use crate::lifecycle::LifecycleRule;
 use crate::store::complete;
 use crate::store::model::*;
 use crate::time::now_ms;
@@ -20,6 +21,10 @@ pub fn init(db: &Database, grace_ms: i64) -> S3Result<()> {
         // Tables added within a format are created here.
         if format == Some(FORMAT) {
             txn.open_table(BUCKET_TAGS)?;
+            txn.open_table(BUCKET_LIFECYCLE)?;
+            if !has_table_txn(&txn, BUCKET_UPLOAD_BYTES.name())? {
+                count_bucket_upload_bytes(&txn)?;
+            }
         }
         txn.commit()?;
         format
@@ -40,6 +45,7 @@ pub fn init(db: &Database, grace_ms: i64) -> S3Result<()> {
             txn.open_table(BUCKETS)?;
             txn.open_table(BUCKET_CORS)?;
             txn.open_table(BUCKET_TAGS)?;
+            txn.open_table(BUCKET_LIFECYCLE)?;
             txn.open_table(HEADS)?;
             txn.open_table(INLINE)?;
             txn.open_table(UPLOADS)?;
@@ -54,6 +60,7 @@ pub fn init(db: &Database, grace_ms: i64) -> S3Result<()> {
             if migrating {
                 migrate(&txn, grace_ms)?;
             }
+            count_bucket_upload_bytes(&txn)?;
             txn.open_table(SCHEMA)?.insert("format", FORMAT)?;
             txn.commit()?;
             if migrating {
@@ -62,6 +69,27 @@ pub fn init(db: &Database, grace_ms: i64) -> S3Result<()> {
             Ok(())
         }
     }
+}
+
+/// Fills [`BUCKET_UPLOAD_BYTES`] from the part rows (a table added within
+/// format 3).
+fn count_bucket_upload_bytes(txn: &WriteTransaction) -> S3Result<()> {
+    let mut by_bucket = std::collections::BTreeMap::<String, u64>::new();
+    {
+        let uploads = txn.open_table(UPLOADS)?;
+        let parts = txn.open_table(PARTS)?;
+        for row in uploads.iter()? {
+            let (k, _) = row?;
+            let (bucket, _, id) = k.value();
+            let bytes: u64 = upload_parts(&parts, id)?.values().map(|p| p.size).sum();
+            *by_bucket.entry(bucket.to_owned()).or_default() += bytes;
+        }
+    }
+    let mut table = txn.open_table(BUCKET_UPLOAD_BYTES)?;
+    for (bucket, bytes) in by_bucket {
+        table.insert(bucket.as_str(), bytes)?;
+    }
+    Ok(())
 }
 
 /// Formats 1 and 2 → 3: each object splits into its head and, if it has
@@ -171,6 +199,21 @@ fn add_counter(txn: &WriteTransaction, name: &str, delta: i64) -> S3Result<()> {
     let mut counters = txn.open_table(COUNTERS)?;
     let current = counters.get(name)?.map_or(0, |v| v.value());
     counters.insert(name, current.saturating_add_signed(delta))?;
+    Ok(())
+}
+
+/// Changes what `bucket`'s incomplete uploads hold; a row that reaches 0
+/// goes.
+fn add_bucket_upload_bytes(txn: &WriteTransaction, bucket: &str, delta: i64) -> S3Result<()> {
+    if delta == 0 {
+        return Ok(());
+    }
+    let mut table = txn.open_table(BUCKET_UPLOAD_BYTES)?;
+    let current = table.get(bucket)?.map_or(0, |v| v.value());
+    match current.saturating_add_signed(delta) {
+        0 => table.remove(bucket)?,
+        n => table.insert(bucket, n)?,
+    };
     Ok(())
 }
 
@@ -329,6 +372,22 @@ pub fn delete_bucket(txn: &WriteTransaction, name: &str, due_ms: i64) -> S3Resul
     txn.open_table(BUCKETS)?.remove(name)?;
     txn.open_table(BUCKET_CORS)?.remove(name)?;
     txn.open_table(BUCKET_TAGS)?.remove(name)?;
+    txn.open_table(BUCKET_LIFECYCLE)?.remove(name)?;
+    txn.open_table(BUCKET_UPLOAD_BYTES)?.remove(name)?;
+    Ok(())
+}
+
+pub fn set_bucket_lifecycle(
+    txn: &WriteTransaction,
+    name: &str,
+    rules: Option<&Vec<LifecycleRule>>,
+) -> S3Result<()> {
+    check_bucket(txn, name)?;
+    let mut table = txn.open_table(BUCKET_LIFECYCLE)?;
+    match rules {
+        Some(rules) => table.insert(name, encode(rules).as_slice())?,
+        None => table.remove(name)?,
+    };
     Ok(())
 }
 
@@ -555,7 +614,8 @@ pub fn put_part(
         decref_blob(txn, old.blob, part.last_modified_ms + grace_ms)?;
         grown -= old.size as i64;
     }
-    add_counter(txn, UPLOAD_BYTES, grown)
+    add_counter(txn, UPLOAD_BYTES, grown)?;
+    add_bucket_upload_bytes(txn, upload.0, grown)
 }
 
 /// What dropping an upload frees.
@@ -600,6 +660,7 @@ fn drop_upload(
     };
     add_counter(txn, UPLOADS_COUNT, -1)?;
     add_counter(txn, UPLOAD_BYTES, -(bytes as i64))?;
+    add_bucket_upload_bytes(txn, bucket, -(bytes as i64))?;
     Ok(bytes)
 }
 
@@ -669,37 +730,47 @@ pub fn abort_upload(
 
 // ---- background work ----
 
-pub fn sweep_uploads(
+/// Aborts each upload still incomplete.
+pub fn abort_uploads(
     txn: &WriteTransaction,
-    cutoff_ms: i64,
-    max: usize,
+    uploads: &[UploadRef],
     due_ms: i64,
 ) -> S3Result<Swept> {
-    // Upload ids begin with their initiation time in 12 hex digits.
-    let cutoff = format!("{:012x}", cutoff_ms.max(0) as u64);
-    let mut expired = Vec::new();
-    let mut more = false;
-    {
-        let ids = txn.open_table(UPLOAD_IDS)?;
-        for row in ids.range(..cutoff.as_str())? {
-            if expired.len() == max {
-                more = true;
-                break;
-            }
-            let (id, at) = row?;
-            let (bucket, key) = at.value();
-            expired.push((bucket.to_owned(), key.to_owned(), id.value().to_owned()));
+    let mut swept = Swept::default();
+    for u in uploads {
+        let exists = txn
+            .open_table(UPLOADS)?
+            .get((u.bucket.as_str(), u.key.as_str(), u.id.as_str()))?
+            .is_some();
+        if exists {
+            swept.freed_bytes +=
+                drop_upload(txn, (&u.bucket, &u.key, &u.id), Dropped::All, due_ms)?;
+            swept.aborted += 1;
         }
     }
-    let mut swept = Swept {
-        more,
-        ..Swept::default()
-    };
-    for (bucket, key, id) in &expired {
-        swept.freed_bytes += drop_upload(txn, (bucket, key, id), Dropped::All, due_ms)?;
-        swept.aborted += 1;
-    }
     Ok(swept)
+}
+
+/// Deletes each object still as the sweep saw it.
+pub fn expire_objects(
+    txn: &WriteTransaction,
+    bucket: &str,
+    objects: &[Expired],
+    due_ms: i64,
+) -> S3Result<u64> {
+    let mut gone = 0;
+    for o in objects {
+        let Some(current) = head(txn, bucket, &o.key)? else {
+            continue;
+        };
+        if current.etag != o.etag || current.last_modified_ms != o.last_modified_ms {
+            continue;
+        }
+        txn.open_table(HEADS)?.remove((bucket, o.key.as_str()))?;
+        free_body(txn, (bucket, &o.key), &current.body, due_ms)?;
+        gone += 1;
+    }
+    Ok(gone)
 }
 
 pub fn due_garbage(txn: &WriteTransaction, now: i64, max: usize) -> S3Result<DueGarbage> {
