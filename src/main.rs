@@ -31,9 +31,15 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Re-reads every stored blob and checks it against the MD5 and
-    /// checksum recorded when it was written. Run it with the server
-    /// stopped. Exit status: 0 all intact, 1 damage found, 2 could not run.
-    Verify,
+    /// checksum recorded when it was written, cross-checks reference
+    /// counts, and lists orphan blob files. Run it with the server stopped.
+    /// Exit status: 0 all intact, 1 problems found, 2 could not run.
+    Verify {
+        /// Sets wrong reference counts to the references found and unlinks
+        /// orphan blob files. Damaged blobs are only reported.
+        #[arg(long)]
+        repair: bool,
+    },
 }
 
 /// The configuration, and the file it came from (`None`: built-in
@@ -72,8 +78,8 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    if let Some(Command::Verify) = cli.command {
-        return verify(&config.data_dir);
+    if let Some(Command::Verify { repair }) = cli.command {
+        return verify(&config.data_dir, repair);
     }
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log_level));
@@ -158,27 +164,50 @@ async fn run(config: Config) -> Result<(), String> {
     Ok(())
 }
 
-/// `stowage verify`: progress on stderr, the summary and each damaged blob
-/// on stdout.
-fn verify(data_dir: &std::path::Path) -> std::process::ExitCode {
-    use std::io::{IsTerminal, Write};
-    use std::time::{Duration, Instant};
-    let (db, blobs) = match stowage::store::redb::verify::open(data_dir) {
-        Ok(opened) => opened,
+/// `stowage verify [--repair]`: progress on stderr, the summary and each
+/// problem on stdout.
+fn verify(data_dir: &std::path::Path, repair: bool) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    match run_verify(data_dir, repair) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
         Err(e) => {
             eprintln!("stowage verify: {e}");
-            return std::process::ExitCode::from(2);
+            ExitCode::from(2)
         }
-    };
+    }
+}
+
+/// Whether the store is (after `--repair`, was made) sound.
+fn run_verify(data_dir: &std::path::Path, repair: bool) -> Result<bool, String> {
+    use stowage::store::redb::verify as v;
+    let started = std::time::Instant::now();
+    if !repair {
+        let (db, blobs) = v::open(data_dir)?;
+        let report = v::verify(&db, &blobs, progress_printer()).map_err(|e| e.to_string())?;
+        print_report(&report, started);
+        return Ok(report.clean());
+    }
+    let (db, blobs) = v::open_for_repair(data_dir)?;
+    let report = v::verify(&db, &blobs, progress_printer()).map_err(|e| e.to_string())?;
+    print_report(&report, started);
+    let r = v::repair(&db, &blobs, &report).map_err(|e| e.to_string())?;
+    println!(
+        "repaired: {} reference counts set, {} orphan blobs ({} bytes) unlinked",
+        r.counts, r.orphans, r.orphan_bytes
+    );
+    // Damaged bytes are reported, never repaired.
+    Ok(report.damaged.is_empty())
+}
+
+/// Progress on stderr: a rewritten line on a terminal, a line a second
+/// otherwise.
+fn progress_printer() -> impl FnMut(u64, u64, bool) {
+    use std::io::{IsTerminal, Write};
+    use std::time::{Duration, Instant};
     let terminal = std::io::stderr().is_terminal();
-    let started = Instant::now();
     let mut last = Instant::now();
-    let human = |n: u64| match n {
-        n if n >= 1 << 30 => format!("{:.2} GiB", n as f64 / (1u64 << 30) as f64),
-        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
-        n => format!("{n} bytes"),
-    };
-    let progress = |done: u64, total: u64, finished: bool| {
+    move |done: u64, total: u64, finished: bool| {
         if last.elapsed() < Duration::from_secs(1) && !finished {
             return;
         }
@@ -198,14 +227,18 @@ fn verify(data_dir: &std::path::Path) -> std::process::ExitCode {
             eprintln!("{line}");
         }
         let _ = std::io::stderr().flush();
-    };
-    let report = match stowage::store::redb::verify::verify(&db, &blobs, progress) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("stowage verify: {e}");
-            return std::process::ExitCode::from(2);
-        }
-    };
+    }
+}
+
+fn human(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 => format!("{:.2} GiB", n as f64 / (1u64 << 30) as f64),
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
+        n => format!("{n} bytes"),
+    }
+}
+
+fn print_report(report: &stowage::store::redb::verify::Report, started: std::time::Instant) {
     for d in &report.damaged {
         println!(
             "DAMAGED blob {}: {}; used by {}",
@@ -214,20 +247,26 @@ fn verify(data_dir: &std::path::Path) -> std::process::ExitCode {
             d.users.join(", ")
         );
     }
+    for c in &report.counts {
+        println!("REFCOUNT {}", c.describe());
+    }
+    for (id, len) in &report.orphans {
+        println!(
+            "ORPHAN blob {}: {len} bytes, nothing refers to it",
+            stowage::store::model::id_hex(*id)
+        );
+    }
     println!(
-        "{} objects and {} parts of incomplete uploads: {} blobs, {} bytes read in {:.1} s; {} damaged",
+        "{} objects and {} parts of incomplete uploads: {} blobs, {} bytes read in {:.1} s; {} damaged, {} wrong reference counts, {} orphan blobs",
         report.objects,
         report.upload_parts,
         report.blobs,
         report.bytes,
         started.elapsed().as_secs_f64(),
-        report.damaged.len()
+        report.damaged.len(),
+        report.counts.len(),
+        report.orphans.len()
     );
-    if report.damaged.is_empty() {
-        std::process::ExitCode::SUCCESS
-    } else {
-        std::process::ExitCode::from(1)
-    }
 }
 
 async fn shutdown_signal() {

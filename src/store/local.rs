@@ -77,6 +77,35 @@ impl LocalBlobs {
         }
     }
 
+    /// Every published blob file, with its size (for `stowage verify`).
+    /// Names that are not blob ids are skipped.
+    pub fn published(&self) -> io::Result<Vec<(BlobId, u64)>> {
+        let mut found = Vec::new();
+        for dir in fs::read_dir(&self.blobs)? {
+            let dir = dir?;
+            if !dir.file_type()?.is_dir() {
+                continue;
+            }
+            for entry in fs::read_dir(dir.path())? {
+                let entry = entry?;
+                let id = entry
+                    .file_name()
+                    .to_str()
+                    .filter(|n| n.len() == 32)
+                    .and_then(|n| u128::from_str_radix(n, 16).ok());
+                if let Some(id) = id {
+                    found.push((id, entry.metadata()?.len()));
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Unlinks a published blob file (`stowage verify --repair`).
+    pub fn remove_published(&self, id: BlobId) -> io::Result<()> {
+        fs::remove_file(self.final_path(id))
+    }
+
     fn tmp_path(&self, id: BlobId) -> PathBuf {
         self.tmp.join(id_hex(id))
     }

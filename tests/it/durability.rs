@@ -333,8 +333,13 @@ fn blob_files(dir: &Path) -> Vec<(std::path::PathBuf, u64)> {
 }
 
 fn run_verify(data_dir: &Path) -> (i32, String) {
+    run_verify_with(data_dir, &[])
+}
+
+fn run_verify_with(data_dir: &Path, args: &[&str]) -> (i32, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_stowage"))
         .arg("verify")
+        .args(args)
         .arg("--data-dir")
         .arg(data_dir)
         .output()
@@ -434,6 +439,95 @@ async fn verify_finds_rotten_and_missing_blobs() {
         .expect("a missing blob");
     assert!(gone.contains(&format!("upload {id} part 1")), "{gone}");
     assert!(!out.contains("bkt/healthy"), "{out}");
+}
+
+/// Reference counts are cross-checked against the references found, and
+/// orphan blob files listed; `--repair` sets the counts right and unlinks
+/// the orphans, after which a delete of one copy no longer frees the blob
+/// the other copy reads.
+#[tokio::test]
+async fn verify_cross_checks_counts_and_repair_fixes_them() {
+    let mut server = Server::start();
+    let s3 = server.client();
+    s3.create_bucket().bucket("bkt").send().await.unwrap();
+    let shared = random_bytes(30_000, 11);
+    put(&s3, "bkt", "a", &shared).await;
+    s3.copy_object()
+        .bucket("bkt")
+        .key("b")
+        .copy_source("bkt/a")
+        .send()
+        .await
+        .unwrap();
+    put(&s3, "bkt", "other", random_bytes(25_000, 12)).await;
+    assert!(server.terminate().success());
+    let data_dir = server.data_dir.clone();
+    let (code, out) = run_verify(&data_dir);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("0 damaged, 0 wrong reference counts, 0 orphan blobs"),
+        "{out}"
+    );
+
+    // The shared blob's count drops to 1 (a delete of either copy would
+    // free it), and a stray blob file appears.
+    let files = blob_files(&data_dir.join("blobs"));
+    let shared_path = &files.iter().find(|(_, len)| *len == 30_000).unwrap().0;
+    let shared_id =
+        u128::from_str_radix(shared_path.file_name().unwrap().to_str().unwrap(), 16).unwrap();
+    {
+        use stowage::store::redb::tables::BLOBS;
+        let db = redb::Database::open(data_dir.join("meta.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(BLOBS).unwrap().insert(shared_id, 1).unwrap();
+        txn.commit().unwrap();
+    }
+    let orphan = data_dir
+        .join("blobs/ab")
+        .join(format!("ab{}", "0".repeat(30)));
+    std::fs::write(&orphan, b"nobody's").unwrap();
+
+    let (code, out) = run_verify(&data_dir);
+    assert_eq!(code, 1, "{out}");
+    let refcount = format!(
+        "REFCOUNT blob {}: count 1, 2 references",
+        stowage::store::model::id_hex(shared_id)
+    );
+    assert!(out.contains(&refcount), "{out}");
+    assert!(
+        out.contains(&format!("ORPHAN blob ab{}: 8 bytes", "0".repeat(30))),
+        "{out}"
+    );
+    assert!(
+        out.contains("0 damaged, 1 wrong reference counts, 1 orphan blobs"),
+        "{out}"
+    );
+
+    let (code, out) = run_verify_with(&data_dir, &["--repair"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("repaired: 1 reference counts set, 1 orphan blobs (8 bytes) unlinked"),
+        "{out}"
+    );
+    assert!(!orphan.exists());
+    let (code, out) = run_verify(&data_dir);
+    assert_eq!(code, 0, "{out}");
+
+    let server = Server::start_in(
+        data_dir.parent().unwrap(),
+        "gc_grace_secs = 0\ngc_interval_secs = 1\n",
+    );
+    let s3 = server.client();
+    s3.delete_object()
+        .bucket("bkt")
+        .key("a")
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let back = s3.get_object().bucket("bkt").key("b").send().await.unwrap();
+    let bytes = back.body.collect().await.unwrap().into_bytes();
+    assert!(bytes == shared.as_slice(), "the copy still reads whole");
 }
 
 /// A GET that began before a delete finishes with the old bytes, even when

@@ -2,17 +2,25 @@
 //! the parts of incomplete uploads) and checks its length, its MD5 and every
 //! checksum stored for exactly that blob (a single-part object's, a part's).
 //! A blob shared by copies is read once and reported under every name that
-//! uses it. Verify only reads: the database is opened read-only and no
-//! directory is created.
+//! uses it. It also counts the references to every blob and manifest and
+//! compares them with the stored reference counts, and lists orphan blob
+//! files (published, yet neither counted nor awaiting the collector).
+//! Verify only reads: the database is opened read-only and no directory is
+//! created. `--repair` ([`repair`]) sets wrong counts to the references
+//! found and unlinks orphans, with the database opened for writing (so
+//! never beside a running server).
 
 use std::collections::BTreeMap;
 use std::io::{self, Read};
 use std::path::Path;
 
 use md5::{Digest, Md5};
-use redb::{ReadOnlyDatabase, ReadableDatabase, ReadableTable};
+use redb::{Database, ReadOnlyDatabase, ReadableDatabase, ReadableTable};
 
-use super::tables::{HEADS, INLINE, PARTS, SEGMENTS, SegmentRow, decode};
+use super::tables::{
+    BLOBS, COUNTERS, GARBAGE, GARBAGE_BLOB, GARBAGE_COUNT, GARBAGE_MANIFEST, HEADS, INLINE,
+    MANIFESTS, PARTS, SEGMENTS, SegmentRow, decode,
+};
 use crate::checksum::{Checksum, Hasher};
 use crate::error::S3Result;
 use crate::store::blob::BlobStore;
@@ -39,6 +47,37 @@ pub struct Damage {
     pub users: Vec<String>,
 }
 
+/// A stored reference count that disagrees with the references found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CountProblem {
+    pub id: u128,
+    pub manifest: bool,
+    /// The stored count; `None` when there is no row.
+    pub stored: Option<u32>,
+    pub references: u32,
+    /// Whether a garbage row awaits it.
+    pub in_garbage: bool,
+}
+
+impl CountProblem {
+    pub fn describe(&self) -> String {
+        let what = if self.manifest { "manifest" } else { "blob" };
+        let stored = self
+            .stored
+            .map_or_else(|| "no count".to_owned(), |n| format!("count {n}"));
+        let garbage = if self.in_garbage {
+            ", awaiting the collector"
+        } else {
+            ""
+        };
+        format!(
+            "{what} {}: {stored}{garbage}, {} references",
+            id_hex(self.id),
+            self.references
+        )
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Report {
     pub objects: u64,
@@ -46,6 +85,15 @@ pub struct Report {
     pub blobs: u64,
     pub bytes: u64,
     pub damaged: Vec<Damage>,
+    pub counts: Vec<CountProblem>,
+    /// Published blob files nothing counts or collects, with their sizes.
+    pub orphans: Vec<(u128, u64)>,
+}
+
+impl Report {
+    pub fn clean(&self) -> bool {
+        self.damaged.is_empty() && self.counts.is_empty() && self.orphans.is_empty()
+    }
 }
 
 /// Opens a data directory without writing to it. Fails when a server has
@@ -78,7 +126,7 @@ pub fn open(data_dir: &Path) -> Result<(ReadOnlyDatabase, LocalBlobs), String> {
 /// bytes of blobs checked against the bytes the metadata expects, and is
 /// called once more at the end.
 pub fn verify(
-    db: &ReadOnlyDatabase,
+    db: &impl ReadableDatabase,
     blobs: &LocalBlobs,
     mut progress: impl FnMut(u64, u64, bool),
 ) -> S3Result<Report> {
@@ -104,6 +152,10 @@ pub fn verify(
     // A record that does not decode is damage too; the rest still gets
     // checked.
     let mut unreadable = Vec::new();
+    // References found: blob → part rows, single-blob heads and segment
+    // rows naming it; manifest → heads naming it.
+    let mut blob_refs: BTreeMap<u128, u32> = BTreeMap::new();
+    let mut manifest_refs: BTreeMap<u128, u32> = BTreeMap::new();
     let txn = db.begin_read()?;
     let segments = txn.open_table(SEGMENTS)?;
     let inline = txn.open_table(INLINE)?;
@@ -118,6 +170,11 @@ pub fn verify(
                 continue;
             }
         };
+        match &head.body {
+            Body::Blob(s) => *blob_refs.entry(s.blob).or_default() += 1,
+            Body::Parts { manifest, .. } => *manifest_refs.entry(*manifest).or_default() += 1,
+            Body::Inline => {}
+        }
         match &head.body {
             Body::Blob(s) => expect(
                 s.blob,
@@ -158,17 +215,50 @@ pub fn verify(
         report.upload_parts += 1;
         let user = format!("upload {upload} part {number}");
         match decode::<PartRecord>(v.value()) {
-            Ok(part) => expect(
-                part.blob,
-                part.size,
-                part.md5,
-                &[part.checksum, part.crc64nvme],
-                user,
-            ),
+            Ok(part) => {
+                *blob_refs.entry(part.blob).or_default() += 1;
+                expect(
+                    part.blob,
+                    part.size,
+                    part.md5,
+                    &[part.checksum, part.crc64nvme],
+                    user,
+                )
+            }
             Err(e) => unreadable.push((user, e.to_string())),
         }
     }
+    // Every segment row counts, a freed manifest's too: its blobs keep
+    // that reference until the collector takes the manifest apart.
+    for row in txn.open_table(SEGMENTS)?.iter()? {
+        let (k, v) = row?;
+        match decode::<SegmentRow>(v.value()) {
+            Ok(row) => *blob_refs.entry(row.segment.blob).or_default() += 1,
+            Err(e) => unreadable.push((format!("manifest {}", id_hex(k.value().0)), e.to_string())),
+        }
+    }
+    let mut garbage: BTreeMap<(u128, bool), i64> = BTreeMap::new();
+    for row in txn.open_table(GARBAGE)?.iter()? {
+        let (k, kind) = row?;
+        let (due, id) = k.value();
+        garbage.insert((id, kind.value() == GARBAGE_MANIFEST), due);
+    }
+    report.counts = count_problems(&txn, &blob_refs, &manifest_refs, &garbage)?;
+    let counted: std::collections::HashSet<u128> = {
+        let mut ids = std::collections::HashSet::new();
+        for row in txn.open_table(BLOBS)?.iter()? {
+            ids.insert(row?.0.value());
+        }
+        ids
+    };
     drop(txn);
+    let published = blobs
+        .published()
+        .map_err(|e| crate::error::S3Error::internal(format!("listing blobs/: {e}")))?;
+    report.orphans = published
+        .into_iter()
+        .filter(|(id, _)| !counted.contains(id) && !garbage.contains_key(&(*id, false)))
+        .collect();
     for (user, error) in unreadable {
         report.damaged.push(Damage {
             blob: "-".into(),
@@ -205,6 +295,148 @@ pub fn verify(
     }
     progress(done, total, true);
     Ok(report)
+}
+
+/// Stored counts that disagree with `blob_refs` / `manifest_refs`. A count
+/// at zero is right only while a garbage row awaits it.
+fn count_problems(
+    txn: &redb::ReadTransaction,
+    blob_refs: &BTreeMap<u128, u32>,
+    manifest_refs: &BTreeMap<u128, u32>,
+    garbage: &BTreeMap<(u128, bool), i64>,
+) -> S3Result<Vec<CountProblem>> {
+    let mut problems = Vec::new();
+    for (manifest, table, refs) in [
+        (false, txn.open_table(BLOBS)?, blob_refs),
+        (true, txn.open_table(MANIFESTS)?, manifest_refs),
+    ] {
+        let mut stored: BTreeMap<u128, u32> = BTreeMap::new();
+        for row in table.iter()? {
+            let (id, n) = row?;
+            stored.insert(id.value(), n.value());
+        }
+        let ids: std::collections::BTreeSet<u128> =
+            stored.keys().chain(refs.keys()).copied().collect();
+        for id in ids {
+            let (count, references) = (
+                stored.get(&id).copied(),
+                refs.get(&id).copied().unwrap_or(0),
+            );
+            let in_garbage = garbage.contains_key(&(id, manifest));
+            let right = match count {
+                Some(0) => references == 0 && in_garbage,
+                Some(n) => n == references && !in_garbage,
+                None => references == 0,
+            };
+            if !right {
+                problems.push(CountProblem {
+                    id,
+                    manifest,
+                    stored: count,
+                    references,
+                    in_garbage,
+                });
+            }
+        }
+    }
+    Ok(problems)
+}
+
+/// Opens a data directory for `verify --repair`: for writing, which redb
+/// refuses while a server has it open.
+pub fn open_for_repair(data_dir: &Path) -> Result<(Database, LocalBlobs), String> {
+    let db_path = data_dir.join("meta.redb");
+    if !db_path.exists() {
+        return Err(format!("{} does not exist", db_path.display()));
+    }
+    if !data_dir.join("blobs").is_dir() {
+        return Err(format!("{} is missing", data_dir.join("blobs").display()));
+    }
+    let db = Database::builder().open(&db_path).map_err(|e| match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => format!(
+            "{} is open in another process; stop the server first",
+            db_path.display()
+        ),
+        e => format!("cannot open {}: {e}", db_path.display()),
+    })?;
+    Ok((db, LocalBlobs::at(data_dir)))
+}
+
+/// What `--repair` changed.
+#[derive(Debug, Default)]
+pub struct Repaired {
+    pub counts: usize,
+    pub orphans: usize,
+    pub orphan_bytes: u64,
+}
+
+/// Sets each wrong count to the references found (a blob or manifest with
+/// none is handed to the collector, due at once; one with references is
+/// taken out of the garbage, so the collector can never unlink it), then
+/// unlinks the orphan files. Blobs that are referenced but damaged are
+/// only reported: their bytes are the client's, not ours to drop.
+pub fn repair(db: &Database, blobs: &LocalBlobs, report: &Report) -> S3Result<Repaired> {
+    let now = crate::time::now_ms();
+    let txn = db.begin_write()?;
+    {
+        let mut blob_counts = txn.open_table(BLOBS)?;
+        let mut manifest_counts = txn.open_table(MANIFESTS)?;
+        let mut garbage = txn.open_table(GARBAGE)?;
+        let mut counters = txn.open_table(COUNTERS)?;
+        let mut garbage_count = counters.get(GARBAGE_COUNT)?.map_or(0, |v| v.value());
+        for p in &report.counts {
+            let counts = if p.manifest {
+                &mut manifest_counts
+            } else {
+                &mut blob_counts
+            };
+            counts.insert(p.id, p.references)?;
+            let kind = if p.manifest {
+                GARBAGE_MANIFEST
+            } else {
+                GARBAGE_BLOB
+            };
+            if p.references == 0 && !p.in_garbage {
+                garbage.insert((now, p.id), kind)?;
+                garbage_count += 1;
+            }
+            if p.references > 0 && p.in_garbage {
+                let rows: Vec<(i64, u128)> = garbage
+                    .iter()?
+                    .filter_map(|r| r.ok())
+                    .map(|(k, v)| (k.value(), v.value()))
+                    .filter(|((_, id), v)| *id == p.id && *v == kind)
+                    .map(|(k, _)| k)
+                    .collect();
+                for key in rows {
+                    garbage.remove(key)?;
+                    garbage_count = garbage_count.saturating_sub(1);
+                }
+            }
+        }
+        counters.insert(GARBAGE_COUNT, garbage_count)?;
+    }
+    txn.commit()?;
+    let mut repaired = Repaired {
+        counts: report.counts.len(),
+        ..Repaired::default()
+    };
+    for (id, len) in &report.orphans {
+        match blobs.remove_published(*id) {
+            Ok(()) => {
+                repaired.orphans += 1;
+                repaired.orphan_bytes += len;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(crate::error::S3Error::internal(format!(
+                    "unlinking orphan {}: {e}",
+                    id_hex(*id)
+                )));
+            }
+        }
+    }
+    Ok(repaired)
 }
 
 /// Reads one blob, hashing it with MD5 and every stored checksum's
