@@ -12,13 +12,16 @@
 //! its error, and the rest of the batch runs again in a fresh transaction.
 //!
 //! The writer is a plain thread, not a task: a commit backlog never holds
-//! a thread of the pool that streams GET bodies.
+//! a thread of the pool that streams GET bodies. When a batch meets an I/O
+//! error, its callers get it and the writer has the database reopened
+//! ([`super::cell`]) before the next batch.
 
 use std::sync::Arc;
 
 use redb::{Database, WriteTransaction};
 use tokio::sync::{mpsc, oneshot};
 
+use super::cell::DbCell;
 use crate::error::{Code, S3Error, S3Result};
 
 /// Changes per transaction at most: bounds how long one commit keeps its
@@ -74,11 +77,11 @@ pub struct Writer {
 
 impl Writer {
     /// Starts the writer thread; it stops when the `Writer` is dropped.
-    pub fn start(db: Arc<Database>) -> std::io::Result<Writer> {
+    pub fn start(cell: Arc<DbCell>) -> std::io::Result<Writer> {
         let (queue, rx) = mpsc::channel(4 * MAX_BATCH);
         let thread = std::thread::Builder::new()
             .name("stowage-meta-writer".into())
-            .spawn(move || run(&db, rx))?;
+            .spawn(move || run(&cell, rx))?;
         Ok(Writer {
             queue: Some(queue),
             thread: Some(thread),
@@ -120,7 +123,7 @@ impl Drop for Writer {
     }
 }
 
-fn run(db: &Database, mut rx: mpsc::Receiver<Box<dyn Job>>) {
+fn run(cell: &DbCell, mut rx: mpsc::Receiver<Box<dyn Job>>) {
     while let Some(first) = rx.blocking_recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
@@ -129,18 +132,33 @@ fn run(db: &Database, mut rx: mpsc::Receiver<Box<dyn Job>>) {
                 Err(_) => break,
             }
         }
-        commit_batch(db, jobs);
+        let db = match cell.get() {
+            Ok(db) => db,
+            Err(e) => {
+                jobs.into_iter().for_each(|j| j.reply(&Err(e.clone())));
+                continue;
+            }
+        };
+        let io_failed = commit_batch(&db, jobs);
+        drop(db);
+        if io_failed {
+            tracing::error!("metadata store: I/O error; reopening the database");
+            cell.reopen();
+        }
     }
 }
 
-fn commit_batch(db: &Database, mut jobs: Vec<Box<dyn Job>>) {
+/// Applies and commits `jobs`; `true` when storage failed under them (the
+/// database must be reopened).
+fn commit_batch(db: &Database, mut jobs: Vec<Box<dyn Job>>) -> bool {
     while !jobs.is_empty() {
         let txn = match db.begin_write() {
             Ok(txn) => txn,
             Err(e) => {
+                let io = super::cell::begin_failed(&e);
                 let e = Err(super::db_error(e));
                 jobs.into_iter().for_each(|j| j.reply(&e));
-                return;
+                return io;
             }
         };
         // A change that panics is a change that failed, not a writer that
@@ -155,10 +173,13 @@ fn commit_batch(db: &Database, mut jobs: Vec<Box<dyn Job>>) {
             jobs.remove(i).reply(&Ok(()));
             continue;
         }
-        let commit = txn.commit().map_err(super::db_error);
+        let commit = txn.commit();
+        let io = matches!(&commit, Err(e) if super::cell::commit_failed(e));
+        let commit = commit.map_err(super::db_error);
         jobs.into_iter().for_each(|j| j.reply(&commit));
-        return;
+        return io;
     }
+    false
 }
 
 #[cfg(test)]
@@ -227,8 +248,14 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_changes_share_commits_and_fail_alone() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Arc::new(Database::create(dir.path().join("db")).unwrap());
-        let writer = Arc::new(Writer::start(Arc::clone(&db)).unwrap());
+        let path = dir.path().join("db");
+        let db = Database::create(&path).unwrap();
+        let cell = Arc::new(DbCell::new(
+            db,
+            Box::new(move || Database::create(&path).map_err(|e| e.to_string())),
+            Box::new(|m| panic!("{m}")),
+        ));
+        let writer = Arc::new(Writer::start(Arc::clone(&cell)).unwrap());
         let mut tasks = Vec::new();
         for i in 0..200u64 {
             let writer = Arc::clone(&writer);
@@ -254,7 +281,7 @@ mod tests {
             }
         }
         drop(writer);
-        let keys = stored(&db);
+        let keys = stored(&cell.get().unwrap());
         assert_eq!(keys.len(), 200 - 67);
         assert!(keys.iter().all(|k| k[1..].parse::<u64>().unwrap() % 3 != 0));
     }

@@ -12,7 +12,10 @@
 //! still there" from "gone".
 
 mod batch;
+pub mod cell;
 mod list;
+#[cfg(test)]
+pub mod sim;
 pub mod tables;
 pub mod verify;
 mod writes;
@@ -64,7 +67,7 @@ const CACHE_BYTES: usize = 16 << 20;
 
 #[derive(Debug)]
 pub struct RedbMeta {
-    db: Arc<Database>,
+    db: Arc<cell::DbCell>,
     writer: Writer,
     /// How long a freed blob stays before the collector may unlink it.
     grace_ms: i64,
@@ -75,12 +78,25 @@ impl RedbMeta {
     /// format.
     pub fn open(data_dir: &Path, grace_ms: i64) -> Result<RedbMeta, String> {
         let path = data_dir.join("meta.redb");
-        let db = Database::builder()
-            .set_cache_size(CACHE_BYTES)
-            .create(&path)
-            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        writes::init(&db, grace_ms).map_err(|e| format!("{}: {e}", path.display()))?;
-        let db = Arc::new(db);
+        let opener: cell::Opener = Box::new(move || {
+            Database::builder()
+                .set_cache_size(CACHE_BYTES)
+                .create(&path)
+                .map_err(|e| format!("cannot open {}: {e}", path.display()))
+        });
+        RedbMeta::open_with(opener, grace_ms, cell::exit_on_fatal())
+    }
+
+    /// Opens the database `open` gives (again after an I/O error), calling
+    /// `on_fatal` when it cannot be reopened.
+    pub fn open_with(
+        open: cell::Opener,
+        grace_ms: i64,
+        on_fatal: cell::OnFatal,
+    ) -> Result<RedbMeta, String> {
+        let db = open()?;
+        writes::init(&db, grace_ms).map_err(|e| format!("metadata store: {e}"))?;
+        let db = Arc::new(cell::DbCell::new(db, open, on_fatal));
         let writer = Writer::start(Arc::clone(&db)).map_err(|e| e.to_string())?;
         Ok(RedbMeta {
             db,
@@ -94,8 +110,8 @@ impl RedbMeta {
         F: FnOnce(&ReadTransaction) -> S3Result<R> + Send + 'static,
         R: Send + 'static,
     {
-        let db = Arc::clone(&self.db);
-        tokio::task::spawn_blocking(move || f(&db.begin_read()?))
+        let cell = Arc::clone(&self.db);
+        tokio::task::spawn_blocking(move || f(&cell.get()?.begin_read()?))
             .await
             .map_err(S3Error::internal)?
     }
@@ -1007,6 +1023,81 @@ mod tests {
         let meta = RedbMeta::open(dir.path(), 0).unwrap();
         let stats = meta.stats().await.unwrap();
         assert_eq!(stats.upload_bytes_by_bucket, vec![("a".into(), 15)]);
+    }
+
+    /// A RedbMeta on a simulated disk, and the messages it would exit with.
+    fn on_sim_disk(disk: &Arc<sim::SimDisk>) -> (RedbMeta, Arc<std::sync::Mutex<Vec<String>>>) {
+        let fatal = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (d, f) = (Arc::clone(disk), Arc::clone(&fatal));
+        let meta = RedbMeta::open_with(
+            Box::new(move || {
+                Database::builder()
+                    .create_with_backend(d.backend())
+                    .map_err(|e| e.to_string())
+            }),
+            0,
+            Box::new(move |m| f.lock().unwrap().push(m.to_owned())),
+        )
+        .unwrap();
+        (meta, fatal)
+    }
+
+    #[tokio::test]
+    async fn after_an_io_error_the_database_reopens_and_writes_resume() {
+        use std::sync::atomic::Ordering;
+        for fault in ["write", "sync"] {
+            let disk = sim::SimDisk::new();
+            let (meta, fatal) = on_sim_disk(&disk);
+            meta.create_bucket("before", "o", Acl::Private)
+                .await
+                .unwrap();
+            let budget = match fault {
+                "write" => &disk.fail_writes,
+                _ => &disk.fail_syncs,
+            };
+            budget.store(1, Ordering::SeqCst);
+            let e = meta
+                .create_bucket("during", "o", Acl::Private)
+                .await
+                .unwrap_err();
+            assert_eq!(e.code, Code::InternalError, "{fault}");
+            // The next write lands on the reopened database: no latched
+            // "Previous I/O error".
+            meta.create_bucket("after", "o", Acl::Private)
+                .await
+                .unwrap();
+            meta.bucket("before").await.unwrap();
+            meta.bucket("after").await.unwrap();
+            meta.probe().await.unwrap();
+            assert!(fatal.lock().unwrap().is_empty(), "{fault}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_database_that_cannot_reopen_is_fatal() {
+        use std::sync::atomic::Ordering;
+        let disk = sim::SimDisk::new();
+        let (meta, fatal) = on_sim_disk(&disk);
+        meta.create_bucket("before", "o", Acl::Private)
+            .await
+            .unwrap();
+        disk.fail_syncs.store(u64::MAX, Ordering::SeqCst);
+        disk.fail_writes.store(u64::MAX, Ordering::SeqCst);
+        let e = meta
+            .create_bucket("during", "o", Acl::Private)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, Code::InternalError);
+        let start = std::time::Instant::now();
+        while fatal.lock().unwrap().is_empty() {
+            assert!(start.elapsed() < std::time::Duration::from_secs(5));
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let message = fatal.lock().unwrap()[0].clone();
+        assert!(message.contains("cannot reopen"), "{message}");
+        // Without a database every request fails cleanly, none hangs.
+        let e = meta.bucket("before").await.unwrap_err();
+        assert_eq!(e.code, Code::InternalError);
     }
 
     #[tokio::test]
