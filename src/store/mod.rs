@@ -24,6 +24,8 @@ pub mod meta;
 pub mod model;
 pub mod read;
 pub mod redb;
+#[cfg(test)]
+mod sim;
 pub mod sweep;
 pub mod write;
 

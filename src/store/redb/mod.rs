@@ -79,6 +79,16 @@ impl RedbMeta {
     pub fn open(data_dir: &Path, grace_ms: i64) -> Result<RedbMeta, String> {
         let path = data_dir.join("meta.redb");
         let opener: cell::Opener = Box::new(move || {
+            let head =
+                read_head(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            if !head.is_empty() && never_created(&head) {
+                tracing::warn!(
+                    path = %path.display(),
+                    "the metadata file's creation never completed (a crash at first start); creating it again"
+                );
+                std::fs::remove_file(&path)
+                    .map_err(|e| format!("cannot remove {}: {e}", path.display()))?;
+            }
             Database::builder()
                 .set_cache_size(CACHE_BYTES)
                 .create(&path)
@@ -115,6 +125,28 @@ impl RedbMeta {
             .await
             .map_err(S3Error::internal)?
     }
+}
+
+/// The first bytes of a database file; empty when there is none.
+fn read_head(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    match std::fs::File::open(path) {
+        Ok(f) => {
+            let mut head = Vec::new();
+            f.take(16).read_to_end(&mut head)?;
+            Ok(head)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether a database file's first bytes show a creation that never
+/// completed. redb writes its magic number at offset 0 last, once the rest
+/// of a new file is durable; a crash before leaves zeros there, a file no
+/// acknowledged write can have reached, which it refuses to open.
+pub fn never_created(head: &[u8]) -> bool {
+    head.iter().take(9).all(|b| *b == 0)
 }
 
 fn check_bucket_read(txn: &ReadTransaction, bucket: &str) -> S3Result<()> {
@@ -1098,6 +1130,27 @@ mod tests {
         // Without a database every request fails cleanly, none hangs.
         let e = meta.bucket("before").await.unwrap_err();
         assert_eq!(e.code, Code::InternalError);
+    }
+
+    #[tokio::test]
+    async fn a_database_file_whose_creation_never_completed_is_created_again() {
+        let dir = tempfile::tempdir().unwrap();
+        // What a crash during the first start leaves: the file, without its
+        // magic number.
+        let mut blank = vec![0u8; 8192];
+        blank[9..13].copy_from_slice(&[4, 0, 0, 0]);
+        std::fs::write(dir.path().join("meta.redb"), &blank).unwrap();
+        let meta = RedbMeta::open(dir.path(), 0).unwrap();
+        meta.create_bucket("b", "o", Acl::Private).await.unwrap();
+        drop(meta);
+        // A real database is never taken for one.
+        let meta = RedbMeta::open(dir.path(), 0).unwrap();
+        meta.bucket("b").await.unwrap();
+        drop(meta);
+        let mut other = vec![0u8; 8192];
+        other[..4].copy_from_slice(b"junk");
+        std::fs::write(dir.path().join("meta.redb"), &other).unwrap();
+        assert!(RedbMeta::open(dir.path(), 0).is_err());
     }
 
     #[tokio::test]

@@ -58,6 +58,20 @@ impl SimDisk {
         })
     }
 
+    /// The first bytes of the file, as [`super::never_created`] reads them.
+    pub fn head(&self) -> Vec<u8> {
+        let image = self.image.lock().unwrap();
+        image.written[..image.written.len().min(16)].to_vec()
+    }
+
+    /// Empties the file, as [`super::RedbMeta::open`] does to one whose
+    /// creation never completed.
+    pub fn wipe(&self) {
+        let mut image = self.image.lock().unwrap();
+        image.written.clear();
+        image.synced.clear();
+    }
+
     pub fn backend(self: &Arc<Self>) -> SimBackend {
         SimBackend(Arc::clone(self))
     }
