@@ -107,6 +107,10 @@ fn chunk_error(e: ChunkError) -> S3Error {
     match e {
         ChunkError::Malformed(why) => S3Error::with_message(Code::IncompleteBody, why),
         ChunkError::Signature => S3Error::new(Code::SignatureDoesNotMatch),
+        ChunkError::Busy => S3Error::with_message(
+            Code::SlowDown,
+            "The server holds as many signed chunks awaiting verification as its memory budget allows (limits.signed_chunk_budget); retry shortly.",
+        ),
     }
 }
 
@@ -187,6 +191,18 @@ impl RequestBody {
     /// is cut off). 0 turns it off.
     pub fn with_min_rate(mut self, rate: u64, grace: Duration) -> RequestBody {
         self.min_rate = (rate > 0).then_some((rate, grace));
+        self
+    }
+
+    /// Holds signed chunks under the server's shared `budget`.
+    pub fn with_chunk_budget(
+        mut self,
+        budget: &std::sync::Arc<crate::chunked::ChunkBudget>,
+    ) -> RequestBody {
+        self.chunked = self
+            .chunked
+            .take()
+            .map(|d| d.with_budget(std::sync::Arc::clone(budget)));
         self
     }
 

@@ -12,6 +12,9 @@
 //! kept for the caller (the checksum); a signed trailer is verified here.
 //! Reference: <https://docs.aws.amazon.com/AmazonS3/latest/API/sigv4-streaming.html>
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use bytes::{Buf, Bytes, BytesMut};
 use sha2::{Digest, Sha256};
 
@@ -33,6 +36,39 @@ pub enum ChunkError {
     Malformed(&'static str),
     /// A chunk or trailer signature is missing or wrong.
     Signature,
+    /// Holding this signed chunk would pass the server's budget for
+    /// chunks awaiting verification.
+    Busy,
+}
+
+/// Memory for signed chunks held until their signatures verify, shared by
+/// every request: a chunk is admitted only if its declared size fits, so
+/// many clients declaring large chunks cannot take the server's memory.
+#[derive(Debug)]
+pub struct ChunkBudget {
+    available: AtomicU64,
+}
+
+impl ChunkBudget {
+    pub fn new(bytes: u64) -> Arc<ChunkBudget> {
+        Arc::new(ChunkBudget {
+            available: AtomicU64::new(bytes),
+        })
+    }
+
+    fn take(&self, n: u64) -> bool {
+        self.available
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |a| a.checked_sub(n))
+            .is_ok()
+    }
+
+    fn give(&self, n: u64) {
+        self.available.fetch_add(n, Ordering::AcqRel);
+    }
+
+    pub fn available(&self) -> u64 {
+        self.available.load(Ordering::Acquire)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +98,9 @@ pub struct ChunkedDecoder {
     pub chunks: u64,
     /// Trailer headers, names lower-cased.
     pub trailers: Vec<(String, String)>,
+    budget: Option<Arc<ChunkBudget>>,
+    /// What the chunk being held has taken from the budget.
+    reserved: u64,
 }
 
 impl ChunkedDecoder {
@@ -77,6 +116,31 @@ impl ChunkedDecoder {
             hasher: Sha256::new(),
             chunks: 0,
             trailers: Vec::new(),
+            budget: None,
+            reserved: 0,
+        }
+    }
+
+    /// Holds each signed chunk under `budget`.
+    pub fn with_budget(mut self, budget: Arc<ChunkBudget>) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+
+    fn reserve(&mut self, size: u64) -> Result<(), ChunkError> {
+        self.release();
+        if let Some(budget) = &self.budget {
+            if !budget.take(size) {
+                return Err(ChunkError::Busy);
+            }
+            self.reserved = size;
+        }
+        Ok(())
+    }
+
+    fn release(&mut self) {
+        if let Some(budget) = &self.budget {
+            budget.give(std::mem::take(&mut self.reserved));
         }
     }
 
@@ -155,6 +219,7 @@ impl ChunkedDecoder {
                 return Err(ChunkError::Signature);
             }
             out.append(&mut self.held);
+            self.release();
         }
         Ok(())
     }
@@ -204,6 +269,7 @@ impl ChunkedDecoder {
                     if size > MAX_SIGNED_CHUNK {
                         return Err(malformed("a signed chunk is larger than 16 MiB"));
                     }
+                    self.reserve(size)?;
                 }
                 if size == 0 {
                     // The final chunk signs the empty string.
@@ -257,6 +323,12 @@ impl ChunkedDecoder {
             }
             _ => Err(ChunkError::Malformed("body ended before the final chunk")),
         }
+    }
+}
+
+impl Drop for ChunkedDecoder {
+    fn drop(&mut self) {
+        self.release();
     }
 }
 

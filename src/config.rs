@@ -83,6 +83,10 @@ pub struct Limits {
     /// it off.
     pub min_body_rate: u64,
     pub body_rate_grace_secs: u64,
+    /// Bytes of signed aws-chunked chunks held, across all requests, while
+    /// their signatures are checked; a chunk that would pass it is refused
+    /// with 503 `SlowDown` (SDKs retry it).
+    pub signed_chunk_budget: u64,
 }
 
 #[derive(Clone, Deserialize)]
@@ -166,6 +170,7 @@ impl Default for Limits {
             header_timeout_secs: 10,
             min_body_rate: 1024,
             body_rate_grace_secs: 20,
+            signed_chunk_budget: 256 << 20,
         }
     }
 }

@@ -65,6 +65,7 @@ pub enum Code {
     RequestTimeout,
     ServiceUnavailable,
     SignatureDoesNotMatch,
+    SlowDown,
     XAmzContentSHA256Mismatch,
 }
 
@@ -122,7 +123,7 @@ impl Code {
             | NoSuchUpload => StatusCode::NOT_FOUND,
             NotImplemented => StatusCode::NOT_IMPLEMENTED,
             PreconditionFailed => StatusCode::PRECONDITION_FAILED,
-            ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ServiceUnavailable | SlowDown => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -212,7 +213,7 @@ impl Code {
             RequestTimeTooSkewed => {
                 "The difference between the request time and the current time is too large."
             }
-            ServiceUnavailable => "Please reduce your request rate.",
+            ServiceUnavailable | SlowDown => "Please reduce your request rate.",
             SignatureDoesNotMatch => {
                 "The request signature we calculated does not match the signature you provided. Check your key and signing method."
             }

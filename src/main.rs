@@ -154,10 +154,12 @@ async fn run(config: Config) -> Result<(), String> {
         region = %config.region,
         "stowage listening on {scheme}://{addr}"
     );
+    let chunk_budget = stowage::chunked::ChunkBudget::new(config.limits.signed_chunk_budget);
     let state = Arc::new(AppState {
         config,
         store,
         metrics,
+        chunk_budget,
     });
     stowage::server::serve(listener, state, tls, shutdown_signal()).await;
     tracing::info!("stopped");

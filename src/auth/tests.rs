@@ -405,3 +405,55 @@ fn generic_suite_vectors() {
         assert!(!key.verify(&sts, &signature.replace('5', "6")));
     }
 }
+
+#[test]
+fn signed_chunks_are_held_within_a_shared_budget() {
+    use crate::chunked::ChunkBudget;
+    let signer = || {
+        seed_signer(
+            "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+            "content-encoding;content-length;host;x-amz-content-sha256;x-amz-date;x-amz-decoded-content-length;x-amz-storage-class",
+            "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9",
+            &[("content-length", "66824")],
+        )
+    };
+    let body = chunked_body(
+        [
+            "ad80c730a21e5b8d04586a2213dd63b9a0e99e0e2307b0ade35a65485a288648",
+            "0055627c9e194cb4542bae2aa5492e3c1575bbb81b612b7d234b86a503ef5497",
+            "b6c6ea8a5354eaf15b3cb7646744f4275b71ea724fed81ceb9323e279d449df9",
+        ],
+        "\r\n",
+    );
+    let budget = ChunkBudget::new(70_000);
+    let mut out = Vec::new();
+    // A holds half of its 64 KiB chunk.
+    let mut a = ChunkedDecoder::new(Some(signer())).with_budget(budget.clone());
+    a.feed(Bytes::copy_from_slice(&body[..40_000]), &mut out)
+        .unwrap();
+    assert_eq!(budget.available(), 70_000 - 65_536);
+    // B's first chunk does not fit beside it.
+    let mut b = ChunkedDecoder::new(Some(signer())).with_budget(budget.clone());
+    assert_eq!(
+        b.feed(Bytes::copy_from_slice(&body[..1000]), &mut out),
+        Err(ChunkError::Busy)
+    );
+    drop(b);
+    // Once A's chunk verifies, its share returns; a whole stream then fits.
+    a.feed(Bytes::copy_from_slice(&body[40_000..]), &mut out)
+        .unwrap();
+    a.finish().unwrap();
+    assert_eq!(budget.available(), 70_000);
+    let mut c = ChunkedDecoder::new(Some(signer())).with_budget(budget.clone());
+    let mut whole = Vec::new();
+    c.feed(Bytes::copy_from_slice(&body), &mut whole).unwrap();
+    c.finish().unwrap();
+    assert_eq!(whole.concat(), vec![b'a'; 66_560]);
+    // A stream dropped mid-chunk (a client gone) gives its share back.
+    let mut d = ChunkedDecoder::new(Some(signer())).with_budget(budget.clone());
+    d.feed(Bytes::copy_from_slice(&body[..10_000]), &mut out)
+        .unwrap();
+    assert!(budget.available() < 70_000);
+    drop(d);
+    assert_eq!(budget.available(), 70_000);
+}

@@ -36,6 +36,8 @@ pub struct AppState {
     pub config: Config,
     pub store: Arc<Store>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Memory for signed chunks awaiting verification, across requests.
+    pub chunk_budget: Arc<crate::chunked::ChunkBudget>,
 }
 
 /// One request, parsed.
@@ -83,7 +85,8 @@ impl Ctx {
         let limits = &self.state.config.limits;
         let grace = std::time::Duration::from_secs(limits.body_rate_grace_secs);
         Ok(RequestBody::new(incoming, &self.headers, limit, payload)?
-            .with_min_rate(limits.min_body_rate, grace))
+            .with_min_rate(limits.min_body_rate, grace)
+            .with_chunk_budget(&self.state.chunk_budget))
     }
 
     /// A small XML body, collected under the configured cap; its

@@ -558,3 +558,30 @@ fn delete_objects_needs_a_digest_of_its_body_and_checks_it() {
     assert_eq!(server.raw(&delete_request(body, true)).status, 200);
     assert_eq!(get(&server, "/bkt/k").code(), "NoSuchKey");
 }
+
+/// Signed chunks wait in memory for their signatures; all requests share
+/// one budget for them, and a chunk that would pass it gets 503 SlowDown,
+/// which SDKs retry.
+#[test]
+fn signed_chunks_beyond_the_shared_budget_get_slow_down() {
+    let server = Server::start_with("signed_chunk_budget = 1000\n");
+    let r = server
+        .raw(b"PUT /bkt HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 200);
+    let big = vec![b'x'; 2000];
+    let r = server.raw_unsigned(&signed_stream_put("/bkt/big", &[&big], |_| {}));
+    assert_eq!(r.status, 503, "{}", r.body_str());
+    assert_eq!(r.code(), "SlowDown");
+    assert_eq!(get(&server, "/bkt/big").status, 404, "nothing stored");
+    let small = vec![b'y'; 600];
+    let r = server.raw_unsigned(&signed_stream_put(
+        "/bkt/small",
+        &[&small, &small, &small],
+        |_| {},
+    ));
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    assert_eq!(
+        get(&server, "/bkt/small").body,
+        [&small[..], &small, &small].concat()
+    );
+}
