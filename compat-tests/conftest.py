@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
+import pg
+
 ACCESS_KEY = "stowage"
 SECRET_KEY = "stowage-dev-secret"
 REGION = "us-east-1"
@@ -55,9 +57,17 @@ class Server:
         data_dir = workdir / "data"
         self.log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         self.log = open(self.log_path, "ab")
+        # Under STOWAGE_TEST_METADATA=postgres every data directory has a
+        # database of its own, kept across restarts.
+        engine = []
+        if pg.selected() and "metadata_url" not in config_text:
+            url_file = workdir / "metadata_url"
+            if not url_file.exists():
+                url_file.write_text(_postgres().new_database())
+            engine = ["--metadata-url", url_file.read_text()]
         self.proc = subprocess.Popen(
             [str(binary), "--config", str(config),
-             "--listen", "127.0.0.1:0", "--data-dir", str(data_dir)],
+             "--listen", "127.0.0.1:0", "--data-dir", str(data_dir), *engine],
             stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env={k: v for k, v in os.environ.items() if k not in SERVER_ENV_DROPPED},
         )
@@ -95,6 +105,22 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
+
+
+_postgres_server = None
+
+
+def _postgres():
+    """The session's PostgreSQL, started on first use."""
+    global _postgres_server
+    if _postgres_server is None:
+        _postgres_server = pg.Postgres()
+    return _postgres_server
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _postgres_server is not None:
+        _postgres_server.stop()
 
 
 _server = None  # the session's Server, for the reporting hooks below

@@ -34,6 +34,13 @@ pub struct Config {
     /// speaks HTTPS (reloaded on SIGHUP).
     pub tls_cert_file: Option<PathBuf>,
     pub tls_key_file: Option<PathBuf>,
+    /// `postgres://user:pass@host:port/db`: metadata in PostgreSQL (or an
+    /// engine that speaks its protocol), for several nodes sharing
+    /// `data_dir`. Unset: the embedded redb.
+    pub metadata_url: Option<String>,
+    /// This node's name among several (its temporary files live under
+    /// `tmp/<node_id>/`); defaults to the host name.
+    pub node_id: Option<String>,
     pub limits: Limits,
     pub credentials: Vec<Credential>,
     /// Buckets anonymous clients may read.
@@ -144,6 +151,8 @@ impl Default for Config {
             metrics_listen: None,
             tls_cert_file: None,
             tls_key_file: None,
+            metadata_url: None,
+            node_id: None,
             limits: Limits::default(),
             credentials: Vec::new(),
             public_read_buckets: Vec::new(),
@@ -197,6 +206,17 @@ impl Limits {
 }
 
 impl Config {
+    /// This node's name: `node_id`, else the host name.
+    pub fn node_name(&self) -> String {
+        self.node_id.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "node".to_owned())
+        })
+    }
+
     /// Reads `path`; a missing explicit path is an error, an empty file is
     /// the defaults.
     pub fn from_file(path: &Path) -> Result<Config, String> {

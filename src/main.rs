@@ -24,6 +24,14 @@ struct Cli {
     /// Data directory (overrides `data_dir`).
     #[arg(long, value_name = "DIR", global = true)]
     data_dir: Option<PathBuf>,
+    /// Metadata in PostgreSQL: `postgres://user:pass@host:port/db`
+    /// (overrides `metadata_url`).
+    #[arg(long, value_name = "URL")]
+    metadata_url: Option<String>,
+    /// This node's name among several sharing a data directory (overrides
+    /// `node_id`; default: the host name).
+    #[arg(long, value_name = "NAME")]
+    node_id: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -59,6 +67,12 @@ fn load_config(cli: &Cli) -> Result<(Config, Option<PathBuf>), String> {
     }
     if let Some(dir) = &cli.data_dir {
         config.data_dir = dir.clone();
+    }
+    if let Some(url) = &cli.metadata_url {
+        config.metadata_url = Some(url.clone());
+    }
+    if let Some(node) = &cli.node_id {
+        config.node_id = Some(node.clone());
     }
     config.apply_env(
         std::env::var("STOWAGE_ACCESS_KEY_ID").ok(),
@@ -120,7 +134,14 @@ async fn run(config: Config) -> Result<(), String> {
         );
     }
     let grace_ms = (config.limits.gc_grace_secs * 1000) as i64;
-    let mut store = Store::open_embedded(&config.data_dir, grace_ms).await?;
+    let mut store = match &config.metadata_url {
+        None => Store::open_embedded(&config.data_dir, grace_ms).await?,
+        Some(url) => {
+            let node = config.node_name();
+            tracing::info!(node = %node, "metadata in PostgreSQL");
+            Store::open_shared(&config.data_dir, url, &node, grace_ms).await?
+        }
+    };
     store.floor = config.limits.min_free_bytes;
     let store = Arc::new(store);
     let metrics = Arc::new(stowage::metrics::Metrics::default());

@@ -48,8 +48,26 @@ pub struct LocalBlobs {
 impl LocalBlobs {
     /// Opens (creating) the blob directories of `data_dir`.
     pub fn open(data_dir: &Path) -> io::Result<LocalBlobs> {
-        let store = LocalBlobs::at(data_dir);
-        fs::create_dir_all(&store.tmp)?;
+        LocalBlobs::create(LocalBlobs::at(data_dir))
+    }
+
+    /// The blob directories of `data_dir` as one node of several sees
+    /// them: its temporary files under `tmp/<node>/`.
+    pub fn open_node(data_dir: &Path, node: &str) -> io::Result<LocalBlobs> {
+        let mut store = LocalBlobs::at(data_dir);
+        store.tmp = store.tmp.join(node);
+        LocalBlobs::create(store)
+    }
+
+    fn create(store: LocalBlobs) -> io::Result<LocalBlobs> {
+        if !store.tmp.is_dir() {
+            fs::create_dir_all(&store.tmp)?;
+            // The directory's own entry must survive a crash with the
+            // blobs synced into it.
+            if let Some(parent) = store.tmp.parent() {
+                Self::sync_dir(parent)?;
+            }
+        }
         let mut created = false;
         for i in 0..=255u8 {
             let dir = store.blobs.join(format!("{i:02x}"));

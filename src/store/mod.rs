@@ -22,6 +22,7 @@ pub mod listing;
 pub mod local;
 pub mod meta;
 pub mod model;
+pub mod pg;
 pub mod read;
 pub mod redb;
 #[cfg(test)]
@@ -75,6 +76,38 @@ impl Store {
                 local::LocalBlobs::open(&dir).map_err(|e| format!("blob directories: {e}"))?;
             let meta = redb::RedbMeta::open(&dir, grace_ms)?;
             Ok::<_, String>((meta, blobs))
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        let store = Store {
+            meta: Arc::new(meta),
+            blobs: Arc::new(blobs),
+            grace_ms,
+            floor: 0,
+        };
+        store.recover().await.map_err(|e| e.to_string())?;
+        Ok(store)
+    }
+
+    /// Opens a store shared by several nodes: metadata in PostgreSQL at
+    /// `url`, blobs in `data_dir` (a filesystem every node mounts), this
+    /// node's temporary files under `tmp/<node>/`, so its start-up
+    /// recovery never touches another node's uploads in flight.
+    pub async fn open_shared(
+        data_dir: &Path,
+        url: &str,
+        node: &str,
+        grace_ms: i64,
+    ) -> Result<Store, String> {
+        if node.is_empty() || node.contains(['/', '\\']) || node.starts_with('.') {
+            return Err(format!("node_id {node:?} must be a plain name"));
+        }
+        let meta = pg::PgMeta::connect(url, grace_ms, node).await?;
+        let (dir, node) = (data_dir.to_path_buf(), node.to_owned());
+        let blobs = tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            local::LocalBlobs::open_node(&dir, &node).map_err(|e| format!("blob directories: {e}"))
         })
         .await
         .map_err(|e| e.to_string())??;

@@ -17,6 +17,13 @@ pub fn new_id() -> u128 {
     u128::from_le_bytes(b)
 }
 
+/// A new upload id. Time first, so one key's uploads (and the sweep's
+/// index) sort by initiation; 128 random bits make it unguessable. Hex
+/// keeps it URL-safe.
+pub fn new_upload_id(now_ms: i64) -> String {
+    format!("{:012x}{}", now_ms as u64, id_hex(new_id()))
+}
+
 pub fn id_hex(id: u128) -> String {
     format!("{id:032x}")
 }

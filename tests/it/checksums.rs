@@ -137,10 +137,5 @@ async fn wrong_checksums_are_refused_and_store_nothing() {
     );
     let get = server.raw(b"GET /bkt/bad HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert_eq!(get.status, 404);
-    assert_eq!(
-        std::fs::read_dir(server.data_dir.join("tmp"))
-            .unwrap()
-            .count(),
-        0
-    );
+    assert_eq!(server.tmp_files(), 0);
 }

@@ -37,10 +37,6 @@ fn get(server: &Server, path: &str) -> RawResponse {
     server.raw(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
 }
 
-fn tmp_entries(server: &Server) -> usize {
-    std::fs::read_dir(server.data_dir.join("tmp")).map_or(0, |d| d.count())
-}
-
 /// The floor set above the disk's free space: as a full disk looks to the
 /// server, on any machine.
 #[test]
@@ -63,7 +59,7 @@ fn below_the_floor_writes_are_refused_and_everything_else_works() {
         "{}",
         r.body_str()
     );
-    assert_eq!(tmp_entries(&server), 0);
+    assert_eq!(server.tmp_files(), 0);
     assert_eq!(get(&server, "/disk/new").status, 404);
     assert_eq!(get(&server, "/disk/kept").body, b"kept bytes");
     let r = server.raw(b"DELETE /disk/doomed HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
@@ -141,7 +137,7 @@ fn a_real_full_disk_refuses_then_recovers_without_a_restart() {
             "{key} intact"
         );
     }
-    assert_eq!(tmp_entries(&server), 0, "the refused body left nothing");
+    assert_eq!(server.tmp_files(), 0, "the refused body left nothing");
     // Free space by deleting; the collector unlinks; writes work again.
     for (key, _) in stored.drain(..3) {
         let r = server.raw(

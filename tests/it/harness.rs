@@ -43,9 +43,30 @@ impl Server {
         Server::launch(dir, "", limits)
     }
 
+    /// One node of several sharing `dir` (its data directory and the
+    /// database `top` names).
+    pub fn start_node(dir: &Path, top: &str, limits: &str) -> Server {
+        Server::launch(dir, top, limits)
+    }
+
     fn launch(dir: &Path, top: &str, limits: &str) -> Server {
+        static CONFIGS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let data_dir = dir.join("data");
-        let config = dir.join("config.toml");
+        let n = CONFIGS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let config = dir.join(format!("config-{n}.toml"));
+        // Under STOWAGE_TEST_METADATA=postgres, each data directory gets a
+        // database of its own, kept across restarts.
+        let top = if crate::pg::selected() && !top.contains("metadata_url") {
+            let url_file = dir.join("metadata_url");
+            let url = std::fs::read_to_string(&url_file).unwrap_or_else(|_| {
+                let url = crate::pg::Postgres::get().new_database();
+                std::fs::write(&url_file, &url).expect("write metadata_url");
+                url
+            });
+            format!("metadata_url = {url:?}\n{top}")
+        } else {
+            top.to_owned()
+        };
         std::fs::write(
             &config,
             format!(
@@ -127,6 +148,12 @@ impl Server {
                 .unwrap()
         };
         (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    /// Files under `tmp/` (bodies being written, or left by a crash),
+    /// whichever node directory they are in.
+    pub fn tmp_files(&self) -> usize {
+        count_files(&self.data_dir.join("tmp"))
     }
 
     pub fn endpoint(&self) -> String {
@@ -218,6 +245,23 @@ impl Server {
         }
         RawResponse::parse(&buf)
     }
+}
+
+/// Files under `dir`, at any depth.
+pub fn count_files(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| {
+            if e.path().is_dir() {
+                count_files(&e.path())
+            } else {
+                1
+            }
+        })
+        .sum()
 }
 
 pub const DEV_KEY: &str = "stowage";

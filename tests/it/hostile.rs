@@ -23,10 +23,6 @@ fn open_fds(server: &Server) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
 }
 
-fn tmp_entries(server: &Server) -> usize {
-    std::fs::read_dir(server.data_dir.join("tmp")).map_or(0, |d| d.count())
-}
-
 /// A signed GET of a small object from 127.0.0.1, timed.
 async fn normal_get(server: &Server) -> (u16, Duration) {
     let start = Instant::now();
@@ -135,9 +131,11 @@ async fn idle_slowloris_and_trickling_clients_do_not_starve_a_normal_one() {
     }
     drop((idle, heads, trickles));
 
-    // Nothing leaked.
+    // Nothing leaked. On PostgreSQL the connection pool (16 per node) grows
+    // as requests overlap: those connections are kept, by design.
+    let pool = if crate::pg::selected() { 16 } else { 0 };
     let deadline = Instant::now() + Duration::from_secs(10);
-    while open_fds(&server) > fds_before + 5 {
+    while open_fds(&server) > fds_before + 5 + pool {
         assert!(
             Instant::now() < deadline,
             "descriptors: {} then {}",
@@ -146,7 +144,7 @@ async fn idle_slowloris_and_trickling_clients_do_not_starve_a_normal_one() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(tmp_entries(&server), 0, "no temporary file left");
+    assert_eq!(server.tmp_files(), 0, "no temporary file left");
     let (_, peak_after) = server.memory_kib();
     assert!(
         peak_after < peak_before + 64 * 1024,

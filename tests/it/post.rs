@@ -77,10 +77,6 @@ fn with(mut fields: Vec<(String, String)>, extra: &[(&str, &str)]) -> Vec<(Strin
     fields
 }
 
-fn tmp_entries(server: &Server) -> usize {
-    std::fs::read_dir(server.data_dir.join("tmp")).map_or(0, |d| d.count())
-}
-
 #[test]
 fn a_signed_form_stores_its_file_under_the_expanded_key() {
     let server = Server::start();
@@ -142,7 +138,7 @@ fn a_file_past_its_range_is_refused_mid_stream_and_stores_nothing() {
     let head = server.raw(b"HEAD /forms/big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert_eq!(head.status, 404);
     assert_eq!(
-        tmp_entries(&server),
+        server.tmp_files(),
         0,
         "the refused file left nothing in tmp/"
     );
@@ -251,5 +247,5 @@ fn malformed_and_oversized_forms_get_s3_errors() {
 
     let head = server.raw(b"HEAD /forms/k HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert_eq!(head.status, 404, "no refused form stored anything");
-    assert_eq!(tmp_entries(&server), 0);
+    assert_eq!(server.tmp_files(), 0);
 }

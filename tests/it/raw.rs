@@ -110,10 +110,7 @@ fn decoded_length_mismatch_stores_nothing() {
     assert_eq!(r.status, 400);
     assert_eq!(r.code(), "IncompleteBody");
     assert_eq!(get(&server, "/bkt/short").status, 404);
-    let tmp = std::fs::read_dir(server.data_dir.join("tmp"))
-        .unwrap()
-        .count();
-    assert_eq!(tmp, 0, "no temporary file is left behind");
+    assert_eq!(server.tmp_files(), 0, "no temporary file is left behind");
 }
 
 #[test]
@@ -264,12 +261,7 @@ fn a_part_in_flight_when_its_upload_is_aborted_is_refused() {
     assert_eq!((r.status, r.code().as_str()), (404, "NoSuchUpload"));
     let r = get(&server, &format!("/bkt/k?uploadId={id}"));
     assert_eq!(r.code(), "NoSuchUpload");
-    assert_eq!(
-        std::fs::read_dir(server.data_dir.join("tmp"))
-            .unwrap()
-            .count(),
-        0
-    );
+    assert_eq!(server.tmp_files(), 0);
 }
 
 #[test]

@@ -517,13 +517,6 @@ pub fn delete_objects(
 
 // ---- multipart uploads ----
 
-pub fn new_upload_id(now_ms: i64) -> String {
-    // Time first, so one key's uploads (and the sweeper's index) sort by
-    // initiation; 128 random bits make the id unguessable. Hex keeps it
-    // URL-safe.
-    format!("{:012x}{}", now_ms as u64, id_hex(new_id()))
-}
-
 pub fn create_upload(
     txn: &WriteTransaction,
     bucket: &str,
