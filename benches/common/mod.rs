@@ -66,11 +66,29 @@ pub fn start_server_logged(
     limits: &str,
     keep: &str,
 ) -> (Child, SocketAddr, Arc<Mutex<Vec<String>>>) {
-    let config = dir.join("config.toml");
+    start_configured(dir, "config.toml", "", limits, keep)
+}
+
+/// One node of several sharing `dir/data`: `top` holds its top-level
+/// settings (the metadata URL and node id), `name` its config file's name.
+#[allow(dead_code)]
+pub fn start_node(dir: &Path, name: &str, top: &str, limits: &str) -> (Child, SocketAddr) {
+    let (child, addr, _) = start_configured(dir, name, top, limits, "\0");
+    (child, addr)
+}
+
+fn start_configured(
+    dir: &Path,
+    name: &str,
+    top: &str,
+    limits: &str,
+    keep: &str,
+) -> (Child, SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let config = dir.join(name);
     std::fs::write(
         &config,
         format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nlog_level = \"warn,stowage=info\"\n[limits]\n{limits}\n",
+            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nlog_level = \"warn,stowage=info\"\n{top}\n[limits]\n{limits}\n",
             dir.join("data").display().to_string()
         ),
     )
