@@ -206,14 +206,14 @@ impl PgMeta {
                 .get()
                 .await
                 .map_err(|e| format!("metadata store: {e}"))?;
-            let exists = client
-                .query_opt(
-                    "SELECT 1 FROM information_schema.tables WHERE table_name = 'stowage_schema'",
-                    &[],
-                )
-                .await
-                .map_err(|e| format!("metadata store: {e}"))?
-                .is_some();
+            let exists = read_opt(
+                &client,
+                "SELECT 1 FROM information_schema.tables WHERE table_name = 'stowage_schema'",
+                &[],
+            )
+            .await
+            .map_err(|e| format!("metadata store: {e}"))?
+            .is_some();
             // Nodes starting together race to create it; the loser sees it.
             if !exists
                 && let Err(e) = client.batch_execute(schema::VERSION_TABLE).await
@@ -222,9 +222,12 @@ impl PgMeta {
             {
                 return Err(format!("metadata store: {e}"));
             }
-            let version: i32 = match client
-                .query_opt("SELECT version FROM stowage_schema WHERE id = 1", &[])
-                .await
+            let version: i32 = match read_opt(
+                &client,
+                "SELECT version FROM stowage_schema WHERE id = 1",
+                &[],
+            )
+            .await
             {
                 Ok(row) => row.map_or(0, |r| r.get(0)),
                 Err(e) => return Err(format!("metadata store: {e}")),
@@ -276,6 +279,35 @@ impl PgMeta {
     }
 }
 
+type Params<'a> = &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)];
+
+async fn read_opt(
+    client: &deadpool_postgres::Object,
+    sql: &str,
+    params: Params<'_>,
+) -> Result<Option<Row>, tokio_postgres::Error> {
+    let statement = client.prepare_cached(sql).await?;
+    client.query_opt(&statement, params).await
+}
+
+async fn read_one(
+    client: &deadpool_postgres::Object,
+    sql: &str,
+    params: Params<'_>,
+) -> Result<Row, tokio_postgres::Error> {
+    let statement = client.prepare_cached(sql).await?;
+    client.query_one(&statement, params).await
+}
+
+async fn read_all(
+    client: &deadpool_postgres::Object,
+    sql: &str,
+    params: Params<'_>,
+) -> Result<Vec<Row>, tokio_postgres::Error> {
+    let statement = client.prepare_cached(sql).await?;
+    client.query(&statement, params).await
+}
+
 /// Maps a read's database error.
 fn read_err(e: tokio_postgres::Error) -> S3Error {
     db_error(e)
@@ -294,8 +326,7 @@ impl PgMeta {
     ) -> S3Result<Option<T>> {
         let client = self.client().await?;
         let sql = format!("SELECT {column} FROM buckets WHERE name = $1");
-        let row = client
-            .query_opt(&sql, &[&name])
+        let row = read_opt(&client, &sql, &[&name])
             .await
             .map_err(read_err)?
             .ok_or(Code::NoSuchBucket)?;
@@ -325,23 +356,22 @@ impl PgMeta {
         key: &str,
     ) -> S3Result<(ObjectHead, Option<Vec<u8>>)> {
         let client = self.client().await?;
-        let row = client
-            .query_opt(
-                "SELECT h.record, h.inline_body FROM buckets b \
+        let row = read_opt(
+            &client,
+            "SELECT h.record, h.inline_body FROM buckets b \
                  LEFT JOIN heads h ON h.bucket = b.name AND h.key = $2 WHERE b.name = $1",
-                &[&bucket, &key.as_bytes()],
-            )
-            .await
-            .map_err(read_err)?
-            .ok_or(Code::NoSuchBucket)?;
+            &[&bucket, &key.as_bytes()],
+        )
+        .await
+        .map_err(read_err)?
+        .ok_or(Code::NoSuchBucket)?;
         let record: Option<&[u8]> = row.get(0);
         let head = decode(record.ok_or(Code::NoSuchKey)?)?;
         Ok((head, row.get(1)))
     }
 
     async fn check_bucket(&self, client: &deadpool_postgres::Object, bucket: &str) -> S3Result<()> {
-        client
-            .query_opt("SELECT 1 FROM buckets WHERE name = $1", &[&bucket])
+        read_opt(&client, "SELECT 1 FROM buckets WHERE name = $1", &[&bucket])
             .await
             .map_err(read_err)?
             .ok_or(Code::NoSuchBucket)?;
@@ -358,18 +388,20 @@ impl MetaStore for PgMeta {
 
     async fn bucket(&self, name: &str) -> S3Result<BucketRecord> {
         let client = self.client().await?;
-        let row = client
-            .query_opt("SELECT record FROM buckets WHERE name = $1", &[&name])
-            .await
-            .map_err(read_err)?
-            .ok_or(Code::NoSuchBucket)?;
+        let row = read_opt(
+            &client,
+            "SELECT record FROM buckets WHERE name = $1",
+            &[&name],
+        )
+        .await
+        .map_err(read_err)?
+        .ok_or(Code::NoSuchBucket)?;
         decode(row.get::<_, &[u8]>(0))
     }
 
     async fn list_buckets(&self) -> S3Result<Vec<(String, BucketRecord)>> {
         let client = self.client().await?;
-        let rows = client
-            .query("SELECT name, record FROM buckets", &[])
+        let rows = read_all(&client, "SELECT name, record FROM buckets", &[])
             .await
             .map_err(read_err)?;
         let mut all = rows
@@ -433,13 +465,13 @@ impl MetaStore for PgMeta {
 
     async fn lifecycles(&self) -> S3Result<Vec<(String, Vec<LifecycleRule>)>> {
         let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT name, lifecycle FROM buckets WHERE lifecycle IS NOT NULL",
-                &[],
-            )
-            .await
-            .map_err(read_err)?;
+        let rows = read_all(
+            &client,
+            "SELECT name, lifecycle FROM buckets WHERE lifecycle IS NOT NULL",
+            &[],
+        )
+        .await
+        .map_err(read_err)?;
         rows.iter()
             .map(|r| Ok((r.get::<_, String>(0), decode(r.get::<_, &[u8]>(1))?)))
             .collect()
@@ -467,13 +499,13 @@ impl MetaStore for PgMeta {
         max: u32,
     ) -> S3Result<Vec<(u64, Segment)>> {
         let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT record FROM segments WHERE manifest = $1 AND idx >= $2 ORDER BY idx LIMIT $3",
-                &[&&bid(manifest)[..], &(first as i32), &i64::from(max)],
-            )
-            .await
-            .map_err(read_err)?;
+        let rows = read_all(
+            &client,
+            "SELECT record FROM segments WHERE manifest = $1 AND idx >= $2 ORDER BY idx LIMIT $3",
+            &[&&bid(manifest)[..], &(first as i32), &i64::from(max)],
+        )
+        .await
+        .map_err(read_err)?;
         rows.iter()
             .map(|r| {
                 let row: SegmentRow = decode(r.get::<_, &[u8]>(0))?;
@@ -484,14 +516,14 @@ impl MetaStore for PgMeta {
 
     async fn segment_at(&self, manifest: u128, _count: u32, offset: u64) -> S3Result<u32> {
         let client = self.client().await?;
-        let row = client
-            .query_opt(
-                "SELECT idx FROM segments WHERE manifest = $1 AND start_at <= $2 \
+        let row = read_opt(
+            &client,
+            "SELECT idx FROM segments WHERE manifest = $1 AND start_at <= $2 \
                  ORDER BY start_at DESC LIMIT 1",
-                &[&&bid(manifest)[..], &(offset as i64)],
-            )
-            .await
-            .map_err(read_err)?;
+            &[&&bid(manifest)[..], &(offset as i64)],
+        )
+        .await
+        .map_err(read_err)?;
         Ok(row.map_or(0, |r| r.get::<_, i32>(0) as u32))
     }
 
@@ -574,8 +606,7 @@ impl MetaStore for PgMeta {
                 "SELECT key, record FROM heads WHERE bucket = $1 AND key {op} $2 ORDER BY key LIMIT $3"
             );
             let want = (q.max - count + 1) as i64;
-            let rows = client
-                .query(&sql, &[&bucket, &lower.as_bytes(), &want])
+            let rows = read_all(&client, &sql, &[&bucket, &lower.as_bytes(), &want])
                 .await
                 .map_err(read_err)?;
             let fetched = rows.len() as i64;
@@ -628,14 +659,14 @@ impl MetaStore for PgMeta {
     async fn upload(&self, bucket: &str, key: &str, upload_id: &str) -> S3Result<UploadRecord> {
         let client = self.client().await?;
         self.check_bucket(&client, bucket).await?;
-        let row = client
-            .query_opt(
-                "SELECT record FROM uploads WHERE id = $1 AND bucket = $2 AND key = $3",
-                &[&upload_id.as_bytes(), &bucket, &key.as_bytes()],
-            )
-            .await
-            .map_err(read_err)?
-            .ok_or(Code::NoSuchUpload)?;
+        let row = read_opt(
+            &client,
+            "SELECT record FROM uploads WHERE id = $1 AND bucket = $2 AND key = $3",
+            &[&upload_id.as_bytes(), &bucket, &key.as_bytes()],
+        )
+        .await
+        .map_err(read_err)?
+        .ok_or(Code::NoSuchUpload)?;
         decode(row.get::<_, &[u8]>(0))
     }
 
@@ -660,18 +691,18 @@ impl MetaStore for PgMeta {
         max: usize,
     ) -> S3Result<(Vec<(u32, PartRecord)>, bool)> {
         let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT number, record FROM parts WHERE upload_id = $1 AND number > $2 \
+        let rows = read_all(
+            &client,
+            "SELECT number, record FROM parts WHERE upload_id = $1 AND number > $2 \
                  ORDER BY number LIMIT $3",
-                &[
-                    &upload_id.as_bytes(),
-                    &(after.min(i32::MAX as u32) as i32),
-                    &(max as i64 + 1),
-                ],
-            )
-            .await
-            .map_err(read_err)?;
+            &[
+                &upload_id.as_bytes(),
+                &(after.min(i32::MAX as u32) as i32),
+                &(max as i64 + 1),
+            ],
+        )
+        .await
+        .map_err(read_err)?;
         let truncated = rows.len() > max;
         let parts = rows
             .iter()
@@ -738,13 +769,13 @@ impl MetaStore for PgMeta {
                  ORDER BY key, id LIMIT $4"
             );
             let want = (q.max - count + 1) as i64;
-            let rows = client
-                .query(
-                    &sql,
-                    &[&bucket, &from.0.as_bytes(), &from.1.as_bytes(), &want],
-                )
-                .await
-                .map_err(read_err)?;
+            let rows = read_all(
+                &client,
+                &sql,
+                &[&bucket, &from.0.as_bytes(), &from.1.as_bytes(), &want],
+            )
+            .await
+            .map_err(read_err)?;
             let fetched = rows.len() as i64;
             for row in rows {
                 let key = key_of(row.get(0))?;
@@ -787,13 +818,13 @@ impl MetaStore for PgMeta {
         let client = self.client().await?;
         let cutoff = format!("{:012x}", cutoff_ms.max(0) as u64);
         let after = after.unwrap_or_default();
-        let rows = client
-            .query(
-                "SELECT id, bucket, key FROM uploads WHERE id < $1 AND id > $2 ORDER BY id LIMIT $3",
-                &[&cutoff.as_bytes(), &after.as_bytes(), &(max as i64)],
-            )
-            .await
-            .map_err(read_err)?;
+        let rows = read_all(
+            &client,
+            "SELECT id, bucket, key FROM uploads WHERE id < $1 AND id > $2 ORDER BY id LIMIT $3",
+            &[&cutoff.as_bytes(), &after.as_bytes(), &(max as i64)],
+        )
+        .await
+        .map_err(read_err)?;
         rows.into_iter()
             .map(|r| {
                 let id = key_of(r.get(0))?;
@@ -842,17 +873,16 @@ impl MetaStore for PgMeta {
 
     async fn stats(&self) -> S3Result<Stats> {
         let client = self.client().await?;
-        let totals = client
-            .query_one(
-                "SELECT (SELECT count(*) FROM uploads)::BIGINT, \
+        let totals = read_one(
+            &client,
+            "SELECT (SELECT count(*) FROM uploads)::BIGINT, \
                         (SELECT COALESCE(SUM(size), 0) FROM parts)::BIGINT, \
                         (SELECT count(*) FROM garbage)::BIGINT",
-                &[],
-            )
-            .await
-            .map_err(read_err)?;
-        let by_bucket = client
-            .query(
+            &[],
+        )
+        .await
+        .map_err(read_err)?;
+        let by_bucket = read_all(&client,
                 "SELECT u.bucket, SUM(p.size)::BIGINT FROM parts p JOIN uploads u ON u.id = p.upload_id \
                  GROUP BY u.bucket",
                 &[],
@@ -889,8 +919,7 @@ impl MetaStore for PgMeta {
     async fn live_blobs(&self, ids: Vec<BlobId>) -> S3Result<Vec<BlobId>> {
         let client = self.client().await?;
         let raw: Vec<Vec<u8>> = ids.iter().map(|id| bid(*id).to_vec()).collect();
-        let rows = client
-            .query("SELECT id FROM blobs WHERE id = ANY($1)", &[&raw])
+        let rows = read_all(&client, "SELECT id FROM blobs WHERE id = ANY($1)", &[&raw])
             .await
             .map_err(read_err)?;
         rows.iter().map(|r| id_of(r.get::<_, &[u8]>(0))).collect()

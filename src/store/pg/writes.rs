@@ -6,7 +6,8 @@
 
 use std::collections::BTreeMap;
 
-use tokio_postgres::Transaction;
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
 
 use super::{PgResult, bid, id_of, key_of};
 use crate::error::{Code, S3Error};
@@ -17,12 +18,42 @@ use crate::store::redb::tables::{
 };
 use crate::time::now_ms;
 
-type Txn<'a> = Transaction<'a>;
+type Txn<'a> = deadpool_postgres::Transaction<'a>;
+type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+
+// Every statement is prepared once per connection (the pool keeps the
+// cache), so a request costs one round trip per statement, not two.
+
+async fn opt(
+    txn: &Txn<'_>,
+    sql: &str,
+    params: Params<'_>,
+) -> Result<Option<Row>, tokio_postgres::Error> {
+    let statement = txn.prepare_cached(sql).await?;
+    txn.query_opt(&statement, params).await
+}
+
+async fn all(
+    txn: &Txn<'_>,
+    sql: &str,
+    params: Params<'_>,
+) -> Result<Vec<Row>, tokio_postgres::Error> {
+    let statement = txn.prepare_cached(sql).await?;
+    txn.query(&statement, params).await
+}
+
+async fn one(txn: &Txn<'_>, sql: &str, params: Params<'_>) -> Result<Row, tokio_postgres::Error> {
+    let statement = txn.prepare_cached(sql).await?;
+    txn.query_one(&statement, params).await
+}
+
+async fn exec(txn: &Txn<'_>, sql: &str, params: Params<'_>) -> Result<u64, tokio_postgres::Error> {
+    let statement = txn.prepare_cached(sql).await?;
+    txn.execute(&statement, params).await
+}
 
 pub async fn check_bucket(txn: &Txn<'_>, bucket: &str) -> PgResult<()> {
-    let row = txn
-        .query_opt("SELECT 1 FROM buckets WHERE name = $1", &[&bucket])
-        .await?;
+    let row = opt(txn, "SELECT 1 FROM buckets WHERE name = $1", &[&bucket]).await?;
     match row {
         Some(_) => Ok(()),
         None => Err(Code::NoSuchBucket.into()),
@@ -30,12 +61,12 @@ pub async fn check_bucket(txn: &Txn<'_>, bucket: &str) -> PgResult<()> {
 }
 
 pub async fn head(txn: &Txn<'_>, bucket: &str, key: &str) -> PgResult<Option<ObjectHead>> {
-    let row = txn
-        .query_opt(
-            "SELECT record FROM heads WHERE bucket = $1 AND key = $2",
-            &[&bucket, &key.as_bytes()],
-        )
-        .await?;
+    let row = opt(
+        txn,
+        "SELECT record FROM heads WHERE bucket = $1 AND key = $2",
+        &[&bucket, &key.as_bytes()],
+    )
+    .await?;
     Ok(row
         .map(|r| decode::<ObjectHead>(r.get::<_, &[u8]>(0)))
         .transpose()?)
@@ -46,7 +77,8 @@ fn add_garbage_sql() -> &'static str {
 }
 
 async fn add_garbage(txn: &Txn<'_>, due_ms: i64, id: u128, kind: u8) -> PgResult<()> {
-    txn.execute(
+    exec(
+        txn,
         add_garbage_sql(),
         &[&due_ms, &&bid(id)[..], &i16::from(kind)],
     )
@@ -65,7 +97,7 @@ async fn recount(txn: &Txn<'_>, manifest: bool, id: u128, delta: i32) -> PgResul
     let table = counts_table(manifest);
     let sql =
         format!("UPDATE {table} SET refs = refs + $2 WHERE id = $1 AND refs > 0 RETURNING refs");
-    let row = txn.query_opt(&sql, &[&&bid(id)[..], &delta]).await?;
+    let row = opt(txn, &sql, &[&&bid(id)[..], &delta]).await?;
     match row {
         Some(r) => Ok(r.get(0)),
         None => {
@@ -76,7 +108,8 @@ async fn recount(txn: &Txn<'_>, manifest: bool, id: u128, delta: i32) -> PgResul
 }
 
 async fn new_blob(txn: &Txn<'_>, id: u128) -> PgResult<()> {
-    txn.execute(
+    exec(
+        txn,
         "INSERT INTO blobs (id, refs) VALUES ($1, 1)",
         &[&&bid(id)[..]],
     )
@@ -125,7 +158,7 @@ async fn replace_head(
     if let Some(old) = old {
         free_body(txn, &old.body, due_ms).await?;
     }
-    txn.execute(
+    exec(txn,
         "INSERT INTO heads (bucket, key, record, inline_body) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (bucket, key) DO UPDATE SET record = excluded.record, inline_body = excluded.inline_body",
         &[&bucket, &key.as_bytes(), &encode(head), &inline],
@@ -137,9 +170,7 @@ async fn replace_head(
 // ---- buckets ----
 
 pub async fn create_bucket(txn: &Txn<'_>, name: &str, owner: &str, acl: Acl) -> PgResult<()> {
-    let existing = txn
-        .query_opt("SELECT record FROM buckets WHERE name = $1", &[&name])
-        .await?;
+    let existing = opt(txn, "SELECT record FROM buckets WHERE name = $1", &[&name]).await?;
     if let Some(row) = existing {
         let existing: BucketRecord = decode(row.get::<_, &[u8]>(0))?;
         return Err(if existing.owner == owner {
@@ -154,7 +185,8 @@ pub async fn create_bucket(txn: &Txn<'_>, name: &str, owner: &str, acl: Acl) -> 
         acl,
         public_objects: false,
     };
-    txn.execute(
+    exec(
+        txn,
         "INSERT INTO buckets (name, record) VALUES ($1, $2)",
         &[&name, &encode(&record)],
     )
@@ -167,13 +199,13 @@ pub async fn update_bucket(
     name: &str,
     change: impl FnOnce(&mut BucketRecord),
 ) -> PgResult<()> {
-    let row = txn
-        .query_opt("SELECT record FROM buckets WHERE name = $1", &[&name])
+    let row = opt(txn, "SELECT record FROM buckets WHERE name = $1", &[&name])
         .await?
         .ok_or(Code::NoSuchBucket)?;
     let mut record: BucketRecord = decode(row.get::<_, &[u8]>(0))?;
     change(&mut record);
-    txn.execute(
+    exec(
+        txn,
         "UPDATE buckets SET record = $2 WHERE name = $1",
         &[&name, &encode(&record)],
     )
@@ -190,7 +222,7 @@ pub async fn set_bucket_config<T: Record>(
     value: Option<&T>,
 ) -> PgResult<()> {
     let sql = format!("UPDATE buckets SET {column} = $2 WHERE name = $1");
-    let n = txn.execute(&sql, &[&name, &value.map(encode)]).await?;
+    let n = exec(txn, &sql, &[&name, &value.map(encode)]).await?;
     if n == 0 {
         return Err(Code::NoSuchBucket.into());
     }
@@ -199,21 +231,21 @@ pub async fn set_bucket_config<T: Record>(
 
 pub async fn delete_bucket(txn: &Txn<'_>, name: &str, due_ms: i64) -> PgResult<()> {
     check_bucket(txn, name).await?;
-    let any = txn
-        .query_opt("SELECT 1 FROM heads WHERE bucket = $1 LIMIT 1", &[&name])
-        .await?;
+    let any = opt(
+        txn,
+        "SELECT 1 FROM heads WHERE bucket = $1 LIMIT 1",
+        &[&name],
+    )
+    .await?;
     if any.is_some() {
         return Err(Code::BucketNotEmpty.into());
     }
-    let uploads = txn
-        .query("SELECT id FROM uploads WHERE bucket = $1", &[&name])
-        .await?;
+    let uploads = all(txn, "SELECT id FROM uploads WHERE bucket = $1", &[&name]).await?;
     for row in uploads {
         let id: Vec<u8> = row.get(0);
         drop_upload(txn, &id, Dropped::All, due_ms).await?;
     }
-    txn.execute("DELETE FROM buckets WHERE name = $1", &[&name])
-        .await?;
+    exec(txn, "DELETE FROM buckets WHERE name = $1", &[&name]).await?;
     Ok(())
 }
 
@@ -226,7 +258,8 @@ pub async fn update_head(
     check_bucket(txn, bucket).await?;
     let mut current = head(txn, bucket, key).await?.ok_or(Code::NoSuchKey)?;
     change(&mut current);
-    txn.execute(
+    exec(
+        txn,
         "UPDATE heads SET record = $3 WHERE bucket = $1 AND key = $2",
         &[&bucket, &key.as_bytes(), &encode(&current)],
     )
@@ -263,13 +296,13 @@ pub async fn copy_object(
 ) -> PgResult<ObjectHead> {
     check_bucket(txn, src.0).await?;
     check_bucket(txn, dst.0).await?;
-    let row = txn
-        .query_opt(
-            "SELECT record, inline_body FROM heads WHERE bucket = $1 AND key = $2",
-            &[&src.0, &src.1.as_bytes()],
-        )
-        .await?
-        .ok_or(Code::NoSuchKey)?;
+    let row = opt(
+        txn,
+        "SELECT record, inline_body FROM heads WHERE bucket = $1 AND key = $2",
+        &[&src.0, &src.1.as_bytes()],
+    )
+    .await?
+    .ok_or(Code::NoSuchKey)?;
     let mut copy: ObjectHead = decode(row.get::<_, &[u8]>(0))?;
     let inline: Option<Vec<u8>> = row.get(1);
     conditions.check(&copy)?;
@@ -306,12 +339,12 @@ pub async fn delete_objects(
 ) -> PgResult<()> {
     check_bucket(txn, bucket).await?;
     for key in keys {
-        let removed = txn
-            .query_opt(
-                "DELETE FROM heads WHERE bucket = $1 AND key = $2 RETURNING record",
-                &[&bucket, &key.as_bytes()],
-            )
-            .await?;
+        let removed = opt(
+            txn,
+            "DELETE FROM heads WHERE bucket = $1 AND key = $2 RETURNING record",
+            &[&bucket, &key.as_bytes()],
+        )
+        .await?;
         if let Some(row) = removed {
             let old: ObjectHead = decode(row.get::<_, &[u8]>(0))?;
             free_body(txn, &old.body, due_ms).await?;
@@ -334,7 +367,8 @@ pub async fn expire_objects(
         if current.etag != o.etag || current.last_modified_ms != o.last_modified_ms {
             continue;
         }
-        txn.execute(
+        exec(
+            txn,
             "DELETE FROM heads WHERE bucket = $1 AND key = $2",
             &[&bucket, &o.key.as_bytes()],
         )
@@ -356,12 +390,12 @@ pub async fn create_upload(
 ) -> PgResult<String> {
     check_bucket(txn, bucket).await?;
     if let Some(token) = &record.token {
-        let rows = txn
-            .query(
-                "SELECT id, record FROM uploads WHERE bucket = $1 AND key = $2",
-                &[&bucket, &key.as_bytes()],
-            )
-            .await?;
+        let rows = all(
+            txn,
+            "SELECT id, record FROM uploads WHERE bucket = $1 AND key = $2",
+            &[&bucket, &key.as_bytes()],
+        )
+        .await?;
         for row in rows {
             let existing: UploadRecord = decode(row.get::<_, &[u8]>(1))?;
             if existing.token.as_deref() == Some(token) {
@@ -369,7 +403,8 @@ pub async fn create_upload(
             }
         }
     }
-    txn.execute(
+    exec(
+        txn,
         "INSERT INTO uploads (id, bucket, key, record) VALUES ($1, $2, $3, $4)",
         &[&id.as_bytes(), &bucket, &key.as_bytes(), &encode(record)],
     )
@@ -382,24 +417,24 @@ pub async fn upload(
     txn: &Txn<'_>,
     (bucket, key, id): (&str, &str, &str),
 ) -> PgResult<Option<UploadRecord>> {
-    let row = txn
-        .query_opt(
-            "SELECT record FROM uploads WHERE id = $1 AND bucket = $2 AND key = $3",
-            &[&id.as_bytes(), &bucket, &key.as_bytes()],
-        )
-        .await?;
+    let row = opt(
+        txn,
+        "SELECT record FROM uploads WHERE id = $1 AND bucket = $2 AND key = $3",
+        &[&id.as_bytes(), &bucket, &key.as_bytes()],
+    )
+    .await?;
     Ok(row
         .map(|r| decode::<UploadRecord>(r.get::<_, &[u8]>(0)))
         .transpose()?)
 }
 
 pub async fn parts_of(txn: &Txn<'_>, id: &[u8]) -> PgResult<BTreeMap<u32, PartRecord>> {
-    let rows = txn
-        .query(
-            "SELECT number, record FROM parts WHERE upload_id = $1 ORDER BY number",
-            &[&id],
-        )
-        .await?;
+    let rows = all(
+        txn,
+        "SELECT number, record FROM parts WHERE upload_id = $1 ORDER BY number",
+        &[&id],
+    )
+    .await?;
     let mut parts = BTreeMap::new();
     for row in rows {
         let number: i32 = row.get(0);
@@ -418,8 +453,7 @@ pub async fn put_part(
     let record = self::upload(txn, upload).await?.ok_or(Code::NoSuchUpload)?;
     let id = upload.2.as_bytes();
     if let Some(max) = record.max_size {
-        let row = txn
-            .query_one(
+        let row = one(txn,
                 "SELECT COALESCE(SUM(size), 0)::BIGINT FROM parts WHERE upload_id = $1 AND number <> $2",
                 &[&id, &(number as i32)],
             )
@@ -436,15 +470,15 @@ pub async fn put_part(
     }
     let mut part = part.clone();
     part.last_modified_ms = now_ms();
-    let old = txn
-        .query_opt(
-            "SELECT record FROM parts WHERE upload_id = $1 AND number = $2",
-            &[&id, &(number as i32)],
-        )
-        .await?
-        .map(|r| decode::<PartRecord>(r.get::<_, &[u8]>(0)))
-        .transpose()?;
-    txn.execute(
+    let old = opt(
+        txn,
+        "SELECT record FROM parts WHERE upload_id = $1 AND number = $2",
+        &[&id, &(number as i32)],
+    )
+    .await?
+    .map(|r| decode::<PartRecord>(r.get::<_, &[u8]>(0)))
+    .transpose()?;
+    exec(txn,
         "INSERT INTO parts (upload_id, number, size, record) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (upload_id, number) DO UPDATE SET size = excluded.size, record = excluded.record",
         &[&id, &(number as i32), &(part.size as i64), &encode(&part)],
@@ -474,14 +508,13 @@ pub async fn drop_upload(
     dropped: Dropped<'_>,
     due_ms: i64,
 ) -> PgResult<u64> {
-    txn.execute("DELETE FROM uploads WHERE id = $1", &[&id])
-        .await?;
-    let rows = txn
-        .query(
-            "DELETE FROM parts WHERE upload_id = $1 RETURNING record",
-            &[&id],
-        )
-        .await?;
+    exec(txn, "DELETE FROM uploads WHERE id = $1", &[&id]).await?;
+    let rows = all(
+        txn,
+        "DELETE FROM parts WHERE upload_id = $1 RETURNING record",
+        &[&id],
+    )
+    .await?;
     match dropped {
         Dropped::All => {
             let mut bytes = 0;
@@ -531,20 +564,19 @@ pub async fn complete_upload(
     let Body::Parts { manifest, .. } = plan.head.body else {
         return Err(S3Error::internal("a completion makes a manifest").into());
     };
-    txn.execute(
+    exec(
+        txn,
         "INSERT INTO manifests (id, refs) VALUES ($1, 1)",
         &[&&bid(manifest)[..]],
     )
     .await?;
-    let insert = txn
-        .prepare("INSERT INTO segments (manifest, idx, start_at, record) VALUES ($1, $2, $3, $4)")
-        .await?;
     let mut start = 0u64;
     for (i, segment) in plan.segments.into_iter().enumerate() {
         let len = segment.len;
         let row = SegmentRow { start, segment };
-        txn.execute(
-            &insert,
+        exec(
+            txn,
+            "INSERT INTO segments (manifest, idx, start_at, record) VALUES ($1, $2, $3, $4)",
             &[
                 &&bid(manifest)[..],
                 &(i as i32),
@@ -580,12 +612,12 @@ pub async fn abort_uploads(txn: &Txn<'_>, uploads: &[UploadRef], due_ms: i64) ->
 // ---- background work ----
 
 pub async fn due_garbage(txn: &Txn<'_>, now: i64, max: usize) -> PgResult<DueGarbage> {
-    let rows = txn
-        .query(
-            "SELECT due, id, kind FROM garbage WHERE due <= $1 ORDER BY due, id LIMIT $2",
-            &[&now, &(max as i64)],
-        )
-        .await?;
+    let rows = all(
+        txn,
+        "SELECT due, id, kind FROM garbage WHERE due <= $1 ORDER BY due, id LIMIT $2",
+        &[&now, &(max as i64)],
+    )
+    .await?;
     let mut due = DueGarbage {
         blobs: Vec::new(),
         more: rows.len() == max,
@@ -594,35 +626,31 @@ pub async fn due_garbage(txn: &Txn<'_>, now: i64, max: usize) -> PgResult<DueGar
     for row in rows {
         let (due_ms, raw, kind): (i64, Vec<u8>, i16) = (row.get(0), row.get(1), row.get(2));
         let id = id_of(&raw)?;
-        let lease: Option<i64> = txn
-            .query_opt("SELECT until_ms FROM leases WHERE id = $1", &[&raw])
+        let lease: Option<i64> = opt(txn, "SELECT until_ms FROM leases WHERE id = $1", &[&raw])
             .await?
             .map(|r| r.get(0));
         match lease {
             // A reader still holds it: put it off until the lease ends.
             Some(until) if until > now => {
-                txn.execute(
+                exec(
+                    txn,
                     "DELETE FROM garbage WHERE due = $1 AND id = $2",
                     &[&due_ms, &raw],
                 )
                 .await?;
-                txn.execute(add_garbage_sql(), &[&until, &raw, &kind])
-                    .await?;
+                exec(txn, add_garbage_sql(), &[&until, &raw, &kind]).await?;
                 continue;
             }
             Some(_) => {
-                txn.execute("DELETE FROM leases WHERE id = $1", &[&raw])
-                    .await?;
+                exec(txn, "DELETE FROM leases WHERE id = $1", &[&raw]).await?;
             }
             None => {}
         }
         if kind == i16::from(GARBAGE_MANIFEST) {
-            txn.execute("DELETE FROM manifests WHERE id = $1", &[&raw])
-                .await?;
+            exec(txn, "DELETE FROM manifests WHERE id = $1", &[&raw]).await?;
             budget = budget.saturating_sub(dismantle(txn, (due_ms, id), budget, &mut due).await?);
         } else {
-            txn.execute("DELETE FROM blobs WHERE id = $1", &[&raw])
-                .await?;
+            exec(txn, "DELETE FROM blobs WHERE id = $1", &[&raw]).await?;
             due.blobs.push(Garbage { due_ms, blob: id });
             budget = budget.saturating_sub(1);
         }
@@ -643,24 +671,26 @@ async fn dismantle(
     due: &mut DueGarbage,
 ) -> PgResult<usize> {
     let m = bid(manifest);
-    let rows = txn
-        .query(
-            "SELECT idx, record FROM segments WHERE manifest = $1 ORDER BY idx LIMIT $2",
-            &[&&m[..], &(max as i64 + 1)],
-        )
-        .await?;
+    let rows = all(
+        txn,
+        "SELECT idx, record FROM segments WHERE manifest = $1 ORDER BY idx LIMIT $2",
+        &[&&m[..], &(max as i64 + 1)],
+    )
+    .await?;
     let left = rows.len() > max;
     let mut handled = 0;
     for row in rows.into_iter().take(max) {
         let idx: i32 = row.get(0);
         let seg: SegmentRow = decode(row.get::<_, &[u8]>(1))?;
-        txn.execute(
+        exec(
+            txn,
             "DELETE FROM segments WHERE manifest = $1 AND idx = $2",
             &[&&m[..], &idx],
         )
         .await?;
         if decref_blob(txn, seg.segment.blob, due_ms).await? {
-            txn.execute(
+            exec(
+                txn,
                 "DELETE FROM blobs WHERE id = $1",
                 &[&&bid(seg.segment.blob)[..]],
             )
@@ -675,7 +705,8 @@ async fn dismantle(
     if left {
         due.more = true;
     } else {
-        txn.execute(
+        exec(
+            txn,
             "DELETE FROM garbage WHERE due = $1 AND id = $2",
             &[&due_ms, &&m[..]],
         )
@@ -686,7 +717,8 @@ async fn dismantle(
 
 pub async fn forget_garbage(txn: &Txn<'_>, done: &[Garbage]) -> PgResult<()> {
     for g in done {
-        txn.execute(
+        exec(
+            txn,
             "DELETE FROM garbage WHERE due = $1 AND id = $2",
             &[&g.due_ms, &&bid(g.blob)[..]],
         )
@@ -697,16 +729,17 @@ pub async fn forget_garbage(txn: &Txn<'_>, done: &[Garbage]) -> PgResult<()> {
 
 pub async fn lease(txn: &Txn<'_>, body: u128, until_ms: i64) -> PgResult<bool> {
     let b = bid(body);
-    let exists = txn
-        .query_opt(
-            "SELECT 1 FROM blobs WHERE id = $1 UNION ALL SELECT 1 FROM manifests WHERE id = $1 LIMIT 1",
-            &[&&b[..]],
-        )
-        .await?;
+    let exists = opt(
+        txn,
+        "SELECT 1 FROM blobs WHERE id = $1 UNION ALL SELECT 1 FROM manifests WHERE id = $1 LIMIT 1",
+        &[&&b[..]],
+    )
+    .await?;
     if exists.is_none() {
         return Ok(false);
     }
-    txn.execute(
+    exec(
+        txn,
         "INSERT INTO leases (id, until_ms) VALUES ($1, $2) \
          ON CONFLICT (id) DO UPDATE SET until_ms = GREATEST(leases.until_ms, excluded.until_ms)",
         &[&&b[..], &until_ms],
