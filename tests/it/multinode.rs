@@ -354,7 +354,11 @@ async fn a_node_restarting_leaves_another_nodes_upload_in_flight_alone() {
         .flatten()
         .filter_map(|e| std::fs::read_to_string(e.path()).ok())
         .find(|c| c.contains("node_id = \"node0\""))
-        .and_then(|c| c.lines().find(|l| l.starts_with("metadata_url")).map(str::to_owned))
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("metadata_url"))
+                .map(str::to_owned)
+        })
         .map(|l| format!("{l}\nnode_id = \"node0\""))
         .expect("node 0's config");
     nodes[0] = Server::start_node(dir.path(), &top, LIMITS);
