@@ -10,6 +10,8 @@ pub mod config;
 pub mod cors;
 pub mod error;
 pub mod ext;
+#[cfg(test)]
+mod fuzz;
 pub mod io;
 pub mod lifecycle;
 pub mod metrics;

@@ -309,6 +309,11 @@ fn expiration_of(e: &XmlExpiration) -> S3Result<Expiration> {
             if at.rem_euclid(DAY_MS) != 0 {
                 return Err(invalid("'Date' must be at midnight GMT"));
             }
+            if at < 0 {
+                // Found by fuzzing: an instant before 1970 cannot be
+                // written back as given (regression_lifecycle_date_before_1970).
+                return Err(invalid("'Date' must not be before 1970-01-01"));
+            }
             Ok(Expiration::Date(at))
         }
         (None, None, Some(marker)) => Ok(Expiration::DeleteMarker(marker)),

@@ -9,10 +9,10 @@ mod buckets;
 pub(crate) mod cors;
 mod lifecycle;
 mod list;
-mod multipart;
-mod objects;
+pub(crate) mod multipart;
+pub(crate) mod objects;
 mod post;
-mod tagging;
+pub(crate) mod tagging;
 
 use std::sync::Arc;
 

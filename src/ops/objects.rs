@@ -320,18 +320,18 @@ pub async fn delete_object(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct DeleteRequest {
+pub(crate) struct DeleteRequest {
     #[serde(default)]
-    quiet: bool,
+    pub(crate) quiet: bool,
     #[serde(default)]
-    object: Vec<DeleteEntry>,
+    pub(crate) object: Vec<DeleteEntry>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct DeleteEntry {
-    key: String,
-    version_id: Option<String>,
+pub(crate) struct DeleteEntry {
+    pub(crate) key: String,
+    pub(crate) version_id: Option<String>,
 }
 
 /// DeleteObjects: up to 1000 keys, one result each.
