@@ -371,7 +371,7 @@ impl PgMeta {
     }
 
     async fn check_bucket(&self, client: &deadpool_postgres::Object, bucket: &str) -> S3Result<()> {
-        read_opt(&client, "SELECT 1 FROM buckets WHERE name = $1", &[&bucket])
+        read_opt(client, "SELECT 1 FROM buckets WHERE name = $1", &[&bucket])
             .await
             .map_err(read_err)?
             .ok_or(Code::NoSuchBucket)?;
