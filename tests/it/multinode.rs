@@ -515,3 +515,48 @@ async fn hot_rows_neither_deadlock_nor_lose_an_update() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// Stowage creates its schema in an empty database, and refuses one that a
+/// newer Stowage has migrated past what it knows.
+#[test]
+fn a_newer_schema_is_refused() {
+    let pg = Postgres::get();
+    let url = pg.new_database();
+    let dir = tempfile::tempdir().unwrap();
+    let top = format!("metadata_url = {url:?}");
+    let mut first = Server::start_node(dir.path(), &top, "");
+    assert!(
+        first
+            .log()
+            .contains("migrated the metadata schema version=1")
+    );
+    assert!(first.terminate().success());
+    let db = url.rsplit('/').next().unwrap();
+    let out = pg.psql_in(db, "UPDATE stowage_schema SET version = 99");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config = dir.path().join("newer.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n{top}\n",
+            dir.path().join("data").display().to_string()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stowage"))
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let said =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("schema version 99, newer than this binary's 1"),
+        "{said}"
+    );
+}

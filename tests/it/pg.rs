@@ -127,15 +127,14 @@ impl Postgres {
     }
 
     pub fn psql(&self, sql: &str) -> std::process::Output {
+        self.psql_in("postgres", sql)
+    }
+
+    /// Runs `sql` in database `db`.
+    pub fn psql_in(&self, db: &str, sql: &str) -> std::process::Output {
         self.command("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "postgres",
-            ])
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(["-U", "postgres", "-d", db])
             .args(["-v", "ON_ERROR_STOP=1", "-X", "-q", "-c", sql])
             .output()
             .expect("psql")
