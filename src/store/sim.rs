@@ -20,7 +20,7 @@ use super::Store;
 use super::blob::{BlobSink, BlobSource, BlobStore};
 use super::model::*;
 use super::redb::RedbMeta;
-use super::redb::sim::SimDisk;
+use super::redb::sim::{SimDisk, eio, fails};
 use crate::checksum::Algorithm;
 use crate::error::{Code, S3Result};
 
@@ -53,20 +53,6 @@ impl std::fmt::Debug for SimBlobs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SimBlobs").finish_non_exhaustive()
     }
-}
-
-fn eio() -> io::Error {
-    io::Error::from_raw_os_error(5)
-}
-
-fn fails(budget: &AtomicU64) -> bool {
-    budget
-        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| match n {
-            0 => None,
-            u64::MAX => Some(u64::MAX),
-            n => Some(n - 1),
-        })
-        .is_ok()
 }
 
 impl SimBlobs {

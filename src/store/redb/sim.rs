@@ -77,12 +77,12 @@ impl SimDisk {
     }
 }
 
-fn eio() -> io::Error {
+pub fn eio() -> io::Error {
     io::Error::from_raw_os_error(5)
 }
 
 /// Takes one from a failure budget: whether this call fails.
-fn fails(budget: &AtomicU64) -> bool {
+pub fn fails(budget: &AtomicU64) -> bool {
     budget
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| match n {
             0 => None,
