@@ -190,9 +190,11 @@ impl Limits {
     }
 
     pub fn sweep_policy(&self) -> crate::store::sweep::SweepPolicy {
+        // Saturating: a huge age meant as "never" must not wrap negative.
+        let ms = |secs: u64| i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX);
         crate::store::sweep::SweepPolicy {
-            default_upload_age_ms: self.abandoned_upload_age().as_millis() as i64,
-            day_ms: (self.lifecycle_day_secs.max(1) * 1000) as i64,
+            default_upload_age_ms: ms(self.abandoned_upload_secs),
+            day_ms: ms(self.lifecycle_day_secs.max(1)),
         }
     }
 

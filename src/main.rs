@@ -165,6 +165,9 @@ async fn run(config: Config) -> Result<(), String> {
         }
         _ => None,
     };
+    // The signal handlers are in place before the port is announced: a
+    // supervisor's SIGTERM right after start still shuts down gracefully.
+    let shutdown = shutdown_signal().map_err(|e| format!("cannot handle signals: {e}"))?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
@@ -182,7 +185,7 @@ async fn run(config: Config) -> Result<(), String> {
         metrics,
         chunk_budget,
     });
-    stowage::server::serve(listener, state, tls, shutdown_signal()).await;
+    stowage::server::serve(listener, state, tls, shutdown).await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -292,23 +295,24 @@ fn print_report(report: &stowage::store::redb::verify::Report, started: std::tim
     );
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// SIGINT or SIGTERM, registered now (so that a signal arriving before
+/// the server is polled is not lost to the default action).
+#[cfg(unix)]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {},
+            _ = terminate.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }

@@ -360,6 +360,8 @@ pub struct Expired {
     pub key: String,
     pub etag: String,
     pub last_modified_ms: i64,
+    /// Tags change without changing Last-Modified, and rules filter by them.
+    pub tags: Tags,
 }
 
 /// What the collector may unlink now.

@@ -132,6 +132,7 @@ impl Store {
                     key: key.clone(),
                     etag: head.etag.clone(),
                     last_modified_ms: head.last_modified_ms,
+                    tags: head.tags.clone(),
                 })
                 .collect();
             if !due.is_empty() {

@@ -107,11 +107,13 @@ impl Server {
                 }
             }
         });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("server did not report its address")
-            .parse()
-            .expect("address");
+        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(addr) => addr.parse().expect("address"),
+            Err(_) => panic!(
+                "server did not report its address; its log:\n{}",
+                log.lock().unwrap()
+            ),
+        };
         Server {
             child: Some(child),
             addr,

@@ -560,3 +560,40 @@ fn a_newer_schema_is_refused() {
         "{said}"
     );
 }
+
+/// Nodes started together on an empty database all come up: one creates
+/// the schema, the others wait on its row lock and find it done.
+#[test]
+fn nodes_starting_together_share_one_migration() {
+    let url = Postgres::get().new_database();
+    let dir = tempfile::tempdir().unwrap();
+    let nodes: Vec<Server> = std::thread::scope(|s| {
+        let starting: Vec<_> = (0..3)
+            .map(|i| {
+                let (dir, url) = (dir.path(), &url);
+                s.spawn(move || {
+                    Server::start_node(
+                        dir,
+                        &format!("metadata_url = {url:?}\nnode_id = \"n{i}\""),
+                        "",
+                    )
+                })
+            })
+            .collect();
+        starting.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let migrated = nodes
+        .iter()
+        .filter(|n| n.log().contains("migrated the metadata schema version=1"))
+        .count();
+    assert_eq!(migrated, 1);
+    for node in &nodes {
+        let r = node
+            .raw(b"PUT /bkt HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        assert!(
+            r.status == 200 || r.code() == "BucketAlreadyOwnedByYou",
+            "{}",
+            r.body_str()
+        );
+    }
+}

@@ -46,12 +46,21 @@ const MAX_ATTEMPTS: u32 = 12;
 const POOL_SIZE: usize = 16;
 /// How long a request waits for a connection or a new one takes.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Session settings unless `metadata_url` sets its own `options`: no
+/// statement runs longer than 15 s, no lock is waited for longer than 5 s,
+/// and a transaction left idle (its node gone) is ended after 60 s.
+const SESSION_OPTIONS: &str =
+    "-c statement_timeout=15000 -c lock_timeout=5000 -c idle_in_transaction_session_timeout=60000";
 
 /// Why a transaction failed: an S3 answer, or the database.
 #[derive(Debug)]
 pub enum PgFail {
     S3(S3Error),
     Db(tokio_postgres::Error),
+    /// COMMIT was sent and no answer came back: the change may have
+    /// landed. Reported as an internal error, whose blob (if any) start-up
+    /// recovery keeps exactly if the change committed.
+    CommitUnknown(tokio_postgres::Error),
 }
 
 impl From<S3Error> for PgFail {
@@ -89,12 +98,42 @@ fn unavailable(cause: impl std::fmt::Display) -> S3Error {
     e
 }
 
+/// What a database error says, for the log: its SQLSTATE and message when
+/// the server sent one, else the client's own error and its cause.
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} {}: {}", db.severity(), db.code().code(), db.message()),
+        None => match std::error::Error::source(e) {
+            Some(cause) => format!("{e}: {cause}"),
+            None => e.to_string(),
+        },
+    }
+}
+
+/// Whether the database is unreachable or refusing work for now (503),
+/// rather than failing this request (500): a broken connection, a server
+/// shutting down or starting, out of resources, or a replica that became
+/// read-only in a failover.
+fn unreachable(e: &tokio_postgres::Error) -> bool {
+    match e.code() {
+        None => {
+            e.is_closed() || std::error::Error::source(e).is_some_and(|c| c.is::<std::io::Error>())
+        }
+        Some(code) => {
+            let c = code.code();
+            c.starts_with("08")
+                || c.starts_with("53")
+                || c.starts_with("57P")
+                || *code == SqlState::READ_ONLY_SQL_TRANSACTION
+        }
+    }
+}
+
 fn db_error(e: tokio_postgres::Error) -> S3Error {
-    if e.is_closed() || e.code().is_none() {
-        // The connection broke (a database restart, a network fault).
-        unavailable(e)
+    if unreachable(&e) {
+        unavailable(describe(&e))
     } else {
-        S3Error::internal(format!("metadata store: {e}"))
+        S3Error::internal(format!("metadata store: {}", describe(&e)))
     }
 }
 
@@ -117,20 +156,44 @@ macro_rules! transact {
                     .isolation_level(tokio_postgres::IsolationLevel::Serializable)
                     .start()
                     .await?;
-                let value = $body?;
-                $txn.commit().await?;
-                Ok(value)
+                let outcome: PgResult<_> = async { $body }.await;
+                match outcome {
+                    Ok(value) => match $txn.commit().await {
+                        Ok(()) => Ok(value),
+                        // Refused at COMMIT: nothing landed; try again.
+                        Err(e) if retryable(&e) => Err(PgFail::Db(e)),
+                        Err(e) => Err(PgFail::CommitUnknown(e)),
+                    },
+                    // A refusal is decided on what the transaction read,
+                    // which SERIALIZABLE vouches for only once it commits;
+                    // refusals come before any write, so there is nothing
+                    // to commit but the reads.
+                    Err(PgFail::S3(e)) if e.code != Code::InternalError => {
+                        $txn.commit().await?;
+                        Err(PgFail::S3(e))
+                    }
+                    Err(other) => Err(other),
+                }
             }
             .await;
             match result {
                 Ok(value) => break Ok(value),
                 Err(PgFail::S3(e)) => break Err(e),
+                Err(PgFail::CommitUnknown(e)) => {
+                    break Err(S3Error::internal(format!(
+                        "metadata store: outcome of COMMIT unknown: {}",
+                        describe(&e)
+                    )));
+                }
                 Err(PgFail::Db(e)) if retryable(&e) && attempt < MAX_ATTEMPTS => {
+                    // The connection goes back to the pool while we wait.
+                    drop(client);
                     $crate::store::pg::backoff(attempt).await;
                 }
                 Err(PgFail::Db(e)) if retryable(&e) => {
                     break Err(unavailable(format!(
-                        "gave up after {attempt} attempts: {e}"
+                        "gave up after {attempt} attempts: {}",
+                        describe(&e)
                     )));
                 }
                 Err(PgFail::Db(e)) => break Err(db_error(e)),
@@ -172,8 +235,17 @@ pub struct PgMeta {
 impl PgMeta {
     /// Connects to `url` and brings the schema up to date.
     pub async fn connect(url: &str, grace_ms: i64, node: &str) -> Result<PgMeta, String> {
-        let pg_config: tokio_postgres::Config =
+        let mut pg_config: tokio_postgres::Config =
             url.parse().map_err(|e| format!("metadata_url: {e}"))?;
+        // A database that stops answering (a partition, a stuck lock) fails
+        // requests with 503 in seconds instead of holding them.
+        if pg_config.get_options().is_none() {
+            pg_config.options(SESSION_OPTIONS);
+        }
+        pg_config
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(30))
+            .connect_timeout(CONNECT_TIMEOUT);
         let manager = deadpool_postgres::Manager::from_config(
             pg_config,
             NoTls,
@@ -208,19 +280,41 @@ impl PgMeta {
                 .map_err(|e| format!("metadata store: {e}"))?;
             let exists = read_opt(
                 &client,
-                "SELECT 1 FROM information_schema.tables WHERE table_name = 'stowage_schema'",
+                "SELECT 1 FROM information_schema.tables \
+                 WHERE table_name = 'stowage_schema' AND table_schema = current_schema()",
                 &[],
             )
             .await
-            .map_err(|e| format!("metadata store: {e}"))?
+            .map_err(|e| format!("metadata store: {}", describe(&e)))?
             .is_some();
-            // Nodes starting together race to create it; the loser sees it.
-            if !exists
-                && let Err(e) = client.batch_execute(schema::VERSION_TABLE).await
+            // Nodes starting together race to create it (a loser may see a
+            // unique violation on the catalog), and to add its one row,
+            // which the migrations lock so that one node runs each.
+            if !exists && let Err(e) = client.batch_execute(schema::VERSION_TABLE).await {
+                let lost_race = retryable(&e)
+                    || [
+                        SqlState::UNIQUE_VIOLATION,
+                        SqlState::DUPLICATE_OBJECT,
+                        SqlState::DUPLICATE_TABLE,
+                    ]
+                    .iter()
+                    .any(|c| e.code() == Some(c));
+                if !lost_race {
+                    return Err(format!("metadata store: {}", describe(&e)));
+                }
+                // Another node created it: look again.
+                backoff(1).await;
+                continue;
+            }
+            if let Err(e) = client
+                .execute(
+                    "INSERT INTO stowage_schema (id, version) VALUES (1, 0) ON CONFLICT DO NOTHING",
+                    &[],
+                )
+                .await
                 && !retryable(&e)
-                && e.code() != Some(&SqlState::UNIQUE_VIOLATION)
             {
-                return Err(format!("metadata store: {e}"));
+                return Err(format!("metadata store: {}", describe(&e)));
             }
             let version: i32 = match read_opt(
                 &client,
@@ -230,7 +324,7 @@ impl PgMeta {
             .await
             {
                 Ok(row) => row.map_or(0, |r| r.get(0)),
-                Err(e) => return Err(format!("metadata store: {e}")),
+                Err(e) => return Err(format!("metadata store: {}", describe(&e))),
             };
             if version > latest {
                 return Err(format!(
@@ -250,7 +344,7 @@ impl PgMeta {
                     .await?
                     .map(|r| r.get(0));
                 if current.unwrap_or(0) != version {
-                    return Ok(()); // another node moved it on
+                    return Ok(false); // another node moved it on
                 }
                 txn.batch_execute(migration).await?;
                 txn.execute(
@@ -259,16 +353,12 @@ impl PgMeta {
                     &[&(version + 1)],
                 )
                 .await?;
-                PgResult::Ok(())
+                PgResult::Ok(true)
             }
             .await);
             match step {
-                Ok(()) => tracing::info!(version = version + 1, "migrated the metadata schema"),
-                // Another node created the same tables first: look again.
-                Err(e)
-                    if e.cause
-                        .as_deref()
-                        .is_some_and(|c| c.contains("already exists")) => {}
+                Ok(true) => tracing::info!(version = version + 1, "migrated the metadata schema"),
+                Ok(false) => {}
                 Err(e) => return Err(format!("metadata store: {}", e.cause.unwrap_or(e.message))),
             }
         }

@@ -364,7 +364,10 @@ pub async fn expire_objects(
         let Some(current) = head(txn, bucket, &o.key).await? else {
             continue;
         };
-        if current.etag != o.etag || current.last_modified_ms != o.last_modified_ms {
+        if current.etag != o.etag
+            || current.last_modified_ms != o.last_modified_ms
+            || current.tags != o.tags
+        {
             continue;
         }
         exec(

@@ -1013,6 +1013,7 @@ mod tests {
                 key: key.into(),
                 etag: h.etag.clone(),
                 last_modified_ms: h.last_modified_ms,
+                tags: h.tags.clone(),
             })
             .collect();
         assert_eq!(meta.expire_objects("b", expired).await.unwrap(), 1);

@@ -756,7 +756,10 @@ pub fn expire_objects(
         let Some(current) = head(txn, bucket, &o.key)? else {
             continue;
         };
-        if current.etag != o.etag || current.last_modified_ms != o.last_modified_ms {
+        if current.etag != o.etag
+            || current.last_modified_ms != o.last_modified_ms
+            || current.tags != o.tags
+        {
             continue;
         }
         txn.open_table(HEADS)?.remove((bucket, o.key.as_str()))?;
