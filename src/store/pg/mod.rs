@@ -398,11 +398,6 @@ async fn read_all(
     client.query(&statement, params).await
 }
 
-/// Maps a read's database error.
-fn read_err(e: tokio_postgres::Error) -> S3Error {
-    db_error(e)
-}
-
 fn config_of<T: super::redb::tables::Record>(row: &Row, i: usize) -> S3Result<Option<T>> {
     row.get::<_, Option<&[u8]>>(i).map(decode).transpose()
 }
@@ -418,7 +413,7 @@ impl PgMeta {
         let sql = format!("SELECT {column} FROM buckets WHERE name = $1");
         let row = read_opt(&client, &sql, &[&name])
             .await
-            .map_err(read_err)?
+            .map_err(db_error)?
             .ok_or(Code::NoSuchBucket)?;
         config_of(&row, 0)
     }
@@ -453,7 +448,7 @@ impl PgMeta {
             &[&bucket, &key.as_bytes()],
         )
         .await
-        .map_err(read_err)?
+        .map_err(db_error)?
         .ok_or(Code::NoSuchBucket)?;
         let record: Option<&[u8]> = row.get(0);
         let head = decode(record.ok_or(Code::NoSuchKey)?)?;
@@ -463,7 +458,7 @@ impl PgMeta {
     async fn check_bucket(&self, client: &deadpool_postgres::Object, bucket: &str) -> S3Result<()> {
         read_opt(client, "SELECT 1 FROM buckets WHERE name = $1", &[&bucket])
             .await
-            .map_err(read_err)?
+            .map_err(db_error)?
             .ok_or(Code::NoSuchBucket)?;
         Ok(())
     }
@@ -484,7 +479,7 @@ impl MetaStore for PgMeta {
             &[&name],
         )
         .await
-        .map_err(read_err)?
+        .map_err(db_error)?
         .ok_or(Code::NoSuchBucket)?;
         decode(row.get::<_, &[u8]>(0))
     }
@@ -493,7 +488,7 @@ impl MetaStore for PgMeta {
         let client = self.client().await?;
         let rows = read_all(&client, "SELECT name, record FROM buckets", &[])
             .await
-            .map_err(read_err)?;
+            .map_err(db_error)?;
         let mut all = rows
             .iter()
             .map(|r| Ok((r.get::<_, String>(0), decode(r.get::<_, &[u8]>(1))?)))
@@ -561,7 +556,7 @@ impl MetaStore for PgMeta {
             &[],
         )
         .await
-        .map_err(read_err)?;
+        .map_err(db_error)?;
         rows.iter()
             .map(|r| Ok((r.get::<_, String>(0), decode(r.get::<_, &[u8]>(1))?)))
             .collect()
@@ -595,7 +590,7 @@ impl MetaStore for PgMeta {
             &[&&bid(manifest)[..], &(first as i32), &i64::from(max)],
         )
         .await
-        .map_err(read_err)?;
+        .map_err(db_error)?;
         rows.iter()
             .map(|r| {
                 let row: SegmentRow = decode(r.get::<_, &[u8]>(0))?;
@@ -613,7 +608,7 @@ impl MetaStore for PgMeta {
             &[&&bid(manifest)[..], &(offset as i64)],
         )
         .await
-        .map_err(read_err)?;
+        .map_err(db_error)?;
         Ok(row.map_or(0, |r| r.get::<_, i32>(0) as u32))
     }
 
@@ -698,7 +693,7 @@ impl MetaStore for PgMeta {
             let want = (q.max - count + 1) as i64;
             let rows = read_all(&client, &sql, &[&bucket, &lower.as_bytes(), &want])
                 .await
-                .map_err(read_err)?;
+                .map_err(db_error)?;
             let fetched = rows.len() as i64;
             for row in rows {
                 let key = key_of(row.get(0))?;
@@ -755,7 +750,7 @@ impl MetaStore for PgMeta {
             &[&upload_id.as_bytes(), &bucket, &key.as_bytes()],
         )
         .await
-        .map_err(read_err)?
+        .map_err(db_error)?
         .ok_or(Code::NoSuchUpload)?;
         decode(row.get::<_, &[u8]>(0))
     }
@@ -792,7 +787,7 @@ impl MetaStore for PgMeta {
             ],
         )
         .await
-        .map_err(read_err)?;
+        .map_err(db_error)?;
         let truncated = rows.len() > max;
         let parts = rows
             .iter()
@@ -865,7 +860,7 @@ impl MetaStore for PgMeta {
                 &[&bucket, &from.0.as_bytes(), &from.1.as_bytes(), &want],
             )
             .await
-            .map_err(read_err)?;
+            .map_err(db_error)?;
             let fetched = rows.len() as i64;
             for row in rows {
                 let key = key_of(row.get(0))?;
@@ -914,7 +909,7 @@ impl MetaStore for PgMeta {
             &[&cutoff.as_bytes(), &after.as_bytes(), &(max as i64)],
         )
         .await
-        .map_err(read_err)?;
+        .map_err(db_error)?;
         rows.into_iter()
             .map(|r| {
                 let id = key_of(r.get(0))?;
@@ -971,14 +966,14 @@ impl MetaStore for PgMeta {
             &[],
         )
         .await
-        .map_err(read_err)?;
+        .map_err(db_error)?;
         let by_bucket = read_all(&client,
                 "SELECT u.bucket, SUM(p.size)::BIGINT FROM parts p JOIN uploads u ON u.id = p.upload_id \
                  GROUP BY u.bucket",
                 &[],
             )
             .await
-            .map_err(read_err)?;
+            .map_err(db_error)?;
         let mut upload_bytes_by_bucket: Vec<(String, u64)> = by_bucket
             .iter()
             .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1) as u64))
@@ -1011,7 +1006,7 @@ impl MetaStore for PgMeta {
         let raw: Vec<Vec<u8>> = ids.iter().map(|id| bid(*id).to_vec()).collect();
         let rows = read_all(&client, "SELECT id FROM blobs WHERE id = ANY($1)", &[&raw])
             .await
-            .map_err(read_err)?;
+            .map_err(db_error)?;
         rows.iter().map(|r| id_of(r.get::<_, &[u8]>(0))).collect()
     }
 }
