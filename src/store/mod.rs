@@ -17,17 +17,18 @@
 //! [`read`]). Nothing depends on reader and collector sharing a process.
 
 pub mod blob;
-pub mod complete;
-pub mod listing;
+pub mod codec;
 pub mod local;
 pub mod meta;
 pub mod model;
 pub mod pg;
 pub mod read;
 pub mod redb;
+pub mod rules;
 #[cfg(test)]
 mod sim;
 pub mod sweep;
+pub mod txn;
 pub mod write;
 
 use std::path::Path;

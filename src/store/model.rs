@@ -24,6 +24,20 @@ pub fn new_upload_id(now_ms: i64) -> String {
     format!("{:012x}{}", now_ms as u64, id_hex(new_id()))
 }
 
+/// The smallest id of an upload initiated at `ms`: every upload initiated
+/// earlier has an id below it.
+pub fn upload_id_floor(ms: i64) -> String {
+    format!("{:012x}", ms.max(0) as u64)
+}
+
+/// When an upload was initiated, read from its id (0 for an id that is not
+/// one of ours).
+pub fn upload_initiated_ms(id: &str) -> i64 {
+    id.get(..12)
+        .and_then(|t| i64::from_str_radix(t, 16).ok())
+        .unwrap_or(0)
+}
+
 pub fn id_hex(id: u128) -> String {
     format!("{id:032x}")
 }

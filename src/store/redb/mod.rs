@@ -2,40 +2,30 @@
 //!
 //! Reads run in short read transactions on the blocking pool. Every change
 //! goes through the group-commit writer ([`batch`]): concurrent changes
-//! share one write transaction and one fsync. Each change below is written
-//! check-then-write, so a refusal leaves nothing behind in its batch.
-//!
-//! Reference counts: a blob is counted once for each part row, single-blob
-//! object head and manifest segment that names it; a manifest once for each
-//! object head that names it. A count that reaches zero stays, at zero,
-//! until the collector claims it, so a reader's lease can tell "freed but
-//! still there" from "gone".
+//! share one write transaction and one fsync. The rules are the store's
+//! ([`crate::store::rules`]); this engine provides the transactional
+//! interface on its tables ([`view`]), its batching writer, its counters,
+//! its reopening after I/O errors ([`cell`]) and its format migrations.
 
 mod batch;
 pub mod cell;
-mod list;
+mod migrate;
 #[cfg(test)]
 pub mod sim;
 pub mod tables;
 pub mod verify;
-mod writes;
+pub mod view;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use bytes::Bytes;
-use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, TableHandle};
+use redb::{Database, ReadableDatabase};
 
-use super::meta::MetaStore;
-use super::model::*;
-use crate::cors::CorsRule;
-use crate::error::{Code, S3Error, S3Result};
-use crate::lifecycle::LifecycleRule;
-use crate::time::now_ms;
+use crate::error::{S3Error, S3Result};
+use crate::store::rules::Meta;
+use crate::store::txn::{Change, Engine, Query, ready, run_change};
 use batch::Writer;
-use tables::*;
+use view::View;
 
 /// Maps any redb failure to the S3 error clients see (and the log keeps).
 pub(crate) fn db_error(e: impl std::fmt::Display) -> S3Error {
@@ -65,15 +55,17 @@ redb_errors!(
 /// the server's memory flat.
 const CACHE_BYTES: usize = 16 << 20;
 
+/// The store's metadata on redb.
+pub type RedbMeta = Meta<Redb>;
+
+/// The redb engine: the database and its writer.
 #[derive(Debug)]
-pub struct RedbMeta {
+pub struct Redb {
     db: Arc<cell::DbCell>,
     writer: Writer,
-    /// How long a freed blob stays before the collector may unlink it.
-    grace_ms: i64,
 }
 
-impl RedbMeta {
+impl Meta<Redb> {
     /// Opens (or creates) `meta.redb` in `data_dir`, migrating an older
     /// format.
     pub fn open(data_dir: &Path, grace_ms: i64) -> Result<RedbMeta, String> {
@@ -105,25 +97,31 @@ impl RedbMeta {
         on_fatal: cell::OnFatal,
     ) -> Result<RedbMeta, String> {
         let db = open()?;
-        writes::init(&db, grace_ms).map_err(|e| format!("metadata store: {e}"))?;
+        migrate::init(&db, grace_ms).map_err(|e| format!("metadata store: {e}"))?;
         let db = Arc::new(cell::DbCell::new(db, open, on_fatal));
         let writer = Writer::start(Arc::clone(&db)).map_err(|e| e.to_string())?;
-        Ok(RedbMeta {
-            db,
-            writer,
+        Ok(Meta {
+            engine: Redb { db, writer },
             grace_ms,
         })
     }
+}
 
-    async fn read<R, F>(&self, f: F) -> S3Result<R>
-    where
-        F: FnOnce(&ReadTransaction) -> S3Result<R> + Send + 'static,
-        R: Send + 'static,
-    {
+impl Engine for Redb {
+    async fn query<Q: Query>(&self, q: Q) -> S3Result<Q::Output> {
         let cell = Arc::clone(&self.db);
-        tokio::task::spawn_blocking(move || f(&cell.get()?.begin_read()?))
+        tokio::task::spawn_blocking(move || {
+            let txn = cell.get()?.begin_read()?;
+            Ok(ready(q.run(&mut View(&txn)))?)
+        })
+        .await
+        .map_err(S3Error::internal)?
+    }
+
+    async fn change<C: Change>(&self, c: C) -> S3Result<C::Output> {
+        self.writer
+            .write(move |txn| Ok(ready(run_change(&c, &mut View(txn)))?))
             .await
-            .map_err(S3Error::internal)?
     }
 }
 
@@ -149,560 +147,17 @@ pub fn never_created(head: &[u8]) -> bool {
     head.iter().take(9).all(|b| *b == 0)
 }
 
-fn check_bucket_read(txn: &ReadTransaction, bucket: &str) -> S3Result<()> {
-    match txn.open_table(BUCKETS)?.get(bucket)? {
-        Some(_) => Ok(()),
-        None => Err(Code::NoSuchBucket.into()),
-    }
-}
-
-fn head_read(txn: &ReadTransaction, bucket: &str, key: &str) -> S3Result<ObjectHead> {
-    check_bucket_read(txn, bucket)?;
-    let heads = txn.open_table(HEADS)?;
-    let raw = heads.get((bucket, key))?.ok_or(Code::NoSuchKey)?;
-    decode(raw.value())
-}
-
-fn segment_start(
-    table: &impl ReadableTable<(u128, u32), &'static [u8]>,
-    manifest: u128,
-    index: u32,
-) -> S3Result<u64> {
-    let raw = table
-        .get((manifest, index))?
-        .ok_or_else(|| S3Error::internal("manifest segment missing"))?;
-    Ok(decode::<SegmentRow>(raw.value())?.start)
-}
-
-#[async_trait]
-impl MetaStore for RedbMeta {
-    async fn create_bucket(&self, name: &str, owner: &str, acl: Acl) -> S3Result<()> {
-        let (name, owner) = (name.to_owned(), owner.to_owned());
-        self.writer
-            .write(move |txn| writes::create_bucket(txn, &name, &owner, acl))
-            .await
-    }
-
-    async fn set_bucket_acl(&self, name: &str, acl: Acl) -> S3Result<()> {
-        let name = name.to_owned();
-        self.writer
-            .write(move |txn| writes::update_bucket(txn, &name, |b| b.acl = acl))
-            .await
-    }
-
-    async fn set_bucket_policy(&self, name: &str, public_objects: bool) -> S3Result<()> {
-        let name = name.to_owned();
-        self.writer
-            .write(move |txn| {
-                writes::update_bucket(txn, &name, |b| b.public_objects = public_objects)
-            })
-            .await
-    }
-
-    async fn bucket(&self, name: &str) -> S3Result<BucketRecord> {
-        let name = name.to_owned();
-        self.read(move |txn| {
-            let buckets = txn.open_table(BUCKETS)?;
-            let record = buckets.get(name.as_str())?.ok_or(Code::NoSuchBucket)?;
-            decode(record.value())
-        })
-        .await
-    }
-
-    async fn list_buckets(&self) -> S3Result<Vec<(String, BucketRecord)>> {
-        self.read(|txn| {
-            let buckets = txn.open_table(BUCKETS)?;
-            let mut out = Vec::new();
-            for row in buckets.iter()? {
-                let (name, record) = row?;
-                out.push((name.value().to_owned(), decode(record.value())?));
-            }
-            Ok(out)
-        })
-        .await
-    }
-
-    async fn delete_bucket(&self, name: &str) -> S3Result<()> {
-        let name = name.to_owned();
-        let grace = self.grace_ms;
-        self.writer
-            .write(move |txn| writes::delete_bucket(txn, &name, now_ms() + grace))
-            .await
-    }
-
-    async fn bucket_cors(&self, name: &str) -> S3Result<Option<Vec<CorsRule>>> {
-        let name = name.to_owned();
-        self.read(move |txn| {
-            check_bucket_read(txn, &name)?;
-            let table = txn.open_table(BUCKET_CORS)?;
-            let rules = table.get(name.as_str())?;
-            rules.map(|v| decode(v.value())).transpose()
-        })
-        .await
-    }
-
-    async fn set_bucket_cors(&self, name: &str, rules: Option<Vec<CorsRule>>) -> S3Result<()> {
-        let name = name.to_owned();
-        self.writer
-            .write(move |txn| writes::set_bucket_cors(txn, &name, rules.as_ref()))
-            .await
-    }
-
-    async fn bucket_tags(&self, name: &str) -> S3Result<Option<Tags>> {
-        let name = name.to_owned();
-        self.read(move |txn| {
-            check_bucket_read(txn, &name)?;
-            let table = txn.open_table(BUCKET_TAGS)?;
-            let tags = table.get(name.as_str())?;
-            tags.map(|v| decode(v.value())).transpose()
-        })
-        .await
-    }
-
-    async fn set_bucket_tags(&self, name: &str, tags: Option<Tags>) -> S3Result<()> {
-        let name = name.to_owned();
-        self.writer
-            .write(move |txn| writes::set_bucket_tags(txn, &name, tags.as_ref()))
-            .await
-    }
-
-    async fn bucket_lifecycle(&self, name: &str) -> S3Result<Option<Vec<LifecycleRule>>> {
-        let name = name.to_owned();
-        self.read(move |txn| {
-            check_bucket_read(txn, &name)?;
-            let table = txn.open_table(BUCKET_LIFECYCLE)?;
-            let rules = table.get(name.as_str())?;
-            rules.map(|v| decode(v.value())).transpose()
-        })
-        .await
-    }
-
-    async fn set_bucket_lifecycle(
-        &self,
-        name: &str,
-        rules: Option<Vec<LifecycleRule>>,
-    ) -> S3Result<()> {
-        let name = name.to_owned();
-        self.writer
-            .write(move |txn| writes::set_bucket_lifecycle(txn, &name, rules.as_ref()))
-            .await
-    }
-
-    async fn lifecycles(&self) -> S3Result<Vec<(String, Vec<LifecycleRule>)>> {
-        self.read(|txn| {
-            let mut all = Vec::new();
-            for row in txn.open_table(BUCKET_LIFECYCLE)?.iter()? {
-                let (bucket, rules) = row?;
-                all.push((bucket.value().to_owned(), decode(rules.value())?));
-            }
-            Ok(all)
-        })
-        .await
-    }
-
-    async fn set_object_tags(&self, bucket: &str, key: &str, tags: Tags) -> S3Result<()> {
-        let (bucket, key) = (bucket.to_owned(), key.to_owned());
-        self.writer
-            .write(move |txn| writes::update_head(txn, (&bucket, &key), |h| h.tags = tags.clone()))
-            .await
-    }
-
-    async fn set_object_acl(&self, bucket: &str, key: &str, acl: Acl) -> S3Result<()> {
-        let (bucket, key) = (bucket.to_owned(), key.to_owned());
-        self.writer
-            .write(move |txn| writes::update_head(txn, (&bucket, &key), |h| h.acl = acl))
-            .await
-    }
-
-    async fn head_object(&self, bucket: &str, key: &str) -> S3Result<ObjectHead> {
-        let (bucket, key) = (bucket.to_owned(), key.to_owned());
-        self.read(move |txn| head_read(txn, &bucket, &key)).await
-    }
-
-    async fn read_object(&self, bucket: &str, key: &str) -> S3Result<(ObjectHead, Option<Bytes>)> {
-        let (bucket, key) = (bucket.to_owned(), key.to_owned());
-        self.read(move |txn| {
-            let head = head_read(txn, &bucket, &key)?;
-            let inline = match head.body {
-                Body::Inline => {
-                    let table = txn.open_table(INLINE)?;
-                    let raw = table
-                        .get((bucket.as_str(), key.as_str()))?
-                        .ok_or_else(|| S3Error::internal("inline body missing"))?;
-                    Some(Bytes::copy_from_slice(raw.value()))
-                }
-                _ => None,
-            };
-            Ok((head, inline))
-        })
-        .await
-    }
-
-    async fn segments(
-        &self,
-        manifest: u128,
-        first: u32,
-        max: u32,
-    ) -> S3Result<Vec<(u64, Segment)>> {
-        self.read(move |txn| {
-            let table = txn.open_table(SEGMENTS)?;
-            let mut out = Vec::new();
-            for row in table.range((manifest, first)..=(manifest, u32::MAX))? {
-                if out.len() == max as usize {
-                    break;
-                }
-                let row: SegmentRow = decode(row?.1.value())?;
-                out.push((row.start, row.segment));
-            }
-            Ok(out)
-        })
-        .await
-    }
-
-    async fn segment_at(&self, manifest: u128, count: u32, offset: u64) -> S3Result<u32> {
-        self.read(move |txn| {
-            let table = txn.open_table(SEGMENTS)?;
-            // The last segment starting at or before `offset`.
-            let (mut lo, mut hi) = (0u32, count.saturating_sub(1));
-            while lo < hi {
-                let mid = lo + (hi - lo).div_ceil(2);
-                if segment_start(&table, manifest, mid)? <= offset {
-                    lo = mid;
-                } else {
-                    hi = mid - 1;
-                }
-            }
-            Ok(lo)
-        })
-        .await
-    }
-
-    async fn put_object(
-        &self,
-        bucket: &str,
-        key: &str,
-        head: ObjectHead,
-        inline: Option<Bytes>,
-        condition: WriteCondition,
-    ) -> S3Result<ObjectHead> {
-        let (bucket, key) = (bucket.to_owned(), key.to_owned());
-        let grace = self.grace_ms;
-        self.writer
-            .write(move |txn| {
-                let mut head = head.clone();
-                head.last_modified_ms = now_ms();
-                let due = head.last_modified_ms + grace;
-                writes::put_object(
-                    txn,
-                    (&bucket, &key),
-                    &head,
-                    inline.as_deref(),
-                    &condition,
-                    due,
-                )?;
-                Ok(head)
-            })
-            .await
-    }
-
-    async fn copy_object(
-        &self,
-        src: (&str, &str),
-        dst: (&str, &str),
-        changes: CopyChanges,
-        source: SourceConditions,
-    ) -> S3Result<ObjectHead> {
-        let src = (src.0.to_owned(), src.1.to_owned());
-        let dst = (dst.0.to_owned(), dst.1.to_owned());
-        let grace = self.grace_ms;
-        self.writer
-            .write(move |txn| {
-                writes::copy_object(
-                    txn,
-                    (&src.0, &src.1),
-                    (&dst.0, &dst.1),
-                    &changes,
-                    &source,
-                    grace,
-                )
-            })
-            .await
-    }
-
-    async fn delete_objects(&self, bucket: &str, keys: Vec<String>) -> S3Result<()> {
-        let bucket = bucket.to_owned();
-        let grace = self.grace_ms;
-        self.writer
-            .write(move |txn| writes::delete_objects(txn, &bucket, &keys, now_ms() + grace))
-            .await
-    }
-
-    async fn list_objects(&self, bucket: &str, q: ListQuery) -> S3Result<ListPage> {
-        let bucket = bucket.to_owned();
-        self.read(move |txn| {
-            check_bucket_read(txn, &bucket)?;
-            list::objects(&txn.open_table(HEADS)?, &bucket, &q)
-        })
-        .await
-    }
-
-    async fn create_upload(
-        &self,
-        bucket: &str,
-        key: &str,
-        record: UploadRecord,
-    ) -> S3Result<String> {
-        let (bucket, key) = (bucket.to_owned(), key.to_owned());
-        self.writer
-            .write(move |txn| writes::create_upload(txn, &bucket, &key, &record))
-            .await
-    }
-
-    async fn upload(&self, bucket: &str, key: &str, upload_id: &str) -> S3Result<UploadRecord> {
-        let (bucket, key, id) = (bucket.to_owned(), key.to_owned(), upload_id.to_owned());
-        self.read(move |txn| {
-            check_bucket_read(txn, &bucket)?;
-            let uploads = txn.open_table(UPLOADS)?;
-            let raw = uploads
-                .get((bucket.as_str(), key.as_str(), id.as_str()))?
-                .ok_or(Code::NoSuchUpload)?;
-            decode(raw.value())
-        })
-        .await
-    }
-
-    async fn put_part(
-        &self,
-        bucket: &str,
-        key: &str,
-        upload_id: &str,
-        part_number: u32,
-        part: PartRecord,
-    ) -> S3Result<()> {
-        let (bucket, key, id) = (bucket.to_owned(), key.to_owned(), upload_id.to_owned());
-        let grace = self.grace_ms;
-        self.writer
-            .write(move |txn| {
-                writes::put_part(txn, (&bucket, &key, &id), part_number, &part, grace)
-            })
-            .await
-    }
-
-    async fn parts(
-        &self,
-        upload_id: &str,
-        after: u32,
-        max: usize,
-    ) -> S3Result<(Vec<(u32, PartRecord)>, bool)> {
-        let id = upload_id.to_owned();
-        self.read(move |txn| {
-            let parts = txn.open_table(PARTS)?;
-            let mut out = Vec::new();
-            let mut truncated = false;
-            let from = after.saturating_add(1);
-            for row in parts.range((id.as_str(), from)..=(id.as_str(), u32::MAX))? {
-                let (k, v) = row?;
-                if out.len() == max {
-                    truncated = true;
-                    break;
-                }
-                out.push((k.value().1, decode(v.value())?));
-            }
-            Ok((out, truncated))
-        })
-        .await
-    }
-
-    async fn complete_upload(
-        &self,
-        bucket: &str,
-        key: &str,
-        upload_id: &str,
-        completion: Completion,
-        condition: WriteCondition,
-    ) -> S3Result<ObjectHead> {
-        let (bucket, key, id) = (bucket.to_owned(), key.to_owned(), upload_id.to_owned());
-        let grace = self.grace_ms;
-        self.writer
-            .write(move |txn| {
-                writes::complete_upload(txn, (&bucket, &key, &id), &completion, &condition, grace)
-            })
-            .await
-    }
-
-    async fn abort_upload(&self, bucket: &str, key: &str, upload_id: &str) -> S3Result<()> {
-        let (bucket, key, id) = (bucket.to_owned(), key.to_owned(), upload_id.to_owned());
-        let grace = self.grace_ms;
-        self.writer
-            .write(move |txn| writes::abort_upload(txn, (&bucket, &key, &id), now_ms() + grace))
-            .await
-    }
-
-    async fn list_uploads(
-        &self,
-        bucket: &str,
-        q: ListQuery,
-        upload_id_marker: Option<String>,
-    ) -> S3Result<UploadListPage> {
-        let bucket = bucket.to_owned();
-        self.read(move |txn| {
-            check_bucket_read(txn, &bucket)?;
-            list::uploads(
-                &txn.open_table(UPLOADS)?,
-                &bucket,
-                &q,
-                upload_id_marker.as_deref(),
-            )
-        })
-        .await
-    }
-
-    async fn uploads_before(
-        &self,
-        cutoff_ms: i64,
-        after: Option<String>,
-        max: usize,
-    ) -> S3Result<Vec<UploadRef>> {
-        self.read(move |txn| {
-            // Upload ids begin with their initiation time in 12 hex digits.
-            let cutoff = format!("{:012x}", cutoff_ms.max(0) as u64);
-            let ids = txn.open_table(UPLOAD_IDS)?;
-            let rows = match &after {
-                Some(after) => ids.range::<&str>((
-                    std::ops::Bound::Excluded(after.as_str()),
-                    std::ops::Bound::Excluded(cutoff.as_str()),
-                ))?,
-                None => ids.range(..cutoff.as_str())?,
-            };
-            let mut found = Vec::new();
-            for row in rows.take(max) {
-                let (id, at) = row?;
-                let (bucket, key) = at.value();
-                let id = id.value().to_owned();
-                let initiated_ms = id
-                    .get(..12)
-                    .and_then(|t| i64::from_str_radix(t, 16).ok())
-                    .unwrap_or(0);
-                found.push(UploadRef {
-                    bucket: bucket.to_owned(),
-                    key: key.to_owned(),
-                    id,
-                    initiated_ms,
-                });
-            }
-            Ok(found)
-        })
-        .await
-    }
-
-    async fn abort_uploads(&self, uploads: Vec<UploadRef>) -> S3Result<Swept> {
-        let grace = self.grace_ms;
-        self.writer
-            .write(move |txn| writes::abort_uploads(txn, &uploads, now_ms() + grace))
-            .await
-    }
-
-    async fn expire_objects(&self, bucket: &str, objects: Vec<Expired>) -> S3Result<u64> {
-        let (bucket, grace) = (bucket.to_owned(), self.grace_ms);
-        self.writer
-            .write(move |txn| writes::expire_objects(txn, &bucket, &objects, now_ms() + grace))
-            .await
-    }
-
-    async fn due_garbage(&self, now_ms: i64, max: usize) -> S3Result<DueGarbage> {
-        self.writer
-            .write(move |txn| writes::due_garbage(txn, now_ms, max))
-            .await
-    }
-
-    async fn forget_garbage(&self, done: Vec<Garbage>) -> S3Result<()> {
-        self.writer
-            .write(move |txn| writes::forget_garbage(txn, &done))
-            .await
-    }
-
-    async fn lease(&self, body: u128, until_ms: i64) -> S3Result<bool> {
-        self.writer
-            .write(move |txn| writes::lease(txn, body, until_ms))
-            .await
-    }
-
-    async fn probe(&self) -> S3Result<()> {
-        self.writer
-            .write(|txn| {
-                txn.open_table(COUNTERS)?
-                    .insert(PROBE, now_ms().max(0) as u64)?;
-                Ok(())
-            })
-            .await
-    }
-
-    async fn stats(&self) -> S3Result<Stats> {
-        self.read(|txn| {
-            let counters = txn.open_table(COUNTERS)?;
-            let get = |name| -> S3Result<u64> { Ok(counters.get(name)?.map_or(0, |v| v.value())) };
-            Ok(Stats {
-                incomplete_uploads: get(UPLOADS_COUNT)?,
-                incomplete_upload_bytes: get(UPLOAD_BYTES)?,
-                upload_bytes_by_bucket: {
-                    let mut v = Vec::new();
-                    for row in txn.open_table(BUCKET_UPLOAD_BYTES)?.iter()? {
-                        let (bucket, bytes) = row?;
-                        v.push((bucket.value().to_owned(), bytes.value()));
-                    }
-                    v
-                },
-                garbage_blobs: get(GARBAGE_COUNT)?,
-            })
-        })
-        .await
-    }
-
-    async fn live_blobs(&self, ids: Vec<BlobId>) -> S3Result<Vec<BlobId>> {
-        self.read(move |txn| {
-            let blobs = txn.open_table(BLOBS)?;
-            let mut live = Vec::new();
-            for id in ids {
-                if blobs.get(id)?.is_some() {
-                    live.push(id);
-                }
-            }
-            Ok(live)
-        })
-        .await
-    }
-}
-
-/// The parts of an upload, by number.
-fn upload_parts(
-    parts: &impl ReadableTable<(&'static str, u32), &'static [u8]>,
-    upload_id: &str,
-) -> S3Result<BTreeMap<u32, PartRecord>> {
-    let mut stored = BTreeMap::new();
-    for row in parts.range((upload_id, 0)..=(upload_id, u32::MAX))? {
-        let (k, v) = row?;
-        stored.insert(k.value().1, decode::<PartRecord>(v.value())?);
-    }
-    Ok(stored)
-}
-
-/// Whether the database still has a table of an older format.
-fn has_table(db: &Database, name: &str) -> S3Result<bool> {
-    let txn = db.begin_read()?;
-    let found = txn.list_tables()?.any(|t| t.name() == name);
-    Ok(found)
-}
-
-fn has_table_txn(txn: &redb::WriteTransaction, name: &str) -> S3Result<bool> {
-    let found = txn.list_tables()?.any(|t| t.name() == name);
-    Ok(found)
-}
-
 #[cfg(test)]
 mod tests {
-    use super::tables::{old, v1};
+    use super::tables::*;
     use super::*;
     use crate::checksum::ChecksumType;
+    use crate::error::Code;
+    use crate::store::codec::{encode, v1};
+    use crate::store::meta::MetaStore;
+    use crate::store::model::*;
+    use crate::time::now_ms;
+    use bytes::Bytes;
 
     fn seg(blob: u128, len: u64) -> Segment {
         Segment {

@@ -18,14 +18,15 @@ use md5::{Digest, Md5};
 use redb::{Database, ReadOnlyDatabase, ReadableDatabase, ReadableTable};
 
 use super::tables::{
-    BLOBS, COUNTERS, GARBAGE, GARBAGE_BLOB, GARBAGE_COUNT, GARBAGE_MANIFEST, HEADS, INLINE,
-    MANIFESTS, PARTS, SEGMENTS, SegmentRow, decode,
+    BLOBS, COUNTERS, GARBAGE, GARBAGE_COUNT, HEADS, INLINE, MANIFESTS, PARTS, SEGMENTS,
 };
 use crate::checksum::{Checksum, Hasher};
 use crate::error::S3Result;
 use crate::store::blob::BlobStore;
+use crate::store::codec::decode;
 use crate::store::local::LocalBlobs;
 use crate::store::model::{Body, ObjectHead, PartRecord, hex, id_hex};
+use crate::store::txn::{Freed, SegmentRow};
 
 /// What the metadata says one blob must be.
 struct Expected {
@@ -241,7 +242,7 @@ pub fn verify(
     for row in txn.open_table(GARBAGE)?.iter()? {
         let (k, kind) = row?;
         let (due, id) = k.value();
-        garbage.insert((id, kind.value() == GARBAGE_MANIFEST), due);
+        garbage.insert((id, kind.value() == Freed::Manifest.code()), due);
     }
     report.counts = count_problems(&txn, &blob_refs, &manifest_refs, &garbage)?;
     let counted: std::collections::HashSet<u128> = {
@@ -392,9 +393,9 @@ pub fn repair(db: &Database, blobs: &LocalBlobs, report: &Report) -> S3Result<Re
             };
             counts.insert(p.id, p.references)?;
             let kind = if p.manifest {
-                GARBAGE_MANIFEST
+                Freed::Manifest.code()
             } else {
-                GARBAGE_BLOB
+                Freed::Blob.code()
             };
             if p.references == 0 && !p.in_garbage {
                 garbage.insert((now, p.id), kind)?;

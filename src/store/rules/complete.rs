@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 
 use md5::{Digest, Md5};
 
-use super::model::*;
 use crate::checksum::{self, Algorithm, Checksum, ChecksumType};
 use crate::error::{Code, S3Error, S3Result};
+use crate::store::model::*;
 
 /// What a valid completion turns into.
 #[derive(Debug)]
