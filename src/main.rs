@@ -26,7 +26,7 @@ struct Cli {
     data_dir: Option<PathBuf>,
     /// Metadata in PostgreSQL: `postgres://user:pass@host:port/db`
     /// (overrides `metadata_url`).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", global = true)]
     metadata_url: Option<String>,
     /// This node's name among several sharing a data directory (overrides
     /// `node_id`; default: the host name).
@@ -93,7 +93,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     if let Some(Command::Verify { repair }) = cli.command {
-        return verify(&config.data_dir, repair);
+        return verify(&config, repair);
     }
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log_level));
@@ -192,9 +192,9 @@ async fn run(config: Config) -> Result<(), String> {
 
 /// `stowage verify [--repair]`: progress on stderr, the summary and each
 /// problem on stdout.
-fn verify(data_dir: &std::path::Path, repair: bool) -> std::process::ExitCode {
+fn verify(config: &Config, repair: bool) -> std::process::ExitCode {
     use std::process::ExitCode;
-    match run_verify(data_dir, repair) {
+    match run_verify(config, repair) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(e) => {
@@ -204,20 +204,50 @@ fn verify(data_dir: &std::path::Path, repair: bool) -> std::process::ExitCode {
     }
 }
 
-/// Whether the store is (after `--repair`, was made) sound.
-fn run_verify(data_dir: &std::path::Path, repair: bool) -> Result<bool, String> {
-    use stowage::store::redb::verify as v;
+/// Whether the store is (after `--repair`, was made) sound, on the engine
+/// the configuration names.
+fn run_verify(config: &Config, repair: bool) -> Result<bool, String> {
+    use stowage::store::pg::PgMeta;
+    use stowage::store::redb::{RedbMeta, RedbReadOnly};
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let data_dir = config.data_dir.as_path();
+    runtime.block_on(async {
+        match &config.metadata_url {
+            Some(url) => {
+                let node = config.node_name();
+                let meta = PgMeta::connect_existing(url, &node).await?;
+                verify_on(&meta.engine, data_dir, repair).await
+            }
+            None if repair => {
+                let meta = RedbMeta::open_for_repair(data_dir)?;
+                verify_on(&meta.engine, data_dir, repair).await
+            }
+            None => verify_on(&RedbReadOnly::open(data_dir)?, data_dir, repair).await,
+        }
+    })
+}
+
+async fn verify_on<E: stowage::store::txn::Engine>(
+    engine: &E,
+    data_dir: &std::path::Path,
+    repair: bool,
+) -> Result<bool, String> {
+    use stowage::store::verify as v;
     let started = std::time::Instant::now();
+    let blobs = Arc::new(v::blobs_at(data_dir)?);
+    let report = v::verify(engine, Arc::clone(&blobs), progress_printer())
+        .await
+        .map_err(|e| e.cause.unwrap_or(e.message))?;
+    print_report(&report, started);
     if !repair {
-        let (db, blobs) = v::open(data_dir)?;
-        let report = v::verify(&db, &blobs, progress_printer()).map_err(|e| e.to_string())?;
-        print_report(&report, started);
         return Ok(report.clean());
     }
-    let (db, blobs) = v::open_for_repair(data_dir)?;
-    let report = v::verify(&db, &blobs, progress_printer()).map_err(|e| e.to_string())?;
-    print_report(&report, started);
-    let r = v::repair(&db, &blobs, &report).map_err(|e| e.to_string())?;
+    let r = v::repair(engine, blobs, &report)
+        .await
+        .map_err(|e| e.cause.unwrap_or(e.message))?;
     println!(
         "repaired: {} reference counts set, {} orphan blobs ({} bytes) unlinked",
         r.counts, r.orphans, r.orphan_bytes
@@ -228,7 +258,7 @@ fn run_verify(data_dir: &std::path::Path, repair: bool) -> Result<bool, String> 
 
 /// Progress on stderr: a rewritten line on a terminal, a line a second
 /// otherwise.
-fn progress_printer() -> impl FnMut(u64, u64, bool) {
+fn progress_printer() -> impl FnMut(u64, u64, bool) + Send + 'static {
     use std::io::{IsTerminal, Write};
     use std::time::{Duration, Instant};
     let terminal = std::io::stderr().is_terminal();
@@ -264,7 +294,7 @@ fn human(n: u64) -> String {
     }
 }
 
-fn print_report(report: &stowage::store::redb::verify::Report, started: std::time::Instant) {
+fn print_report(report: &stowage::store::verify::Report, started: std::time::Instant) {
     for d in &report.damaged {
         println!(
             "DAMAGED blob {}: {}; used by {}",

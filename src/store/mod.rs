@@ -29,6 +29,7 @@ pub mod rules;
 mod sim;
 pub mod sweep;
 pub mod txn;
+pub mod verify;
 pub mod write;
 
 use std::path::Path;

@@ -273,6 +273,13 @@ pub trait Reads: Send {
 
     /// A reference count; `Some(0)` for a freed body not yet collected.
     fn refs(&mut self, of: Counted, id: u128) -> impl Future<Output = Done<Option<u32>>> + Send;
+    /// Up to `max` reference counts with ids above `after`, by id.
+    fn counts(
+        &mut self,
+        of: Counted,
+        after: Option<u128>,
+        max: usize,
+    ) -> impl Future<Output = Done<Vec<(u128, u32)>>> + Send;
     /// Up to `max` garbage rows due at `now_ms`, by due time.
     fn garbage(
         &mut self,
@@ -357,6 +364,8 @@ pub trait Writes: Send {
         delta: i32,
     ) -> impl Future<Output = Done<Option<u32>>> + Send;
     fn remove_refs(&mut self, of: Counted, id: u128) -> impl Future<Output = Done<()>> + Send;
+    /// Sets a count outright (a repair).
+    fn set_refs(&mut self, of: Counted, id: u128, n: u32) -> impl Future<Output = Done<()>> + Send;
 
     fn add_garbage(
         &mut self,
@@ -378,6 +387,9 @@ pub trait Writes: Send {
 /// A read of the store, run in one consistent view.
 pub trait Query: Send + Sync + 'static {
     type Output: Send + 'static;
+    /// Whether the reads must see one snapshot even on an engine whose
+    /// single-statement reads need none (a scan of the whole store).
+    const SNAPSHOT: bool = false;
     fn run<R: Reads>(&self, txn: &mut R) -> impl Future<Output = Checked<Self::Output>> + Send;
 }
 

@@ -238,20 +238,18 @@ async fn kill_9_rounds_lose_nothing_acknowledged_and_leave_nothing_behind() {
     check(&server.client(), &model, rounds).await;
     assert!(server.terminate().success());
     let data_dir = dir.path().join("data");
-    // `stowage verify` reads the embedded engine's meta.redb.
-    if !crate::pg::selected() {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_stowage"))
-            .args(["verify", "--data-dir"])
-            .arg(&data_dir)
-            .output()
-            .unwrap();
-        let report = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "verify: {report}");
-        assert!(
-            report.contains("0 damaged, 0 wrong reference counts, 0 orphan blobs"),
-            "{report}"
-        );
+    let mut verify = std::process::Command::new(env!("CARGO_BIN_EXE_stowage"));
+    verify.args(["verify", "--data-dir"]).arg(&data_dir);
+    if let Ok(url) = std::fs::read_to_string(dir.path().join("metadata_url")) {
+        verify.arg("--metadata-url").arg(url);
     }
+    let out = verify.output().unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "verify: {report}");
+    assert!(
+        report.contains("0 damaged, 0 wrong reference counts, 0 orphan blobs"),
+        "{report}"
+    );
 
     // Delete everything: objects, and the uploads the kills abandoned.
     let server = Server::start_in(dir.path(), LIMITS);

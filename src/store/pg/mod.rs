@@ -238,6 +238,42 @@ pub struct Pg {
 impl Meta<Pg> {
     /// Connects to `url` and brings the schema up to date.
     pub async fn connect(url: &str, grace_ms: i64, node: &str) -> Result<PgMeta, String> {
+        let engine = Pg::new(url, node)?;
+        engine.migrate().await?;
+        Ok(Meta { engine, grace_ms })
+    }
+
+    /// Connects to `url` without creating or migrating anything (for
+    /// `stowage verify`): the schema must be this binary's.
+    pub async fn connect_existing(url: &str, node: &str) -> Result<PgMeta, String> {
+        let engine = Pg::new(url, node)?;
+        let client = engine
+            .pool
+            .get()
+            .await
+            .map_err(|e| format!("metadata store: {e}"))?;
+        let latest = schema::MIGRATIONS.len() as i32;
+        let version = client
+            .query_opt("SELECT version FROM stowage_schema WHERE id = 1", &[])
+            .await
+            .map_err(|e| format!("metadata store {url}: {}", describe(&e)))?
+            .map_or(0, |r| r.get::<_, i32>(0));
+        if version != latest {
+            return Err(format!(
+                "the metadata database has schema version {version}, this binary's is {latest}; start this version's server on it once"
+            ));
+        }
+        drop(client);
+        Ok(Meta {
+            engine,
+            grace_ms: 0,
+        })
+    }
+}
+
+impl Pg {
+    /// A pool of connections to `url`; nothing is connected yet.
+    fn new(url: &str, node: &str) -> Result<Pg, String> {
         let mut pg_config: tokio_postgres::Config =
             url.parse().map_err(|e| format!("metadata_url: {e}"))?;
         // A database that stops answering (a partition, a stuck lock) fails
@@ -264,16 +300,12 @@ impl Meta<Pg> {
             .recycle_timeout(Some(CONNECT_TIMEOUT))
             .build()
             .map_err(|e| format!("metadata store: {e}"))?;
-        let engine = Pg {
+        Ok(Pg {
             pool,
             node: node.to_owned(),
-        };
-        engine.migrate().await?;
-        Ok(Meta { engine, grace_ms })
+        })
     }
-}
 
-impl Pg {
     /// Runs `attempt` in a SERIALIZABLE transaction, committing it, and
     /// runs it again with backoff when the database reports a lost race.
     async fn transact<A: Attempt>(&self, attempt: &A) -> S3Result<A::Output> {
@@ -410,21 +442,40 @@ async fn once<A: Attempt>(
     }
 }
 
+/// Runs a query on a connection or in a transaction.
+async fn query_on<Q: Query, C: deadpool_postgres::GenericClient>(
+    q: &Q,
+    client: &C,
+    node: &str,
+) -> S3Result<Q::Output> {
+    match q.run(&mut View { client, node }).await {
+        Ok(out) => Ok(out),
+        Err(Stop::Refused(e)) => Err(e),
+        Err(Stop::Fault(f)) => match PgFail::from(f) {
+            PgFail::S3(e) => Err(e),
+            PgFail::Db(e) | PgFail::CommitUnknown(e) => Err(db_error(e)),
+        },
+    }
+}
+
 impl Engine for Pg {
     async fn query<Q: Query>(&self, q: Q) -> S3Result<Q::Output> {
-        let client = self.pool.get().await.map_err(unavailable)?;
-        let mut view = View {
-            client: &client,
-            node: &self.node,
-        };
-        match q.run(&mut view).await {
-            Ok(out) => Ok(out),
-            Err(Stop::Refused(e)) => Err(e),
-            Err(Stop::Fault(f)) => match PgFail::from(f) {
-                PgFail::S3(e) => Err(e),
-                PgFail::Db(e) | PgFail::CommitUnknown(e) => Err(db_error(e)),
-            },
+        let mut client = self.pool.get().await.map_err(unavailable)?;
+        let node = &self.node;
+        if !Q::SNAPSHOT {
+            return query_on(&q, &client, node).await;
         }
+        // One snapshot for every statement of a long read.
+        let txn = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(db_error)?;
+        let out = query_on(&q, &txn, node).await?;
+        txn.commit().await.map_err(db_error)?;
+        Ok(out)
     }
 
     async fn change<C: Change>(&self, change: C) -> S3Result<C::Output> {

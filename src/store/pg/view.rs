@@ -330,6 +330,24 @@ impl<C: GenericClient> Reads for View<'_, C> {
         Ok(row.map(|r| r.get::<_, i32>(0) as u32))
     }
 
+    async fn counts(
+        &mut self,
+        of: Counted,
+        after: Option<u128>,
+        max: usize,
+    ) -> Done<Vec<(u128, u32)>> {
+        let sql = format!(
+            "SELECT id, refs FROM {} WHERE id > $1 ORDER BY id LIMIT $2",
+            counts_table(of)
+        );
+        let after = after.map(bid);
+        let after: &[u8] = after.as_ref().map_or(&[], |id| &id[..]);
+        let rows = self.all(&sql, &[&after, &limit(max)]).await?;
+        rows.iter()
+            .map(|r| Ok((id_of(r.get(0))?, r.get::<_, i32>(1) as u32)))
+            .collect()
+    }
+
     async fn garbage(&mut self, now_ms: i64, max: usize) -> Done<Vec<(i64, u128, Freed)>> {
         let rows = self
             .all(
@@ -552,6 +570,16 @@ impl<C: GenericClient> Writes for View<'_, C> {
     async fn remove_refs(&mut self, of: Counted, id: u128) -> Done<()> {
         let sql = format!("DELETE FROM {} WHERE id = $1", counts_table(of));
         self.exec(&sql, &[&&bid(id)[..]]).await.map(drop)
+    }
+
+    async fn set_refs(&mut self, of: Counted, id: u128, n: u32) -> Done<()> {
+        let sql = format!(
+            "INSERT INTO {} (id, refs) VALUES ($1, $2) \
+             ON CONFLICT (id) DO UPDATE SET refs = excluded.refs",
+            counts_table(of)
+        );
+        let n = i32::try_from(n).map_err(|_| Fault::new("reference count out of range"))?;
+        self.exec(&sql, &[&&bid(id)[..], &n]).await.map(drop)
     }
 
     async fn add_garbage(&mut self, due_ms: i64, id: u128, freed: Freed) -> Done<()> {

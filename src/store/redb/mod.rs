@@ -13,13 +13,12 @@ mod migrate;
 #[cfg(test)]
 pub mod sim;
 pub mod tables;
-pub mod verify;
 pub mod view;
 
 use std::path::Path;
 use std::sync::Arc;
 
-use redb::{Database, ReadableDatabase};
+use redb::{Database, ReadOnlyDatabase, ReadableDatabase};
 
 use crate::error::{S3Error, S3Result};
 use crate::store::rules::Meta;
@@ -123,6 +122,76 @@ impl Engine for Redb {
             .write(move |txn| Ok(ready(run_change(&c, &mut View(txn)))?))
             .await
     }
+}
+
+/// A data directory's metadata opened read-only, for `stowage verify`:
+/// queries only, and nothing created or migrated. Opening fails when a
+/// server has the database open (stop it first), or when the database needs
+/// the repair a server start performs after a crash.
+pub struct RedbReadOnly(Arc<ReadOnlyDatabase>);
+
+impl std::fmt::Debug for RedbReadOnly {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RedbReadOnly")
+    }
+}
+
+impl RedbReadOnly {
+    pub fn open(data_dir: &Path) -> Result<RedbReadOnly, String> {
+        let db_path = existing_database(data_dir)?;
+        let db = ReadOnlyDatabase::open(&db_path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => already_open(&db_path),
+            redb::DatabaseError::RepairAborted => format!(
+                "{} was not closed cleanly; start and stop the server once to repair it",
+                db_path.display()
+            ),
+            e => format!("cannot open {}: {e}", db_path.display()),
+        })?;
+        Ok(RedbReadOnly(Arc::new(db)))
+    }
+}
+
+impl Engine for RedbReadOnly {
+    async fn query<Q: Query>(&self, q: Q) -> S3Result<Q::Output> {
+        let db = Arc::clone(&self.0);
+        tokio::task::spawn_blocking(move || Ok(ready(q.run(&mut View(&db.begin_read()?)))?))
+            .await
+            .map_err(S3Error::internal)?
+    }
+
+    async fn change<C: Change>(&self, _c: C) -> S3Result<C::Output> {
+        Err(S3Error::internal("the metadata is open read-only"))
+    }
+}
+
+impl Meta<Redb> {
+    /// Opens a data directory's existing metadata for `verify --repair`:
+    /// for writing, which redb refuses while a server has it open.
+    pub fn open_for_repair(data_dir: &Path) -> Result<RedbMeta, String> {
+        let path = existing_database(data_dir)?;
+        let opener: cell::Opener = Box::new(move || {
+            Database::builder().open(&path).map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => already_open(&path),
+                e => format!("cannot open {}: {e}", path.display()),
+            })
+        });
+        RedbMeta::open_with(opener, 0, cell::exit_on_fatal())
+    }
+}
+
+fn existing_database(data_dir: &Path) -> Result<std::path::PathBuf, String> {
+    let path = data_dir.join("meta.redb");
+    if !path.exists() {
+        return Err(format!("{} does not exist", path.display()));
+    }
+    Ok(path)
+}
+
+fn already_open(path: &Path) -> String {
+    format!(
+        "{} is open in another process; stop the server first",
+        path.display()
+    )
 }
 
 /// The first bytes of a database file; empty when there is none.

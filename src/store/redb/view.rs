@@ -177,7 +177,8 @@ impl<T: Tables> Reads for View<'_, T> {
             if b != bucket || below.is_some_and(|below| key >= below) {
                 break;
             }
-            out.push((key.to_owned(), decode(v.value())?));
+            let head = decode(v.value()).map_err(|e| Fault::new(format!("{bucket}/{key}: {e}")))?;
+            out.push((key.to_owned(), head));
         }
         Ok(out)
     }
@@ -313,6 +314,25 @@ impl<T: Tables> Reads for View<'_, T> {
     async fn refs(&mut self, of: Counted, id: u128) -> Done<Option<u32>> {
         let table = self.0.table(counts_table(of))?;
         Ok(table.get(id).map_err(fault)?.map(|v| v.value()))
+    }
+
+    async fn counts(
+        &mut self,
+        of: Counted,
+        after: Option<u128>,
+        max: usize,
+    ) -> Done<Vec<(u128, u32)>> {
+        let table = self.0.table(counts_table(of))?;
+        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let rows = table
+            .range::<u128>((lower, Bound::Unbounded))
+            .map_err(fault)?;
+        let mut out = Vec::new();
+        for row in rows.take(max) {
+            let (id, n) = row.map_err(fault)?;
+            out.push((id.value(), n.value()));
+        }
+        Ok(out)
     }
 
     async fn garbage(&mut self, now_ms: i64, max: usize) -> Done<Vec<(i64, u128, Freed)>> {
@@ -512,6 +532,14 @@ impl Writes for View<'_, WriteTransaction> {
 
     async fn remove_refs(&mut self, of: Counted, id: u128) -> Done<()> {
         self.0.table(counts_table(of))?.remove(id).map_err(fault)?;
+        Ok(())
+    }
+
+    async fn set_refs(&mut self, of: Counted, id: u128, n: u32) -> Done<()> {
+        self.0
+            .table(counts_table(of))?
+            .insert(id, n)
+            .map_err(fault)?;
         Ok(())
     }
 
