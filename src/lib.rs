@@ -2,24 +2,19 @@
 //! resumable upload. Metadata lives in redb, object bytes in blob files on
 //! local disk. See DESIGN.md in the shared notes for the shape.
 
+pub mod app;
 pub mod auth;
-pub mod body;
 pub mod checksum;
 pub mod chunked;
 pub mod config;
-pub mod cors;
 pub mod error;
-pub mod ext;
 #[cfg(test)]
 mod fuzz;
-pub mod io;
 pub mod lifecycle;
-pub mod metrics;
-pub mod ops;
 pub mod rfc2047;
-pub mod router;
+pub mod s3;
 pub mod server;
 pub mod store;
 pub mod time;
-pub mod tls;
+pub mod uploads;
 pub mod xml;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use stowage::config::{Config, DEV_ACCESS_KEY_ID};
-use stowage::ops::AppState;
+use stowage::s3::AppState;
 use stowage::store::Store;
 use tracing_subscriber::EnvFilter;
 
@@ -144,14 +144,14 @@ async fn run(config: Config) -> Result<(), String> {
     };
     store.floor = config.limits.min_free_bytes;
     let store = Arc::new(store);
-    let metrics = Arc::new(stowage::metrics::Metrics::default());
+    let metrics = Arc::new(stowage::server::metrics::Metrics::default());
     if let Some(metrics_addr) = config.metrics_listen {
         let listener = tokio::net::TcpListener::bind(metrics_addr)
             .await
             .map_err(|e| format!("cannot listen on {metrics_addr} for metrics: {e}"))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         tracing::info!("metrics on http://{addr}/metrics");
-        tokio::spawn(stowage::metrics::serve(
+        tokio::spawn(stowage::server::metrics::serve(
             listener,
             Arc::clone(&metrics),
             Arc::clone(&store),
@@ -159,7 +159,7 @@ async fn run(config: Config) -> Result<(), String> {
     }
     let tls = match (&config.tls_cert_file, &config.tls_key_file) {
         (Some(cert), Some(key)) => {
-            let tls = Arc::new(stowage::tls::Tls::load(cert, key)?);
+            let tls = Arc::new(stowage::server::tls::Tls::load(cert, key)?);
             tls.reload_on_sighup();
             Some(tls)
         }
@@ -185,7 +185,7 @@ async fn run(config: Config) -> Result<(), String> {
         metrics,
         chunk_budget,
     });
-    stowage::server::serve(listener, state, tls, shutdown).await;
+    stowage::app::serve(listener, state, tls, shutdown).await;
     tracing::info!("stopped");
     Ok(())
 }

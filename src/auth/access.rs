@@ -10,7 +10,7 @@
 use super::Principal;
 use crate::config::Config;
 use crate::error::{Code, S3Error};
-use crate::router::Operation;
+use crate::s3::router::Operation;
 
 /// The answer for one bucket, before its owner is known.
 #[derive(Debug, PartialEq, Eq)]

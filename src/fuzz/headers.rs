@@ -346,7 +346,7 @@ proptest! {
             (
                 crate::checksum::content_md5(&headers).map(drop),
                 crate::checksum::requested(&headers).map(drop),
-                crate::ops::object_meta(&headers).map(drop),
+                crate::s3::object_meta(&headers).map(drop),
                 copy_source(&headers),
             )
         });

@@ -41,7 +41,7 @@ async fn normal_get(server: &Server) -> (u16, Duration) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_slowloris_and_trickling_clients_do_not_starve_a_normal_one() {
-    stowage::server::raise_fd_limit();
+    stowage::app::raise_fd_limit();
     let server = Server::start_with(
         "header_timeout_secs = 2\nmin_body_rate = 1024\nbody_rate_grace_secs = 2\nmax_connections_per_ip = 300",
     );

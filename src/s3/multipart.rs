@@ -10,9 +10,9 @@ use super::{
     Ctx, check_key, object_meta, parse_max, quoted, set_header, status_response, write_owner,
     xml_response,
 };
-use crate::body::ResponseBody;
 use crate::checksum::{Algorithm, Checksum, ChecksumType};
 use crate::error::{Code, S3Error, S3Result};
+use crate::server::body::ResponseBody;
 use crate::store::model::{CompletedPart, Completion, UploadRecord, hex};
 use crate::time::{iso8601, now_ms};
 use crate::xml::XmlWriter;

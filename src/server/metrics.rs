@@ -18,8 +18,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use crate::body::{self, ResponseBody};
-use crate::router::Operation;
+use crate::s3::router::Operation;
+use crate::server::body::{self, ResponseBody};
 use crate::store::Store;
 use crate::store::model::Stats;
 
@@ -121,8 +121,8 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, store: Arc<Stor
         let service = service_fn(move |req: Request<Incoming>| {
             let (metrics, store) = (Arc::clone(&metrics), Arc::clone(&store));
             async move {
-                if let Some(op) = crate::ext::health_route(req.uri().path()) {
-                    return Ok(crate::ext::health(&store, op).await);
+                if let Some(op) = crate::uploads::health_route(req.uri().path()) {
+                    return Ok(crate::uploads::health(&store, op).await);
                 }
                 let text = metrics.render(store.meta.stats().await.ok());
                 let mut r: Response<ResponseBody> = Response::new(body::full(text));

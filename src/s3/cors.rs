@@ -5,9 +5,9 @@
 use http::{HeaderMap, Method, Response};
 
 use super::{AppState, Ctx, set_header, status_response, xml_response};
-use crate::body::ResponseBody;
-use crate::cors::{self, CorsRule};
 use crate::error::{Code, S3Error, S3Result};
+use crate::server::body::ResponseBody;
+use crate::server::cors::{self, CorsRule};
 
 pub async fn get_bucket_cors(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
     let rules = ctx.meta().bucket_cors(ctx.bucket()).await?.ok_or_else(|| {

@@ -20,10 +20,10 @@ use http::{HeaderMap, Response, StatusCode};
 use super::{Ctx, set_header, status_response, xml_response};
 use crate::auth::Principal;
 use crate::auth::post_policy::{self, PostPolicy};
-use crate::body::{RequestBody, ResponseBody};
 use crate::checksum::{self, Algorithm};
 use crate::error::{Code, S3Error, S3Result};
-use crate::router::Operation;
+use crate::s3::router::Operation;
+use crate::server::body::{RequestBody, ResponseBody};
 use crate::store::model::WriteCondition;
 use crate::xml::XmlWriter;
 
@@ -272,7 +272,7 @@ pub async fn post_object(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
     let etag = super::quoted(&head.etag);
     let location = format!(
         "{}/{bucket}/{}",
-        crate::ext::origin_of(&ctx.state, &ctx.headers),
+        crate::uploads::origin_of(&ctx.state, &ctx.headers),
         uri_query(&key)
     );
     if let Some(target) = redirect {

@@ -5,8 +5,8 @@
 use http::{Response, StatusCode};
 
 use super::{Ctx, set_header, status_response, write_owner, xml_response};
-use crate::body::ResponseBody;
 use crate::error::{Code, S3Error, S3Result};
+use crate::server::body::ResponseBody;
 use crate::time::iso8601;
 use crate::xml::XmlWriter;
 

@@ -17,9 +17,9 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-use crate::body::ResponseBody;
-use crate::io::WriteTimeout;
-use crate::ops::{self, AppState};
+use crate::s3::{self, AppState};
+use crate::server::body::ResponseBody;
+use crate::server::io::WriteTimeout;
 use crate::store::model::new_id;
 
 /// A response whose client takes no bytes for this long is abandoned.
@@ -100,7 +100,7 @@ pub fn raise_fd_limit() -> usize {
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
-    tls: Option<Arc<crate::tls::Tls>>,
+    tls: Option<Arc<crate::server::tls::Tls>>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let background = spawn_background(Arc::clone(&state));
@@ -216,7 +216,7 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Respon
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(0);
-    let outcome = ops::handle(Arc::clone(&state), req, &request_id).await;
+    let outcome = s3::handle(Arc::clone(&state), req, &request_id).await;
     let mut response = outcome.response;
     let headers = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&request_id) {

@@ -26,10 +26,10 @@ use super::grant::Grant;
 use super::{Done, json, json_body, origin_of};
 use crate::auth::Principal;
 use crate::auth::sigv4::{Signer, sha256_hex, uri_encode};
-use crate::body::ResponseBody;
 use crate::error::{Code, S3Error, S3Result};
-use crate::ops::AppState;
-use crate::router::{Operation, Query};
+use crate::s3::AppState;
+use crate::s3::router::{Operation, Query};
+use crate::server::body::ResponseBody;
 use crate::store::model::{CompletedPart, Completion, ObjectMeta, UploadRecord, WriteCondition};
 use crate::time::{amz_date, iso8601, now_ms};
 
@@ -76,7 +76,7 @@ pub async fn handle(
     // The key that signed the grant must still be allowed to write there.
     let principal = Principal::Key(grant.credential.clone());
     let target = (Some(grant.bucket.as_str()), None);
-    crate::ops::authorize(state, &principal, Operation::PutObject, true, target).await?;
+    crate::s3::authorize(state, &principal, Operation::PutObject, true, target).await?;
     let query = Query::parse(parts.uri.query())?;
     let segments: Vec<&str> = rest.split('/').collect();
     let upload_id = segments.get(2).map(|s| {
@@ -221,7 +221,7 @@ impl Route<'_> {
 
     async fn create(&self, body: CreateBody) -> S3Result<(Response<ResponseBody>, String)> {
         let key = self.grant.key_for(&body.filename)?;
-        crate::ops::check_key(&key)?;
+        crate::s3::check_key(&key)?;
         let content_type = Some(body.content_type.as_str()).filter(|t| !t.is_empty());
         let metadata = body
             .metadata
@@ -233,9 +233,9 @@ impl Route<'_> {
             .iter()
             .map(|(n, v)| (n.as_str(), v.clone()))
             .chain(content_type.map(|t| ("content-type", t.to_owned())));
-        let object_meta: ObjectMeta = crate::ops::object_meta_from(fields)?;
+        let object_meta: ObjectMeta = crate::s3::object_meta_from(fields)?;
         let acl = match self.grant.acl() {
-            Some(v) => crate::ops::canned_acl(v)?,
+            Some(v) => crate::s3::canned_acl(v)?,
             None => Default::default(),
         };
         // A retried create (same grant, same key, same Idempotency-Key)

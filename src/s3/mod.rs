@@ -12,6 +12,7 @@ mod list;
 pub(crate) mod multipart;
 pub(crate) mod objects;
 mod post;
+pub mod router;
 pub(crate) mod tagging;
 
 use std::sync::Arc;
@@ -22,20 +23,20 @@ use hyper::body::Incoming;
 
 use crate::auth::access::{self, Decision};
 use crate::auth::{self, Authenticated, Payload, Principal};
-use crate::body::{self, RequestBody, ResponseBody};
 use crate::config::Config;
 use crate::error::{Code, S3Error, S3Result};
-use crate::router::{self, Operation, Query};
+use crate::server::body::{self, RequestBody, ResponseBody};
 use crate::store::Store;
 use crate::store::meta::MetaStore;
 use crate::store::model::ObjectMeta;
 use md5::Digest as _;
+use router::{Operation, Query};
 
 /// What every request handler shares.
 pub struct AppState {
     pub config: Config,
     pub store: Arc<Store>,
-    pub metrics: Arc<crate::metrics::Metrics>,
+    pub metrics: Arc<crate::server::metrics::Metrics>,
     /// Memory for signed chunks awaiting verification, across requests.
     pub chunk_budget: Arc<crate::chunked::ChunkBudget>,
 }
@@ -169,8 +170,8 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, request_id: &s
     let target = router::split_target(parts.uri.path(), host, state.config.domain.as_deref());
     // Extensions live at `/_stowage/` of the server itself; on a
     // virtual-hosted bucket's name that path is a key.
-    if matches!(&target, Ok((Some(b), _)) if b == crate::ext::BUCKET) {
-        return crate::ext::handle(state, parts, incoming, request_id).await;
+    if matches!(&target, Ok((Some(b), _)) if b == crate::uploads::BUCKET) {
+        return crate::uploads::handle(state, parts, incoming, request_id).await;
     }
     let parsed =
         target.and_then(|(bucket, key)| Ok((bucket, key, Query::parse(parts.uri.query())?)));

@@ -7,8 +7,8 @@ use http::{Response, StatusCode};
 use serde::Deserialize;
 
 use super::{Ctx, status_response, xml_response};
-use crate::body::ResponseBody;
 use crate::error::{Code, S3Error, S3Result};
+use crate::server::body::ResponseBody;
 use crate::store::model::Tags;
 use crate::xml::XmlWriter;
 

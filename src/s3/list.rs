@@ -7,8 +7,8 @@ use http::Response;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::{Ctx, parse_max, quoted, write_owner, xml_response};
-use crate::body::ResponseBody;
 use crate::error::{S3Error, S3Result};
+use crate::server::body::ResponseBody;
 use crate::store::model::{ListPage, ListQuery};
 use crate::time::iso8601;
 use crate::xml::XmlWriter;

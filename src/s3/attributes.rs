@@ -10,9 +10,9 @@ use http::Response;
 
 use super::multipart::checksum_element;
 use super::{Ctx, check_version_id, set_header, xml_response};
-use crate::body::ResponseBody;
 use crate::checksum::ChecksumType;
 use crate::error::{Code, S3Error, S3Result};
+use crate::server::body::ResponseBody;
 use crate::store::model::Body;
 use crate::time::http_date;
 use crate::xml::XmlWriter;

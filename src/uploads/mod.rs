@@ -17,10 +17,10 @@ use http::header::HeaderValue;
 use http::{Method, Response, StatusCode};
 use hyper::body::Incoming;
 
-use crate::body::{self, ResponseBody};
 use crate::error::{Code, S3Error, S3Result};
-use crate::ops::{AppState, Outcome, cors};
-use crate::router::Operation;
+use crate::s3::router::Operation;
+use crate::s3::{AppState, Outcome, cors};
+use crate::server::body::{self, ResponseBody};
 use crate::store::Store;
 
 pub const PREFIX: &str = "/_stowage/";
@@ -190,9 +190,13 @@ pub async fn json_body<T: serde::de::DeserializeOwned>(
 ) -> S3Result<T> {
     let limits = &state.config.limits;
     let grace = std::time::Duration::from_secs(limits.body_rate_grace_secs);
-    let body =
-        crate::body::RequestBody::new(incoming, headers, 1 << 20, crate::auth::Payload::Unsigned)?
-            .with_min_rate(limits.min_body_rate, grace);
+    let body = crate::server::body::RequestBody::new(
+        incoming,
+        headers,
+        1 << 20,
+        crate::auth::Payload::Unsigned,
+    )?
+    .with_min_rate(limits.min_body_rate, grace);
     let bytes = body.collect().await?;
     serde_json::from_slice(&bytes).map_err(|e| {
         S3Error::with_message(Code::InvalidArgument, format!("Invalid JSON body: {e}"))

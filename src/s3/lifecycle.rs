@@ -4,9 +4,9 @@
 use http::{Response, StatusCode};
 
 use super::{Ctx, status_response, xml_response};
-use crate::body::ResponseBody;
 use crate::error::{Code, S3Error, S3Result};
 use crate::lifecycle;
+use crate::server::body::ResponseBody;
 
 pub async fn get(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
     let rules = ctx

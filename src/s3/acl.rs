@@ -23,10 +23,10 @@ use serde_json::Value;
 
 use super::{AppState, Ctx, set_header, status_response, xml_response};
 use crate::auth::Principal;
-use crate::body::{self, ResponseBody};
 use crate::config::Config;
 use crate::error::{Code, S3Error, S3Result};
-use crate::router::Operation;
+use crate::s3::router::Operation;
+use crate::server::body::{self, ResponseBody};
 use crate::store::model::{Acl, BucketRecord};
 use crate::xml::XmlWriter;
 

@@ -8,9 +8,9 @@ use super::{
     Ctx, check_key, check_version_id, meta_headers, object_meta, quoted, set_header,
     status_response, xml_response,
 };
-use crate::body::{ChannelBody, RequestBody, ResponseBody};
 use crate::checksum::{self, Algorithm, ChecksumType};
 use crate::error::{Code, S3Error, S3Result};
+use crate::server::body::{ChannelBody, RequestBody, ResponseBody};
 use crate::store::model::{
     Body, CopyChanges, ObjectHead, ObjectMeta, Segment, SourceConditions, WriteCondition,
     etag_matches,
