@@ -17,10 +17,12 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-use crate::s3::{self, AppState};
 use crate::server::body::ResponseBody;
+use crate::server::health::{self, Probe};
 use crate::server::io::WriteTimeout;
+use crate::server::state::{AppState, Outcome};
 use crate::store::model::new_id;
+use crate::{s3, server, uploads};
 
 /// A response whose client takes no bytes for this long is abandoned.
 const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(120);
@@ -216,7 +218,7 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Respon
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(0);
-    let outcome = s3::handle(Arc::clone(&state), req, &request_id).await;
+    let outcome = dispatch(Arc::clone(&state), req, &request_id).await;
     let mut response = outcome.response;
     let headers = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&request_id) {
@@ -230,7 +232,7 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Respon
     let status = response.status().as_u16();
     state
         .metrics
-        .record(outcome.op, status, bytes_in, bytes_out);
+        .record(&outcome.op, status, bytes_in, bytes_out);
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     let bucket = outcome.bucket.as_deref().unwrap_or("");
     let key = outcome.key.as_deref().unwrap_or("");
@@ -243,19 +245,50 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Respon
     let fault = status >= 500 && status != 501;
     match &outcome.error {
         Some(e) if e.cause.is_some() || fault => tracing::error!(
-            request_id, op = ?outcome.op, %method, bucket, key, access_key, auth, status, bytes_in, bytes_out,
+            request_id, op = %outcome.op, %method, bucket, key, access_key, auth, status, bytes_in, bytes_out,
             ms = format_args!("{ms:.1}"), error = %e, "request"
         ),
         Some(e) => tracing::info!(
-            request_id, op = ?outcome.op, %method, bucket, key, access_key, auth, status, bytes_in, bytes_out,
+            request_id, op = %outcome.op, %method, bucket, key, access_key, auth, status, bytes_in, bytes_out,
             ms = format_args!("{ms:.1}"), code = ?e.code, "request"
         ),
         None => tracing::info!(
-            request_id, op = ?outcome.op, %method, bucket, key, access_key, auth, status, bytes_in, bytes_out,
+            request_id, op = %outcome.op, %method, bucket, key, access_key, auth, status, bytes_in, bytes_out,
             ms = format_args!("{ms:.1}"), "request"
         ),
     }
     response
+}
+
+/// Hands a request to the front-end its path names: the extensions below
+/// `/_stowage/` of the server itself (health, the upload routes), else S3.
+/// On a virtual-hosted bucket's name `/_stowage/` is a key, so S3's own
+/// addressing decides.
+async fn dispatch(state: Arc<AppState>, req: Request<Incoming>, request_id: &str) -> Outcome {
+    let host = req.headers().get("host").and_then(|v| v.to_str().ok());
+    let domain = state.config.domain.as_deref();
+    let target = s3::router::split_target(req.uri().path(), host, domain);
+    if !matches!(&target, Ok((Some(b), _)) if b == server::EXTENSIONS_BUCKET) {
+        return s3::handle(state, req, request_id).await;
+    }
+    let probe = Probe::of_path(req.uri().path())
+        .filter(|_| matches!(*req.method(), http::Method::GET | http::Method::HEAD));
+    let Some(probe) = probe else {
+        let (parts, incoming) = req.into_parts();
+        return uploads::handle(state, parts, incoming, request_id).await;
+    };
+    let mut response = health::answer(&state.store, probe).await;
+    if let Some(origin) = req.headers().get("origin").and_then(|v| v.to_str().ok()) {
+        server::cors::decorate_with(&state.config.cors, origin, req.method(), &mut response);
+    }
+    Outcome {
+        response,
+        op: probe.name().to_owned(),
+        bucket: None,
+        key: None,
+        error: None,
+        auth: Some(("anonymous".into(), "anonymous")),
+    }
 }
 
 /// The collector and the lifecycle sweep.

@@ -46,7 +46,7 @@ pub struct Config {
     /// Buckets anonymous clients may read.
     pub public_read_buckets: Vec<String>,
     /// CORS rules for buckets without a configuration of their own.
-    pub cors: Vec<crate::server::cors::CorsRule>,
+    pub cors: Vec<crate::cors::CorsRule>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -245,10 +245,10 @@ impl Config {
     }
 
     /// A development server (no credentials) without `[[cors]]` lets any
-    /// origin in: see [`crate::server::cors::CorsRule::development`].
+    /// origin in: see [`crate::cors::CorsRule::development`].
     pub fn apply_dev_defaults(&mut self) {
         if self.uses_dev_credential() && self.cors.is_empty() {
-            self.cors = vec![crate::server::cors::CorsRule::development()];
+            self.cors = vec![crate::cors::CorsRule::development()];
         }
     }
 
@@ -289,7 +289,7 @@ impl Config {
         if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
             return Err("tls_cert_file and tls_key_file go together: set both or neither".into());
         }
-        crate::server::cors::validate(&self.cors).map_err(|e| format!("cors: {}", e.message))
+        crate::cors::validate(&self.cors).map_err(|e| format!("cors: {}", e.message))
     }
 }
 

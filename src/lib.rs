@@ -7,10 +7,12 @@ pub mod auth;
 pub mod checksum;
 pub mod chunked;
 pub mod config;
+pub mod cors;
 pub mod error;
 #[cfg(test)]
 mod fuzz;
 pub mod lifecycle;
+pub mod query;
 pub mod rfc2047;
 pub mod s3;
 pub mod server;

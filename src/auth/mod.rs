@@ -14,7 +14,7 @@ use http::{HeaderMap, Method};
 
 use crate::config::{Config, Credential};
 use crate::error::{Code, S3Error, S3Result};
-use crate::s3::router::Query;
+use crate::query::Query;
 use sigv4::SigningKey;
 
 /// How far a request's clock may be from ours.

@@ -39,13 +39,13 @@ use crate::auth::{Authenticated, ChunkSigner, RequestParts, authenticate};
 use crate::checksum::{Algorithm, ChecksumType};
 use crate::chunked::{ChunkBudget, ChunkError, ChunkedDecoder};
 use crate::config::{Config, Credential};
+use crate::cors::{self, CorsRule};
 use crate::error::{Code, S3Error, S3Result};
 use crate::lifecycle::{self, Expiration, Filter, LifecycleRule};
 use crate::s3::multipart::{CompleteRequest, parse_copy_range, parse_part_number};
 use crate::s3::objects::{ByteRange, DeleteRequest, copy_source, source_conditions};
 use crate::s3::router::{Operation, Query, route, split_target};
 use crate::s3::tagging::parse_object_tags;
-use crate::server::cors::{self, CorsRule};
 use crate::store::model::{
     Acl, Body, ObjectHead, ObjectMeta, SourceConditions, WriteCondition, etag_matches,
 };

@@ -21,13 +21,11 @@ use http::{Response, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{AppState, Ctx, set_header, status_response, xml_response};
-use crate::auth::Principal;
-use crate::config::Config;
+use super::{Ctx, set_header, status_response, xml_response};
+use crate::auth::access::BucketAccess;
 use crate::error::{Code, S3Error, S3Result};
-use crate::s3::router::Operation;
 use crate::server::body::{self, ResponseBody};
-use crate::store::model::{Acl, BucketRecord};
+use crate::store::model::Acl;
 use crate::xml::XmlWriter;
 
 const ALL_USERS: &str = "http://acs.amazonaws.com/groups/global/AllUsers";
@@ -39,33 +37,6 @@ const GRANT_HEADERS: [&str; 5] = [
     "x-amz-grant-write-acp",
     "x-amz-grant-full-control",
 ];
-
-/// A bucket's access as it is in force: its stored ACL and policy, unless
-/// `public_read_buckets` makes it public.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BucketAccess {
-    pub acl: Acl,
-    pub public_objects: bool,
-    /// Named in `public_read_buckets`: public whatever is stored.
-    pub by_config: bool,
-}
-
-impl BucketAccess {
-    pub fn of(config: &Config, name: &str, record: &BucketRecord) -> Self {
-        if config.public_read_buckets.iter().any(|b| b == name) {
-            return BucketAccess {
-                acl: Acl::PublicRead,
-                public_objects: true,
-                by_config: true,
-            };
-        }
-        BucketAccess {
-            acl: record.acl,
-            public_objects: record.public_objects,
-            by_config: false,
-        }
-    }
-}
 
 fn not_supported(what: impl std::fmt::Display) -> S3Error {
     S3Error::with_message(
@@ -472,48 +443,6 @@ pub async fn delete_bucket_policy(ctx: &mut Ctx) -> S3Result<Response<ResponseBo
 
 /// What an ACL or the policy can let a non-owner do: list a bucket, or
 /// read an object.
-fn grantable(op: Operation) -> Option<bool> {
-    use Operation::*;
-    match op {
-        HeadBucket | ListObjects | ListObjectsV2 | ListObjectVersions | ListMultipartUploads => {
-            Some(false)
-        }
-        GetObject | HeadObject => Some(true),
-        _ => None,
-    }
-}
-
-/// Whether the bucket's or object's ACL, or the bucket's policy, lets
-/// `principal` (not the owner, not otherwise allowed) perform the read
-/// `op`. A missing object is reported to whoever may list the bucket.
-pub async fn read_granted(
-    state: &AppState,
-    principal: &Principal,
-    op: Operation,
-    bucket: &str,
-    key: Option<&str>,
-) -> S3Result<bool> {
-    let Some(object) = grantable(op) else {
-        return Ok(false);
-    };
-    let record = match state.store.meta.bucket(bucket).await {
-        Ok(record) => record,
-        Err(e) if e.code == Code::NoSuchBucket => return Ok(false),
-        Err(e) => return Err(e),
-    };
-    let access = BucketAccess::of(&state.config, bucket, &record);
-    let signed = matches!(principal, Principal::Key(_));
-    let may_list = access.acl.grants_read(signed);
-    let Some(key) = key.filter(|_| object) else {
-        return Ok(may_list && !object);
-    };
-    match state.store.meta.head_object(bucket, key).await {
-        Ok(head) => Ok(access.public_objects || head.acl.grants_read(signed)),
-        Err(e) if e.code == Code::NoSuchKey => Ok(may_list),
-        Err(e) => Err(e),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

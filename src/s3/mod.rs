@@ -18,28 +18,20 @@ pub(crate) mod tagging;
 use std::sync::Arc;
 
 use http::header::{HeaderName, HeaderValue};
-use http::{HeaderMap, Request, Response, StatusCode};
+use http::{HeaderMap, Request, Response};
 use hyper::body::Incoming;
 
-use crate::auth::access::{self, Decision};
+use crate::auth::access;
 use crate::auth::{self, Authenticated, Payload, Principal};
-use crate::config::Config;
 use crate::error::{Code, S3Error, S3Result};
 use crate::server::body::{self, RequestBody, ResponseBody};
+pub use crate::server::body::{set_header, status_response};
+pub use crate::server::state::{AppState, Outcome};
 use crate::store::Store;
 use crate::store::meta::MetaStore;
 use crate::store::model::ObjectMeta;
 use md5::Digest as _;
 use router::{Operation, Query};
-
-/// What every request handler shares.
-pub struct AppState {
-    pub config: Config,
-    pub store: Arc<Store>,
-    pub metrics: Arc<crate::server::metrics::Metrics>,
-    /// Memory for signed chunks awaiting verification, across requests.
-    pub chunk_budget: Arc<crate::chunked::ChunkBudget>,
-}
 
 /// One request, parsed.
 pub struct Ctx {
@@ -152,27 +144,11 @@ impl Ctx {
     }
 }
 
-/// What a finished request reports to the access log.
-pub struct Outcome {
-    pub response: Response<ResponseBody>,
-    pub op: Operation,
-    pub bucket: Option<String>,
-    pub key: Option<String>,
-    pub error: Option<S3Error>,
-    /// The access key and authentication mode, once authenticated.
-    pub auth: Option<(String, &'static str)>,
-}
-
 pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, request_id: &str) -> Outcome {
     let (mut parts, incoming) = req.into_parts();
     let resource = parts.uri.path().to_owned();
     let host = parts.headers.get("host").and_then(|v| v.to_str().ok());
     let target = router::split_target(parts.uri.path(), host, state.config.domain.as_deref());
-    // Extensions live at `/_stowage/` of the server itself; on a
-    // virtual-hosted bucket's name that path is a key.
-    if matches!(&target, Ok((Some(b), _)) if b == crate::uploads::BUCKET) {
-        return crate::uploads::handle(state, parts, incoming, request_id).await;
-    }
     let parsed =
         target.and_then(|(bucket, key)| Ok((bucket, key, Query::parse(parts.uri.query())?)));
     let (bucket, key, query) = match parsed {
@@ -244,7 +220,7 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, request_id: &s
             match result {
                 Ok(response) => Outcome {
                     response,
-                    op,
+                    op: format!("{op:?}"),
                     bucket,
                     key,
                     error: None,
@@ -326,35 +302,16 @@ async fn admit(
     Ok(authenticated)
 }
 
+/// Authorises `op` on `target` for `principal` ([`access::authorize`]).
 pub(crate) async fn authorize(
     state: &AppState,
     principal: &Principal,
     op: Operation,
     write: bool,
-    (bucket, key): (Option<&str>, Option<&str>),
+    target: (Option<&str>, Option<&str>),
 ) -> S3Result<()> {
-    let allowed = match access::decide(&state.config, principal, op, write, bucket) {
-        Decision::Allow => true,
-        Decision::Deny => false,
-        Decision::IfOwner => match state.store.meta.bucket(bucket.unwrap_or_default()).await {
-            Ok(record) => record.owner == principal.name(),
-            Err(e) if e.code == Code::NoSuchBucket => true,
-            Err(e) => return Err(e),
-        },
-    };
-    // Reads the key may not make on its own may be granted by an ACL or
-    // the bucket's policy.
-    let granted = || async {
-        match bucket {
-            Some(bucket) if !write => acl::read_granted(state, principal, op, bucket, key).await,
-            _ => Ok(false),
-        }
-    };
-    if allowed || granted().await? {
-        Ok(())
-    } else {
-        Err(access::denied())
-    }
+    let on = (&state.config, state.store.as_ref());
+    access::authorize(on, principal, op.action(), write, target).await
 }
 
 /// A presigned URL carries the checksum headers its signer baked in as
@@ -400,7 +357,7 @@ fn error_outcome(
     }
     Outcome {
         response,
-        op,
+        op: format!("{op:?}"),
         bucket,
         key,
         error: Some(e),
@@ -456,9 +413,6 @@ async fn dispatch(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
         DeleteObjectTagging => tagging::delete_object_tagging(ctx).await,
         CorsPreflight => cors::preflight(ctx).await,
         NotImplemented => Err(Code::NotImplemented.into()),
-        // Served by `ext`, never dispatched here.
-        UppyParams | UppyCreate | UppySignPart | UppySignParts | UppyListParts | UppyComplete
-        | UppyAbort | HealthLive | HealthReady => Err(Code::NotImplemented.into()),
     }
 }
 
@@ -469,18 +423,6 @@ pub fn xml_response(xml: String) -> Response<ResponseBody> {
     r.headers_mut()
         .insert("content-type", HeaderValue::from_static("application/xml"));
     r
-}
-
-pub fn status_response(status: StatusCode) -> Response<ResponseBody> {
-    let mut r = Response::new(body::empty());
-    *r.status_mut() = status;
-    r
-}
-
-pub fn set_header(r: &mut Response<ResponseBody>, name: &str, value: &str) {
-    if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::from_str(value)) {
-        r.headers_mut().insert(name, value);
-    }
 }
 
 pub fn quoted(etag: &str) -> String {

@@ -272,7 +272,7 @@ pub async fn post_object(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
     let etag = super::quoted(&head.etag);
     let location = format!(
         "{}/{bucket}/{}",
-        crate::uploads::origin_of(&ctx.state, &ctx.headers),
+        crate::server::state::origin_of(&ctx.state, &ctx.headers),
         uri_query(&key)
     );
     if let Some(target) = redirect {

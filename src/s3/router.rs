@@ -59,27 +59,21 @@ pub enum Operation {
     CorsPreflight,
     /// A request S3 knows but Stowage does not implement.
     NotImplemented,
-    /// `/_stowage/health/live` and `/_stowage/health/ready`.
-    HealthLive,
-    HealthReady,
-    // The Uppy signing routes under `/_stowage/s3/` (see `ext::uppy`).
-    UppyParams,
-    UppyCreate,
-    UppySignPart,
-    UppySignParts,
-    UppyListParts,
-    UppyComplete,
-    UppyAbort,
 }
 
 impl Operation {
-    /// What an anonymous client may do on a public-read bucket.
-    pub fn is_public_read(self) -> bool {
+    /// What the operation does, as authorisation sees it.
+    pub fn action(self) -> crate::auth::access::Action {
+        use crate::auth::access::Action;
         use Operation::*;
-        matches!(
-            self,
-            HeadBucket | GetBucketLocation | ListObjects | ListObjectsV2 | GetObject | HeadObject
-        )
+        match self {
+            CreateBucket => Action::CreateBucket,
+            GetObject | HeadObject => Action::ReadObject,
+            HeadBucket | ListObjects | ListObjectsV2 => Action::ListBucket,
+            GetBucketLocation => Action::LocateBucket,
+            ListObjectVersions | ListMultipartUploads => Action::ListMore,
+            _ => Action::Other,
+        }
     }
 }
 
@@ -111,41 +105,7 @@ const UNSUPPORTED: &[&str] = &[
     "website",
 ];
 
-/// Decoded query parameters, in request order.
-#[derive(Debug, Clone, Default)]
-pub struct Query(pub Vec<(String, String)>);
-
-impl Query {
-    pub fn parse(raw: Option<&str>) -> S3Result<Query> {
-        let mut out = Vec::new();
-        for pair in raw.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            out.push((decode_query(k)?, decode_query(v)?));
-        }
-        Ok(Query(out))
-    }
-
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn has(&self, name: &str) -> bool {
-        self.0.iter().any(|(k, _)| k == name)
-    }
-}
-
-fn decode_query(s: &str) -> S3Result<String> {
-    // In a query string `+` stands for a space (form encoding); SDKs send
-    // `%2B` for a plus.
-    let s = s.replace('+', " ");
-    percent_decode_str(&s)
-        .decode_utf8()
-        .map(|c| c.into_owned())
-        .map_err(|_| S3Error::new(Code::InvalidURI))
-}
+pub use crate::query::Query;
 
 /// Splits a request path into bucket and key. In a path `+` is a literal
 /// plus. `domain` enables virtual-hosted-style addressing.

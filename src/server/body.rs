@@ -10,7 +10,8 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use http::HeaderMap;
+use http::header::{HeaderName, HeaderValue};
+use http::{HeaderMap, Response, StatusCode};
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tokio::sync::mpsc;
@@ -308,4 +309,27 @@ impl RequestBody {
         }
         Ok(buf.freeze())
     }
+}
+
+/// An empty response with `status`.
+pub fn status_response(status: StatusCode) -> Response<ResponseBody> {
+    let mut r = Response::new(empty());
+    *r.status_mut() = status;
+    r
+}
+
+/// Sets a header on a response, if name and value are valid.
+pub fn set_header(r: &mut Response<ResponseBody>, name: &str, value: &str) {
+    if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::from_str(value)) {
+        r.headers_mut().insert(name, value);
+    }
+}
+
+/// A JSON response.
+pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<ResponseBody> {
+    let mut r = Response::new(full(value.to_string()));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    r
 }

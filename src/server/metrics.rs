@@ -18,7 +18,6 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use crate::s3::router::Operation;
 use crate::server::body::{self, ResponseBody};
 use crate::store::Store;
 use crate::store::model::Stats;
@@ -31,9 +30,9 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn record(&self, op: Operation, status: u16, bytes_in: u64, bytes_out: u64) {
+    pub fn record(&self, op: &str, status: u16, bytes_in: u64, bytes_out: u64) {
         let mut requests = self.requests.lock().expect("metrics lock");
-        *requests.entry((format!("{op:?}"), status)).or_default() += 1;
+        *requests.entry((op.to_owned(), status)).or_default() += 1;
         drop(requests);
         self.bytes_in.fetch_add(bytes_in, Ordering::Relaxed);
         self.bytes_out.fetch_add(bytes_out, Ordering::Relaxed);
@@ -121,8 +120,8 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, store: Arc<Stor
         let service = service_fn(move |req: Request<Incoming>| {
             let (metrics, store) = (Arc::clone(&metrics), Arc::clone(&store));
             async move {
-                if let Some(op) = crate::uploads::health_route(req.uri().path()) {
-                    return Ok(crate::uploads::health(&store, op).await);
+                if let Some(probe) = super::health::Probe::of_path(req.uri().path()) {
+                    return Ok(super::health::answer(&store, probe).await);
                 }
                 let text = metrics.render(store.meta.stats().await.ok());
                 let mut r: Response<ResponseBody> = Response::new(body::full(text));

@@ -6,6 +6,14 @@
 
 pub mod body;
 pub mod cors;
+pub mod health;
 pub mod io;
 pub mod metrics;
+pub mod state;
 pub mod tls;
+
+/// Everything Stowage serves that S3 does not lives below this path: no
+/// bucket name can begin with `_`, so path-style S3 never collides with it.
+pub const EXTENSIONS: &str = "/_stowage/";
+/// What path-style routing takes for the bucket of an extension's path.
+pub const EXTENSIONS_BUCKET: &str = "_stowage";

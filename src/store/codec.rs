@@ -55,7 +55,7 @@ pub fn decode<T: Record>(bytes: &[u8]) -> Result<T, Fault> {
     }
 }
 
-impl Record for Vec<crate::server::cors::CorsRule> {}
+impl Record for Vec<crate::cors::CorsRule> {}
 impl Record for SegmentRow {}
 impl Record for Tags {}
 impl Record for Vec<crate::lifecycle::LifecycleRule> {}

@@ -24,9 +24,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::model::*;
+use crate::cors::CorsRule;
 use crate::error::S3Result;
 use crate::lifecycle::LifecycleRule;
-use crate::server::cors::CorsRule;
 
 #[async_trait]
 pub trait MetaStore: Send + Sync + std::fmt::Debug + 'static {

@@ -13,27 +13,44 @@ mod uppy;
 
 use std::sync::Arc;
 
-use http::header::HeaderValue;
-use http::{Method, Response, StatusCode};
+use http::{Method, Response};
 use hyper::body::Incoming;
 
 use crate::error::{Code, S3Error, S3Result};
-use crate::s3::router::Operation;
-use crate::s3::{AppState, Outcome, cors};
-use crate::server::body::{self, ResponseBody};
-use crate::store::Store;
+use crate::server::EXTENSIONS;
+use crate::server::body::{self, ResponseBody, json};
+use crate::server::cors;
+use crate::server::state::{AppState, Outcome};
 
-pub const PREFIX: &str = "/_stowage/";
-/// What path-style routing takes for the bucket of an extension's path.
-pub const BUCKET: &str = "_stowage";
+/// A call to one of the upload routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Call {
+    Preflight,
+    Params,
+    Create,
+    ListParts,
+    SignParts,
+    SignPart,
+    Complete,
+    Abort,
+    Unknown,
+}
 
-/// A JSON response.
-pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<ResponseBody> {
-    let mut r = Response::new(body::full(value.to_string()));
-    *r.status_mut() = status;
-    r.headers_mut()
-        .insert("content-type", HeaderValue::from_static("application/json"));
-    r
+impl Call {
+    /// The route's name in logs and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Call::Preflight => "CorsPreflight",
+            Call::Params => "UppyParams",
+            Call::Create => "UppyCreate",
+            Call::ListParts => "UppyListParts",
+            Call::SignParts => "UppySignParts",
+            Call::SignPart => "UppySignPart",
+            Call::Complete => "UppyComplete",
+            Call::Abort => "UppyAbort",
+            Call::Unknown => "NotImplemented",
+        }
+    }
 }
 
 fn json_error(e: &S3Error, request_id: &str) -> Response<ResponseBody> {
@@ -47,7 +64,7 @@ fn json_error(e: &S3Error, request_id: &str) -> Response<ResponseBody> {
     )
 }
 
-/// What an extension route did, for the access log.
+/// What an upload route did, for the access log.
 pub struct Done {
     pub response: Response<ResponseBody>,
     pub bucket: Option<String>,
@@ -62,15 +79,15 @@ pub async fn handle(
     request_id: &str,
 ) -> Outcome {
     let path = parts.uri.path().to_owned();
-    let rest = path.strip_prefix(PREFIX).unwrap_or("");
-    let op = route(&parts.method, rest);
+    let rest = path.strip_prefix(EXTENSIONS).unwrap_or("");
+    let call = route(&parts.method, rest);
     let origin = parts
         .headers
         .get("origin")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let result = match op {
-        Operation::CorsPreflight => {
+    let result = match call {
+        Call::Preflight => {
             cors::preflight_with(&state.config.cors, &parts.headers).map(|response| Done {
                 response,
                 bucket: None,
@@ -78,30 +95,24 @@ pub async fn handle(
                 access_key: None,
             })
         }
-        Operation::HealthLive | Operation::HealthReady => Ok(Done {
-            response: health(&state.store, op).await,
-            bucket: None,
-            key: None,
-            access_key: None,
-        }),
-        Operation::NotImplemented => Err(S3Error::with_message(
+        Call::Unknown => Err(S3Error::with_message(
             Code::NoSuchKey,
             format!("No Stowage extension answers {} {path}.", parts.method),
         )),
-        _ => uppy::handle(&state, op, &parts, incoming, rest).await,
+        _ => uppy::handle(&state, call, &parts, incoming, rest).await,
     };
     let (mut response, bucket, key, access_key, error) = match result {
         Ok(done) => (done.response, done.bucket, done.key, done.access_key, None),
         Err(e) => (json_error(&e, request_id), None, None, None, Some(e)),
     };
     if let Some(origin) = origin
-        && op != Operation::CorsPreflight
+        && call != Call::Preflight
     {
         cors::decorate_with(&state.config.cors, &origin, &parts.method, &mut response);
     }
     Outcome {
         response,
-        op,
+        op: call.name().to_owned(),
         bucket,
         key,
         error,
@@ -112,74 +123,22 @@ pub async fn handle(
     }
 }
 
-/// Liveness (the process answers) and readiness (metadata takes a durable
-/// write and the disk is above its floor), for orchestrators; no
-/// credentials needed.
-pub async fn health(store: &Store, op: Operation) -> Response<ResponseBody> {
-    if op == Operation::HealthLive {
-        return json(StatusCode::OK, &serde_json::json!({"status": "live"}));
-    }
-    let metadata = store.meta.probe().await;
-    let disk = store.check_space(0);
-    let failed: Vec<String> = [("metadata", metadata), ("disk", disk)]
-        .into_iter()
-        .filter_map(|(what, r)| r.err().map(|e| format!("{what}: {}", e.message)))
-        .collect();
-    if failed.is_empty() {
-        json(StatusCode::OK, &serde_json::json!({"status": "ready"}))
-    } else {
-        json(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &serde_json::json!({"status": "not ready", "problems": failed}),
-        )
-    }
-}
-
-/// The health operation a path names, if it is one.
-pub fn health_route(path: &str) -> Option<Operation> {
-    match path.strip_prefix(PREFIX)? {
-        "health/live" => Some(Operation::HealthLive),
-        "health/ready" => Some(Operation::HealthReady),
-        _ => None,
-    }
-}
-
-/// The operation of a path below `/_stowage/`.
-fn route(method: &Method, rest: &str) -> Operation {
-    use Operation::*;
+/// The call a path below `/_stowage/` makes.
+fn route(method: &Method, rest: &str) -> Call {
     if method == Method::OPTIONS {
-        return CorsPreflight;
-    }
-    if matches!(method.as_str(), "GET" | "HEAD")
-        && let Some(health) = health_route(&format!("{PREFIX}{rest}"))
-    {
-        return health;
+        return Call::Preflight;
     }
     let segments: Vec<&str> = rest.split('/').collect();
     match (method.as_str(), segments.as_slice()) {
-        ("GET", ["s3", "params"]) => UppyParams,
-        ("POST", ["s3", "multipart"]) => UppyCreate,
-        ("GET", ["s3", "multipart", _]) => UppyListParts,
-        ("GET", ["s3", "multipart", _, "batch"]) => UppySignParts,
-        ("GET", ["s3", "multipart", _, _]) => UppySignPart,
-        ("POST", ["s3", "multipart", _, "complete"]) => UppyComplete,
-        ("DELETE", ["s3", "multipart", _]) => UppyAbort,
-        _ => NotImplemented,
+        ("GET", ["s3", "params"]) => Call::Params,
+        ("POST", ["s3", "multipart"]) => Call::Create,
+        ("GET", ["s3", "multipart", _]) => Call::ListParts,
+        ("GET", ["s3", "multipart", _, "batch"]) => Call::SignParts,
+        ("GET", ["s3", "multipart", _, _]) => Call::SignPart,
+        ("POST", ["s3", "multipart", _, "complete"]) => Call::Complete,
+        ("DELETE", ["s3", "multipart", _]) => Call::Abort,
+        _ => Call::Unknown,
     }
-}
-
-/// `scheme://host` as the client reached us, for URLs we hand out.
-pub fn origin_of(state: &AppState, headers: &http::HeaderMap) -> String {
-    let scheme = if state.config.tls_cert_file.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    let host = headers
-        .get("host")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("localhost");
-    format!("{scheme}://{host}")
 }
 
 /// The body of a JSON request, at most 1 MiB.
@@ -190,13 +149,8 @@ pub async fn json_body<T: serde::de::DeserializeOwned>(
 ) -> S3Result<T> {
     let limits = &state.config.limits;
     let grace = std::time::Duration::from_secs(limits.body_rate_grace_secs);
-    let body = crate::server::body::RequestBody::new(
-        incoming,
-        headers,
-        1 << 20,
-        crate::auth::Payload::Unsigned,
-    )?
-    .with_min_rate(limits.min_body_rate, grace);
+    let body = body::RequestBody::new(incoming, headers, 1 << 20, crate::auth::Payload::Unsigned)?
+        .with_min_rate(limits.min_body_rate, grace);
     let bytes = body.collect().await?;
     serde_json::from_slice(&bytes).map_err(|e| {
         S3Error::with_message(Code::InvalidArgument, format!("Invalid JSON body: {e}"))

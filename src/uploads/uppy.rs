@@ -23,13 +23,14 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::grant::Grant;
-use super::{Done, json, json_body, origin_of};
+use super::{Call, Done, json_body};
 use crate::auth::Principal;
+use crate::auth::access::{self, Action};
 use crate::auth::sigv4::{Signer, sha256_hex, uri_encode};
 use crate::error::{Code, S3Error, S3Result};
-use crate::s3::AppState;
-use crate::s3::router::{Operation, Query};
-use crate::server::body::ResponseBody;
+use crate::query::Query;
+use crate::server::body::{ResponseBody, json};
+use crate::server::state::{AppState, origin_of};
 use crate::store::model::{CompletedPart, Completion, ObjectMeta, UploadRecord, WriteCondition};
 use crate::time::{amz_date, iso8601, now_ms};
 
@@ -66,7 +67,7 @@ fn invalid(message: impl Into<String>) -> S3Error {
 
 pub async fn handle(
     state: &AppState,
-    op: Operation,
+    call: Call,
     parts: &http::request::Parts,
     incoming: Incoming,
     rest: &str,
@@ -76,7 +77,8 @@ pub async fn handle(
     // The key that signed the grant must still be allowed to write there.
     let principal = Principal::Key(grant.credential.clone());
     let target = (Some(grant.bucket.as_str()), None);
-    crate::s3::authorize(state, &principal, Operation::PutObject, true, target).await?;
+    let on = (&state.config, state.store.as_ref());
+    access::authorize(on, &principal, Action::Other, true, target).await?;
     let query = Query::parse(parts.uri.query())?;
     let segments: Vec<&str> = rest.split('/').collect();
     let upload_id = segments.get(2).map(|s| {
@@ -91,18 +93,18 @@ pub async fn handle(
         query: &query,
         now,
     };
-    let (response, key) = match op {
-        Operation::UppyParams => ctx.params()?,
-        Operation::UppyCreate => {
+    let (response, key) = match call {
+        Call::Params => ctx.params()?,
+        Call::Create => {
             ctx.create(json_body(state, &parts.headers, incoming).await?)
                 .await?
         }
-        Operation::UppySignPart => {
+        Call::SignPart => {
             let number = part_number(segments[3])?;
             ctx.sign_parts(upload_id.as_deref().unwrap_or(""), &[number], false)
                 .await?
         }
-        Operation::UppySignParts => {
+        Call::SignParts => {
             let numbers = query
                 .get("partNumbers")
                 .unwrap_or("")
@@ -113,14 +115,16 @@ pub async fn handle(
             ctx.sign_parts(upload_id.as_deref().unwrap_or(""), &numbers, true)
                 .await?
         }
-        Operation::UppyListParts => ctx.list_parts(upload_id.as_deref().unwrap_or("")).await?,
-        Operation::UppyComplete => {
+        Call::ListParts => ctx.list_parts(upload_id.as_deref().unwrap_or("")).await?,
+        Call::Complete => {
             let body: CompleteBody = json_body(state, &parts.headers, incoming).await?;
             ctx.complete(upload_id.as_deref().unwrap_or(""), body)
                 .await?
         }
-        Operation::UppyAbort => ctx.abort(upload_id.as_deref().unwrap_or("")).await?,
-        _ => unreachable!("routed here only for the Uppy operations"),
+        Call::Abort => ctx.abort(upload_id.as_deref().unwrap_or("")).await?,
+        Call::Preflight | Call::Unknown => {
+            return Err(S3Error::internal("not an Uppy route"));
+        }
     };
     Ok(Done {
         response,

@@ -1,0 +1,55 @@
+//! Liveness (the process answers) and readiness (metadata takes a durable
+//! write and the disk is above its floor), for orchestrators, at
+//! `/_stowage/health/live` and `/_stowage/health/ready`; no credentials
+//! needed. Answered on the S3 listener and on the metrics listener.
+
+use http::{Response, StatusCode};
+
+use super::body::{ResponseBody, json};
+use crate::store::Store;
+
+/// Which health question a path asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    Live,
+    Ready,
+}
+
+impl Probe {
+    /// The health probe a path names, if it is one.
+    pub fn of_path(path: &str) -> Option<Probe> {
+        match path.strip_prefix(super::EXTENSIONS)? {
+            "health/live" => Some(Probe::Live),
+            "health/ready" => Some(Probe::Ready),
+            _ => None,
+        }
+    }
+
+    /// The probe's name in logs and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Probe::Live => "HealthLive",
+            Probe::Ready => "HealthReady",
+        }
+    }
+}
+
+pub async fn answer(store: &Store, probe: Probe) -> Response<ResponseBody> {
+    if probe == Probe::Live {
+        return json(StatusCode::OK, &serde_json::json!({"status": "live"}));
+    }
+    let metadata = store.meta.probe().await;
+    let disk = store.check_space(0);
+    let failed: Vec<String> = [("metadata", metadata), ("disk", disk)]
+        .into_iter()
+        .filter_map(|(what, r)| r.err().map(|e| format!("{what}: {}", e.message)))
+        .collect();
+    if failed.is_empty() {
+        json(StatusCode::OK, &serde_json::json!({"status": "ready"}))
+    } else {
+        json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &serde_json::json!({"status": "not ready", "problems": failed}),
+        )
+    }
+}

@@ -1,0 +1,46 @@
+//! What every request handler shares, and what a finished request reports
+//! to the access log and the metrics.
+
+use std::sync::Arc;
+
+use http::Response;
+
+use super::body::ResponseBody;
+use crate::config::Config;
+use crate::error::S3Error;
+use crate::store::Store;
+
+/// What every request handler shares.
+pub struct AppState {
+    pub config: Config,
+    pub store: Arc<Store>,
+    pub metrics: Arc<crate::server::metrics::Metrics>,
+    /// Memory for signed chunks awaiting verification, across requests.
+    pub chunk_budget: Arc<crate::chunked::ChunkBudget>,
+}
+
+/// What a finished request reports to the access log.
+pub struct Outcome {
+    pub response: Response<ResponseBody>,
+    /// The operation's name, as logs and metrics give it.
+    pub op: String,
+    pub bucket: Option<String>,
+    pub key: Option<String>,
+    pub error: Option<S3Error>,
+    /// The access key and authentication mode, once authenticated.
+    pub auth: Option<(String, &'static str)>,
+}
+
+/// `scheme://host` as the client reached us, for URLs we hand out.
+pub fn origin_of(state: &AppState, headers: &http::HeaderMap) -> String {
+    let scheme = if state.config.tls_cert_file.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let host = headers
+        .get("host")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("localhost");
+    format!("{scheme}://{host}")
+}
