@@ -26,6 +26,8 @@ use crate::auth::access::BucketAccess;
 use crate::error::{Code, S3Error, S3Result};
 use crate::server::body::{self, ResponseBody};
 use crate::store::model::Acl;
+pub use crate::store::rules::input::canned_acl;
+use crate::store::rules::input::not_supported;
 use crate::xml::XmlWriter;
 
 const ALL_USERS: &str = "http://acs.amazonaws.com/groups/global/AllUsers";
@@ -37,15 +39,6 @@ const GRANT_HEADERS: [&str; 5] = [
     "x-amz-grant-write-acp",
     "x-amz-grant-full-control",
 ];
-
-fn not_supported(what: impl std::fmt::Display) -> S3Error {
-    S3Error::with_message(
-        Code::NotImplemented,
-        format!(
-            "{what} is not supported: Stowage keeps only the canned ACLs private, public-read and authenticated-read (grants of READ to AllUsers or AuthenticatedUsers), never anonymous writes or grants to other accounts."
-        ),
-    )
-}
 
 /// The canned ACL a request asks for with `x-amz-acl` or `x-amz-grant-*`
 /// headers; `None` when it names none. `owners` are the ids whose grants
@@ -88,22 +81,6 @@ pub fn from_headers(ctx: &Ctx, owners: &[&str]) -> S3Result<Option<Acl>> {
         }
     }
     Ok(Some(acl))
-}
-
-pub fn canned_acl(value: &str) -> S3Result<Acl> {
-    match value {
-        "private" | "bucket-owner-full-control" | "bucket-owner-read" => Ok(Acl::Private),
-        "public-read" => Ok(Acl::PublicRead),
-        "authenticated-read" => Ok(Acl::AuthenticatedRead),
-        "public-read-write" | "aws-exec-read" | "log-delivery-write" => {
-            Err(not_supported(format!("The canned ACL {value}")))
-        }
-        _ => Err(S3Error::invalid_argument(
-            "The canned ACL is not valid.",
-            "x-amz-acl",
-            value,
-        )),
-    }
 }
 
 enum Grantee<'a> {

@@ -3,7 +3,7 @@
 //! id.
 
 mod acl;
-pub(crate) use acl::canned_acl;
+
 mod attributes;
 mod buckets;
 pub(crate) mod cors;
@@ -30,6 +30,7 @@ pub use crate::server::state::{AppState, Outcome};
 use crate::store::Store;
 use crate::store::meta::MetaStore;
 use crate::store::model::ObjectMeta;
+pub use crate::store::rules::input::{check_key, object_meta_from};
 use md5::Digest as _;
 use router::{Operation, Query};
 
@@ -448,16 +449,6 @@ pub fn parse_max(q: &Query, name: &str, default: usize, cap: usize) -> S3Result<
     }
 }
 
-/// Object keys: at most 1024 bytes (S3's limit).
-pub fn check_key(key: &str) -> S3Result<()> {
-    if key.len() > 1024 {
-        return Err(S3Error::new(Code::KeyTooLongError)
-            .detail("Size", key.len().to_string())
-            .detail("MaxSizeAllowed", "1024"));
-    }
-    Ok(())
-}
-
 /// Only `versionId=null` exists in an unversioned bucket.
 pub fn check_version_id(q: &Query) -> S3Result<()> {
     match q.get("versionId") {
@@ -485,83 +476,6 @@ pub fn object_meta(headers: &HeaderMap) -> S3Result<ObjectMeta> {
         Some((name, value))
     });
     object_meta_from(fields)
-}
-
-/// The metadata that (lower-case name, value) pairs carry: request
-/// headers, or the fields of a POST form. The first of repeated names wins.
-pub fn object_meta_from<'a>(
-    fields: impl Iterator<Item = (&'a str, String)>,
-) -> S3Result<ObjectMeta> {
-    let mut system: [(&str, Option<String>); 6] = [
-        ("content-type", None),
-        ("content-encoding", None),
-        ("content-disposition", None),
-        ("content-language", None),
-        ("cache-control", None),
-        ("expires", None),
-    ];
-    let mut user = Vec::new();
-    let mut user_size = 0;
-    for (name, value) in fields {
-        if let Some(suffix) = name.strip_prefix("x-amz-meta-") {
-            user_size += suffix.len() + value.len();
-            user.push((suffix.to_owned(), value));
-        } else if let Some((_, slot)) = system.iter_mut().find(|(n, _)| *n == name) {
-            slot.get_or_insert(value);
-        }
-    }
-    let [
-        (_, content_type),
-        (_, content_encoding),
-        (_, content_disposition),
-        (_, content_language),
-        (_, cache_control),
-        (_, expires),
-    ] = system;
-    if user_size > 2048 {
-        return Err(Code::MetadataTooLarge.into());
-    }
-    user.sort();
-    // aws-chunked is transfer framing, never part of the stored object.
-    let content_encoding = content_encoding.and_then(|v| {
-        let kept: Vec<&str> = v
-            .split(',')
-            .map(str::trim)
-            .filter(|e| !e.is_empty() && *e != "aws-chunked")
-            .collect();
-        (!kept.is_empty()).then(|| kept.join(","))
-    });
-    let meta = ObjectMeta {
-        content_type,
-        content_encoding,
-        content_disposition,
-        content_language,
-        cache_control,
-        expires,
-        user,
-    };
-    let system = [
-        &meta.content_type,
-        &meta.content_encoding,
-        &meta.content_disposition,
-        &meta.content_language,
-        &meta.cache_control,
-        &meta.expires,
-    ];
-    let system_size: usize = system
-        .iter()
-        .filter_map(|v| v.as_ref())
-        .map(String::len)
-        .sum();
-    if system_size > 8192 {
-        return Err(S3Error::with_message(
-            Code::MetadataTooLarge,
-            "Your metadata headers exceed the maximum allowed metadata size.",
-        )
-        .detail("Size", system_size.to_string())
-        .detail("MaxSizeAllowed", "8192"));
-    }
-    Ok(meta)
 }
 
 /// Writes an object's stored metadata as response headers.

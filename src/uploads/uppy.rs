@@ -32,6 +32,7 @@ use crate::query::Query;
 use crate::server::body::{ResponseBody, json};
 use crate::server::state::{AppState, origin_of};
 use crate::store::model::{CompletedPart, Completion, ObjectMeta, UploadRecord, WriteCondition};
+use crate::store::rules::input;
 use crate::time::{amz_date, iso8601, now_ms};
 
 /// The longest a URL handed out here lives (Companion's default is 800 s),
@@ -225,7 +226,7 @@ impl Route<'_> {
 
     async fn create(&self, body: CreateBody) -> S3Result<(Response<ResponseBody>, String)> {
         let key = self.grant.key_for(&body.filename)?;
-        crate::s3::check_key(&key)?;
+        input::check_key(&key)?;
         let content_type = Some(body.content_type.as_str()).filter(|t| !t.is_empty());
         let metadata = body
             .metadata
@@ -237,9 +238,9 @@ impl Route<'_> {
             .iter()
             .map(|(n, v)| (n.as_str(), v.clone()))
             .chain(content_type.map(|t| ("content-type", t.to_owned())));
-        let object_meta: ObjectMeta = crate::s3::object_meta_from(fields)?;
+        let object_meta: ObjectMeta = input::object_meta_from(fields)?;
         let acl = match self.grant.acl() {
-            Some(v) => crate::s3::canned_acl(v)?,
+            Some(v) => input::canned_acl(v)?,
             None => Default::default(),
         };
         // A retried create (same grant, same key, same Idempotency-Key)

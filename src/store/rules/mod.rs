@@ -19,6 +19,7 @@
 pub mod buckets;
 pub mod complete;
 pub mod garbage;
+pub mod input;
 pub mod listing;
 pub mod objects;
 pub mod refs;
