@@ -5,6 +5,7 @@ mod acl;
 mod auth;
 mod buckets;
 mod checksums;
+mod conformance;
 mod crash_loop;
 mod disk;
 mod durability;
