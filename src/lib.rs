@@ -9,8 +9,6 @@ pub mod chunked;
 pub mod config;
 pub mod cors;
 pub mod error;
-#[cfg(test)]
-mod fuzz;
 pub mod lifecycle;
 pub mod query;
 pub mod rfc2047;

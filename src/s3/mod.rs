@@ -6,14 +6,14 @@ mod acl;
 
 mod attributes;
 mod buckets;
-pub(crate) mod cors;
+pub mod cors;
 mod lifecycle;
 mod list;
-pub(crate) mod multipart;
-pub(crate) mod objects;
+pub mod multipart;
+pub mod objects;
 mod post;
 pub mod router;
-pub(crate) mod tagging;
+pub mod tagging;
 
 use std::sync::Arc;
 
@@ -62,19 +62,25 @@ impl Ctx {
         self.state.store.meta.as_ref()
     }
 
+    /// The bucket a bucket or object operation names. The router gives
+    /// those operations only to requests that name one; anything else reads
+    /// as the empty name, which no bucket has, so a misrouted request is
+    /// refused by the store and never panics.
     pub fn bucket(&self) -> &str {
-        self.bucket
-            .as_deref()
-            .expect("routed to a bucket operation")
+        self.bucket.as_deref().unwrap_or_default()
     }
 
+    /// The key an object operation names (likewise, never a panic).
     pub fn key(&self) -> &str {
-        self.key.as_deref().expect("routed to an object operation")
+        self.key.as_deref().unwrap_or_default()
     }
 
     /// The request body, read with framing removed and `limit` enforced.
     pub fn body(&mut self, limit: u64) -> S3Result<RequestBody> {
-        let incoming = self.body.take().expect("body taken once");
+        let incoming = self
+            .body
+            .take()
+            .ok_or_else(|| S3Error::internal("the request body was taken twice"))?;
         let payload = self.payload.take().unwrap_or_default();
         let limits = &self.state.config.limits;
         let grace = std::time::Duration::from_secs(limits.body_rate_grace_secs);

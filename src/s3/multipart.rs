@@ -150,7 +150,7 @@ pub async fn upload_part(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
 }
 
 /// `x-amz-copy-source-range: bytes=first-last`, both ends required.
-pub(crate) fn parse_copy_range(v: &str, size: u64) -> S3Result<(u64, u64)> {
+pub fn parse_copy_range(v: &str, size: u64) -> S3Result<(u64, u64)> {
     let invalid = || {
         S3Error::invalid_argument(
             "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy",
@@ -267,17 +267,17 @@ pub async fn list_parts(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
 }
 
 #[derive(Debug, Deserialize)]
-pub(crate) struct CompleteRequest {
+pub struct CompleteRequest {
     #[serde(rename = "Part", default)]
-    pub(crate) parts: Vec<CompleteRequestPart>,
+    pub parts: Vec<CompleteRequestPart>,
 }
 
 #[derive(Debug, Deserialize)]
-pub(crate) struct CompleteRequestPart {
+pub struct CompleteRequestPart {
     #[serde(rename = "PartNumber")]
-    pub(crate) part_number: u32,
+    pub part_number: u32,
     #[serde(rename = "ETag")]
-    pub(crate) etag: String,
+    pub etag: String,
     #[serde(rename = "ChecksumCRC32")]
     crc32: Option<String>,
     #[serde(rename = "ChecksumCRC32C")]
@@ -294,7 +294,7 @@ impl CompleteRequestPart {
     /// The part checksum the request lists, if any. More than one, or one
     /// that is not base64 of its algorithm's length, is S3's
     /// `InvalidArgument`.
-    pub(crate) fn checksum(&self) -> S3Result<Option<Checksum>> {
+    pub fn checksum(&self) -> S3Result<Option<Checksum>> {
         let mut listed = [
             (Algorithm::Crc32, &self.crc32),
             (Algorithm::Crc32c, &self.crc32c),

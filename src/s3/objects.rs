@@ -11,6 +11,7 @@ use super::{
 use crate::checksum::{self, Algorithm, ChecksumType};
 use crate::error::{Code, S3Error, S3Result};
 use crate::server::body::{ChannelBody, RequestBody, ResponseBody};
+use crate::store::ingest::Expect;
 use crate::store::model::{
     Body, CopyChanges, ObjectHead, ObjectMeta, Segment, SourceConditions, WriteCondition,
     etag_matches,
@@ -19,42 +20,22 @@ use crate::store::write::Received;
 use crate::time::{http_date, iso8601, parse_http_date};
 use crate::xml::XmlWriter;
 
-/// How many bytes a body may bring between two free-space checks.
-pub const SPACE_CHECK_EVERY: usize = 8 << 20;
-
-/// Streams a request body into the store, verifying `Content-MD5` and the
-/// flexible checksum if the client sent them (before anything is synced;
-/// a mismatch stores nothing). Without a requested algorithm the body gets
-/// a CRC64NVME, as S3 computes by default. With `inline`, a small body may
-/// come back in memory, to be stored in the metadata.
+/// Receives a PutObject or UploadPart body through the store's one ingest
+/// path, bound by the request's digest headers.
 pub async fn receive(
     ctx: &Ctx,
     mut body: RequestBody,
     fallback: Algorithm,
     inline: bool,
 ) -> S3Result<Received> {
-    let content_md5 = checksum::content_md5(&ctx.headers)?;
-    let requested = checksum::requested(&ctx.headers)?;
-    let algorithm = requested.as_ref().map_or(fallback, |r| r.algorithm);
-    let store = ctx.store();
-    store.check_space(body.declared_len().unwrap_or(0))?;
-    let mut writer = store.writer(algorithm, inline);
-    let mut unchecked = 0;
-    while let Some(data) = body.next().await? {
-        // Space is checked again every so often while a body streams.
-        unchecked += data.len();
-        if unchecked >= SPACE_CHECK_EVERY {
-            store.check_space(0)?;
-            unchecked = 0;
-        }
-        writer.write(data).await?;
-    }
-    writer
-        .finish(|written| {
-            checksum::check_md5(content_md5, written.md5)?;
-            checksum::verify(requested.as_ref(), &written.checksum, body.trailers())
-        })
-        .await
+    let mut expect = Expect::new(
+        checksum::content_md5(&ctx.headers)?,
+        checksum::requested(&ctx.headers)?,
+        fallback,
+    );
+    expect.declared = body.declared_len();
+    expect.inline = inline;
+    ctx.store().ingest(&mut body, &expect).await
 }
 
 /// `x-amz-checksum-<algorithm>` and `x-amz-checksum-type` of an object
@@ -320,18 +301,18 @@ pub async fn delete_object(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct DeleteRequest {
+pub struct DeleteRequest {
     #[serde(default)]
-    pub(crate) quiet: bool,
+    pub quiet: bool,
     #[serde(default)]
-    pub(crate) object: Vec<DeleteEntry>,
+    pub object: Vec<DeleteEntry>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct DeleteEntry {
-    pub(crate) key: String,
-    pub(crate) version_id: Option<String>,
+pub struct DeleteEntry {
+    pub key: String,
+    pub version_id: Option<String>,
 }
 
 /// DeleteObjects: up to 1000 keys, one result each.

@@ -24,6 +24,7 @@ use crate::checksum::{self, Algorithm};
 use crate::error::{Code, S3Error, S3Result};
 use crate::s3::router::Operation;
 use crate::server::body::{RequestBody, ResponseBody};
+use crate::store::ingest::Expect;
 use crate::store::model::WriteCondition;
 use crate::xml::XmlWriter;
 
@@ -214,46 +215,14 @@ pub async fn post_object(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
         .map(str::to_owned);
     let status = success_status(form.get("success_action_status"))?;
 
-    // The file, streamed.
+    // The file, streamed through the store's one ingest path.
     let (min, max) = range.unwrap_or((0, u64::MAX));
-    let max = max.min(ctx.state.config.limits.max_object_size);
-    let algorithm = requested
-        .as_ref()
-        .map_or(Algorithm::Crc64Nvme, |r| r.algorithm);
-    let store = ctx.store();
-    store.check_space(0)?;
-    let mut writer = store.writer(algorithm, true);
-    let mut len = 0u64;
-    let mut unchecked = 0;
-    while let Some(chunk) = file.chunk().await.map_err(form_error)? {
-        len += chunk.len() as u64;
-        unchecked += chunk.len();
-        if unchecked >= super::objects::SPACE_CHECK_EVERY {
-            store.check_space(0)?;
-            unchecked = 0;
-        }
-        if len > max {
-            return Err(S3Error::with_message(
-                Code::EntityTooLarge,
-                "Your proposed upload exceeds the maximum allowed size",
-            )
-            .detail("MaxSizeAllowed", max.to_string()));
-        }
-        writer.write(chunk).await?;
-    }
-    if len < min {
-        return Err(S3Error::with_message(
-            Code::EntityTooSmall,
-            "Your proposed upload is smaller than the minimum allowed size",
-        )
-        .detail("ProposedSize", len.to_string())
-        .detail("MinSizeAllowed", min.to_string()));
-    }
-    let received = writer
-        .finish(|written| {
-            checksum::check_md5(content_md5, written.md5)?;
-            checksum::verify(requested.as_ref(), &written.checksum, &[])
-        })
+    let mut expect = Expect::new(content_md5, requested, Algorithm::Crc64Nvme);
+    (expect.min, expect.max) = (min, max.min(ctx.state.config.limits.max_object_size));
+    expect.inline = true;
+    let received = ctx
+        .store()
+        .ingest(&mut FormFile(&mut file), &expect)
         .await?;
     // What follows the file is ignored, as on S3; it is read (a little of
     // it) so that the connection stays usable.
@@ -400,6 +369,15 @@ fn success_status(value: Option<&str>) -> S3Result<StatusCode> {
         Some("201") => StatusCode::CREATED,
         _ => StatusCode::NO_CONTENT,
     })
+}
+
+/// A form's file field as a body to ingest.
+struct FormFile<'a, 'f>(&'a mut multer::Field<'f>);
+
+impl crate::store::ingest::Source for FormFile<'_, '_> {
+    async fn next_piece(&mut self) -> S3Result<Option<bytes::Bytes>> {
+        self.0.chunk().await.map_err(form_error)
+    }
 }
 
 /// Reads what follows the file, up to a bound, and discards it.

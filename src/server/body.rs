@@ -333,3 +333,13 @@ pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<ResponseB
         .insert("content-type", HeaderValue::from_static("application/json"));
     r
 }
+
+impl crate::store::ingest::Source for RequestBody {
+    async fn next_piece(&mut self) -> S3Result<Option<Bytes>> {
+        self.next().await
+    }
+
+    fn trailers(&self) -> &[(String, String)] {
+        RequestBody::trailers(self)
+    }
+}

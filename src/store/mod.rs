@@ -18,6 +18,7 @@
 
 pub mod blob;
 pub mod codec;
+pub mod ingest;
 pub mod local;
 pub mod meta;
 pub mod model;

@@ -174,6 +174,43 @@ pub type Object = (ObjectHead, Option<Bytes>);
 /// A scan's upper end: keys (or upload keys) strictly below this.
 pub type Below<'a> = Option<&'a str>;
 
+/// An ordered scan: rows from `from`, with keys below `below`, at most
+/// `max` of them.
+#[derive(Debug, Clone, Copy)]
+pub struct Scan<'a, B> {
+    pub from: Bound<B>,
+    pub below: Below<'a>,
+    pub max: usize,
+}
+
+impl<'a, B> Scan<'a, B> {
+    /// The first `max` rows.
+    pub fn first(max: usize) -> Scan<'a, B> {
+        Scan {
+            from: Bound::Unbounded,
+            below: None,
+            max,
+        }
+    }
+}
+
+/// An object's place: (bucket, key).
+pub type At<'a> = (&'a str, &'a str);
+/// An inline body to store with a head, if any.
+pub type Inline<'a> = Option<&'a [u8]>;
+/// Heads by key.
+pub type Heads = Vec<(String, ObjectHead)>;
+/// Uploads: (key, upload id, record).
+pub type Uploads = Vec<(String, String, UploadRecord)>;
+/// Uploads by id: (upload id, bucket, key).
+pub type UploadIds = Vec<(String, String, String)>;
+/// Parts by number.
+pub type PartList = Vec<(u32, PartRecord)>;
+/// A manifest's segments by index.
+pub type SegmentList = Vec<(u32, SegmentRow)>;
+/// Reference counts by id.
+pub type Counts = Vec<(u128, u32)>;
+
 /// Consistent reads. Each method is one lookup or one ordered scan.
 pub trait Reads: Send {
     fn bucket(&mut self, name: &str) -> impl Future<Output = Done<Option<BucketRecord>>> + Send;
@@ -203,15 +240,12 @@ pub trait Reads: Send {
         bucket: &str,
         key: &str,
     ) -> impl Future<Output = Done<Option<Option<Object>>>> + Send;
-    /// Up to `max` heads of `bucket` from `from`, below `below`, in key
-    /// byte order.
+    /// Heads of `bucket` in key byte order.
     fn heads(
         &mut self,
         bucket: &str,
-        from: Bound<&str>,
-        below: Below<'_>,
-        max: usize,
-    ) -> impl Future<Output = Done<Vec<(String, ObjectHead)>>> + Send;
+        scan: Scan<'_, &str>,
+    ) -> impl Future<Output = Done<Heads>> + Send;
 
     fn upload(
         &mut self,
@@ -219,23 +253,17 @@ pub trait Reads: Send {
         key: &str,
         id: &str,
     ) -> impl Future<Output = Done<Option<UploadRecord>>> + Send;
-    /// Up to `max` uploads of `bucket` from `(key, id)`, with keys below
-    /// `below`, by key and then id.
+    /// Uploads of `bucket` from `(key, id)`, by key and then id.
     fn uploads(
         &mut self,
         bucket: &str,
-        from: Bound<(&str, &str)>,
-        below: Below<'_>,
-        max: usize,
-    ) -> impl Future<Output = Done<Vec<(String, String, UploadRecord)>>> + Send;
-    /// Up to `max` uploads of every bucket with ids in `(after, before)`, by
-    /// id (so by initiation time): `(id, bucket, key)`.
+        scan: Scan<'_, (&str, &str)>,
+    ) -> impl Future<Output = Done<Uploads>> + Send;
+    /// Uploads of every bucket by id (so by initiation time).
     fn uploads_by_id(
         &mut self,
-        after: Option<&str>,
-        before: &str,
-        max: usize,
-    ) -> impl Future<Output = Done<Vec<(String, String, String)>>> + Send;
+        scan: Scan<'_, &str>,
+    ) -> impl Future<Output = Done<UploadIds>> + Send;
     fn part(
         &mut self,
         upload_id: &str,
@@ -244,10 +272,10 @@ pub trait Reads: Send {
     /// Up to `max` parts numbered above `after`, by number.
     fn parts(
         &mut self,
-        upload_id: &str,
+        id: &str,
         after: u32,
         max: usize,
-    ) -> impl Future<Output = Done<Vec<(u32, PartRecord)>>> + Send;
+    ) -> impl Future<Output = Done<PartList>> + Send;
     /// The bytes of every part of an upload but number `except`.
     fn part_bytes(
         &mut self,
@@ -258,10 +286,10 @@ pub trait Reads: Send {
     /// Up to `max` segments of a manifest from index `first`.
     fn segments(
         &mut self,
-        manifest: u128,
+        m: u128,
         first: u32,
         max: usize,
-    ) -> impl Future<Output = Done<Vec<(u32, SegmentRow)>>> + Send;
+    ) -> impl Future<Output = Done<SegmentList>> + Send;
     /// The index of the last of a manifest's `count` segments that starts
     /// at or before `offset`.
     fn segment_at(
@@ -279,7 +307,7 @@ pub trait Reads: Send {
         of: Counted,
         after: Option<u128>,
         max: usize,
-    ) -> impl Future<Output = Done<Vec<(u128, u32)>>> + Send;
+    ) -> impl Future<Output = Done<Counts>> + Send;
     /// Up to `max` garbage rows due at `now_ms`, by due time.
     fn garbage(
         &mut self,
@@ -310,10 +338,9 @@ pub trait Writes: Send {
     /// any inline body stays as it is).
     fn put_head(
         &mut self,
-        bucket: &str,
-        key: &str,
+        at: At<'_>,
         head: &ObjectHead,
-        inline: Option<&[u8]>,
+        inline: Inline<'_>,
     ) -> impl Future<Output = Done<()>> + Send;
     fn remove_inline(&mut self, bucket: &str, key: &str) -> impl Future<Output = Done<()>> + Send;
     /// Removes a head and its inline body.
@@ -321,8 +348,7 @@ pub trait Writes: Send {
 
     fn put_upload(
         &mut self,
-        bucket: &str,
-        key: &str,
+        at: At<'_>,
         id: &str,
         record: &UploadRecord,
     ) -> impl Future<Output = Done<()>> + Send;
@@ -341,11 +367,12 @@ pub trait Writes: Send {
     /// Removes every part of an upload.
     fn remove_parts(&mut self, upload_id: &str) -> impl Future<Output = Done<()>> + Send;
 
-    fn put_segment(
+    /// Writes a new manifest's segments, indexed from 0 (one statement
+    /// where the engine can).
+    fn put_segments(
         &mut self,
         manifest: u128,
-        index: u32,
-        row: &SegmentRow,
+        rows: &[SegmentRow],
     ) -> impl Future<Output = Done<()>> + Send;
     fn remove_segment(
         &mut self,

@@ -144,9 +144,9 @@ impl Census {
 }
 
 /// The whole metadata, scanned.
-struct Scan;
+struct ScanAll;
 
-impl Query for Scan {
+impl Query for ScanAll {
     type Output = Census;
     const SNAPSHOT: bool = true;
 
@@ -208,7 +208,12 @@ async fn scan_objects<R: Reads>(
     let mut after: Option<String> = None;
     loop {
         let from = after.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
-        let page = txn.heads(bucket, from, None, PAGE).await?;
+        let scan = Scan {
+            from,
+            below: None,
+            max: PAGE,
+        };
+        let page = txn.heads(bucket, scan).await?;
         let n = page.len();
         for (key, head) in page {
             c.objects += 1;
@@ -265,7 +270,12 @@ async fn scan_uploads<R: Reads>(txn: &mut R, bucket: &str, c: &mut Census) -> Do
             Some((key, id)) => Bound::Excluded((key.as_str(), id.as_str())),
             None => Bound::Unbounded,
         };
-        let page = txn.uploads(bucket, from, None, PAGE).await?;
+        let scan = Scan {
+            from,
+            below: None,
+            max: PAGE,
+        };
+        let page = txn.uploads(bucket, scan).await?;
         let n = page.len();
         for (key, id, _) in page {
             for (number, part) in txn.parts(&id, 0, usize::MAX).await? {
@@ -363,7 +373,7 @@ pub async fn verify<E: Engine>(
     blobs: Arc<LocalBlobs>,
     mut progress: impl FnMut(u64, u64, bool) + Send + 'static,
 ) -> S3Result<Report> {
-    let census = engine.query(Scan).await?;
+    let census = engine.query(ScanAll).await?;
     let mut report = Report {
         objects: census.objects,
         upload_parts: census.upload_parts,

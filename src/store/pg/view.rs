@@ -158,13 +158,8 @@ impl<C: GenericClient> Reads for View<'_, C> {
         Ok(Some(Some((decode(raw)?, inline.map(Bytes::from)))))
     }
 
-    async fn heads(
-        &mut self,
-        bucket: &str,
-        from: Bound<&str>,
-        below: Below<'_>,
-        max: usize,
-    ) -> Done<Vec<(String, ObjectHead)>> {
+    async fn heads(&mut self, bucket: &str, scan: Scan<'_, &str>) -> Done<Heads> {
+        let Scan { from, below, max } = scan;
         let op = lower_op(&from);
         let lower = match from {
             Bound::Included(k) | Bound::Excluded(k) => k,
@@ -204,13 +199,8 @@ impl<C: GenericClient> Reads for View<'_, C> {
         row.map(|r| record(&r, 0)).transpose()
     }
 
-    async fn uploads(
-        &mut self,
-        bucket: &str,
-        from: Bound<(&str, &str)>,
-        below: Below<'_>,
-        max: usize,
-    ) -> Done<Vec<(String, String, UploadRecord)>> {
+    async fn uploads(&mut self, bucket: &str, scan: Scan<'_, (&str, &str)>) -> Done<Uploads> {
+        let Scan { from, below, max } = scan;
         let op = lower_op(&from);
         let (key, id) = match from {
             Bound::Included(at) | Bound::Excluded(at) => at,
@@ -239,19 +229,19 @@ impl<C: GenericClient> Reads for View<'_, C> {
             .collect()
     }
 
-    async fn uploads_by_id(
-        &mut self,
-        after: Option<&str>,
-        before: &str,
-        max: usize,
-    ) -> Done<Vec<(String, String, String)>> {
-        let after = after.unwrap_or_default();
-        let rows = self
-            .all(
-                "SELECT id, bucket, key FROM uploads WHERE id < $1 AND id > $2 ORDER BY id LIMIT $3",
-                &[&before.as_bytes(), &after.as_bytes(), &limit(max)],
-            )
-            .await?;
+    async fn uploads_by_id(&mut self, scan: Scan<'_, &str>) -> Done<UploadIds> {
+        let op = lower_op(&scan.from);
+        let from = match scan.from {
+            Bound::Included(id) | Bound::Excluded(id) => id,
+            Bound::Unbounded => "",
+        };
+        // Ids are hex: `~` sorts after every one of them.
+        let below = scan.below.unwrap_or("~");
+        let sql = format!(
+            "SELECT id, bucket, key FROM uploads WHERE id {op} $1 AND id < $2 ORDER BY id LIMIT $3"
+        );
+        let params: Params = &[&from.as_bytes(), &below.as_bytes(), &limit(scan.max)];
+        let rows = self.all(&sql, params).await?;
         rows.into_iter()
             .map(|r| Ok((key_of(r.get(0))?, r.get(1), key_of(r.get(2))?)))
             .collect()
@@ -267,17 +257,12 @@ impl<C: GenericClient> Reads for View<'_, C> {
         row.map(|r| record(&r, 0)).transpose()
     }
 
-    async fn parts(
-        &mut self,
-        upload_id: &str,
-        after: u32,
-        max: usize,
-    ) -> Done<Vec<(u32, PartRecord)>> {
+    async fn parts(&mut self, id: &str, after: u32, max: usize) -> Done<PartList> {
         let rows = self
             .all(
                 "SELECT number, record FROM parts WHERE upload_id = $1 AND number > $2 \
                  ORDER BY number LIMIT $3",
-                &[&upload_id.as_bytes(), &number_of(after), &limit(max)],
+                &[&id.as_bytes(), &number_of(after), &limit(max)],
             )
             .await?;
         rows.iter()
@@ -295,17 +280,12 @@ impl<C: GenericClient> Reads for View<'_, C> {
         Ok(row.map_or(0, |r| r.get::<_, i64>(0) as u64))
     }
 
-    async fn segments(
-        &mut self,
-        manifest: u128,
-        first: u32,
-        max: usize,
-    ) -> Done<Vec<(u32, SegmentRow)>> {
+    async fn segments(&mut self, m: u128, first: u32, max: usize) -> Done<SegmentList> {
         let rows = self
             .all(
                 "SELECT idx, record FROM segments WHERE manifest = $1 AND idx >= $2 \
                  ORDER BY idx LIMIT $3",
-                &[&&bid(manifest)[..], &number_of(first), &limit(max)],
+                &[&&bid(m)[..], &number_of(first), &limit(max)],
             )
             .await?;
         rows.iter()
@@ -330,12 +310,7 @@ impl<C: GenericClient> Reads for View<'_, C> {
         Ok(row.map(|r| r.get::<_, i32>(0) as u32))
     }
 
-    async fn counts(
-        &mut self,
-        of: Counted,
-        after: Option<u128>,
-        max: usize,
-    ) -> Done<Vec<(u128, u32)>> {
+    async fn counts(&mut self, of: Counted, after: Option<u128>, max: usize) -> Done<Counts> {
         let sql = format!(
             "SELECT id, refs FROM {} WHERE id > $1 ORDER BY id LIMIT $2",
             counts_table(of)
@@ -436,14 +411,9 @@ impl<C: GenericClient> Writes for View<'_, C> {
         self.exec(&sql, &[&name, &value]).await.map(drop)
     }
 
-    async fn put_head(
-        &mut self,
-        bucket: &str,
-        key: &str,
-        head: &ObjectHead,
-        inline: Option<&[u8]>,
-    ) -> Done<()> {
-        let (record, key) = (encode(head), key.as_bytes());
+    async fn put_head(&mut self, at: At<'_>, head: &ObjectHead, inline: Inline<'_>) -> Done<()> {
+        let (bucket, key) = (at.0, at.1.as_bytes());
+        let record = encode(head);
         match inline {
             Some(bytes) => {
                 self.exec(
@@ -484,13 +454,8 @@ impl<C: GenericClient> Writes for View<'_, C> {
         .map(drop)
     }
 
-    async fn put_upload(
-        &mut self,
-        bucket: &str,
-        key: &str,
-        id: &str,
-        record: &UploadRecord,
-    ) -> Done<()> {
+    async fn put_upload(&mut self, at: At<'_>, id: &str, record: &UploadRecord) -> Done<()> {
+        let (bucket, key) = at;
         self.exec(
             "INSERT INTO uploads (id, bucket, key, record) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (id) DO UPDATE SET record = excluded.record",
@@ -530,15 +495,14 @@ impl<C: GenericClient> Writes for View<'_, C> {
         .map(drop)
     }
 
-    async fn put_segment(&mut self, manifest: u128, index: u32, row: &SegmentRow) -> Done<()> {
+    async fn put_segments(&mut self, manifest: u128, rows: &[SegmentRow]) -> Done<()> {
+        let indexes: Vec<i32> = (0..rows.len() as i32).collect();
+        let starts: Vec<i64> = rows.iter().map(|r| r.start as i64).collect();
+        let records: Vec<Vec<u8>> = rows.iter().map(encode).collect();
         self.exec(
-            "INSERT INTO segments (manifest, idx, start_at, record) VALUES ($1, $2, $3, $4)",
-            &[
-                &&bid(manifest)[..],
-                &number_of(index),
-                &(row.start as i64),
-                &encode(row),
-            ],
+            "INSERT INTO segments (manifest, idx, start_at, record) \
+             SELECT $1, * FROM UNNEST($2::INT[], $3::BIGINT[], $4::BYTEA[])",
+            &[&&bid(manifest)[..], &indexes, &starts, &records],
         )
         .await
         .map(drop)

@@ -154,13 +154,8 @@ impl<T: Tables> Reads for View<'_, T> {
         Ok(Some(Some((head, inline))))
     }
 
-    async fn heads(
-        &mut self,
-        bucket: &str,
-        from: Bound<&str>,
-        below: Below<'_>,
-        max: usize,
-    ) -> Done<Vec<(String, ObjectHead)>> {
+    async fn heads(&mut self, bucket: &str, scan: Scan<'_, &str>) -> Done<Heads> {
+        let Scan { from, below, max } = scan;
         let lower = match from {
             Bound::Included(k) => Bound::Included((bucket, k)),
             Bound::Excluded(k) => Bound::Excluded((bucket, k)),
@@ -189,13 +184,8 @@ impl<T: Tables> Reads for View<'_, T> {
         raw.map(|v| decode(v.value())).transpose()
     }
 
-    async fn uploads(
-        &mut self,
-        bucket: &str,
-        from: Bound<(&str, &str)>,
-        below: Below<'_>,
-        max: usize,
-    ) -> Done<Vec<(String, String, UploadRecord)>> {
+    async fn uploads(&mut self, bucket: &str, scan: Scan<'_, (&str, &str)>) -> Done<Uploads> {
+        let Scan { from, below, max } = scan;
         let lower = match from {
             Bound::Included((k, id)) => Bound::Included((bucket, k, id)),
             Bound::Excluded((k, id)) => Bound::Excluded((bucket, k, id)),
@@ -217,17 +207,11 @@ impl<T: Tables> Reads for View<'_, T> {
         Ok(out)
     }
 
-    async fn uploads_by_id(
-        &mut self,
-        after: Option<&str>,
-        before: &str,
-        max: usize,
-    ) -> Done<Vec<(String, String, String)>> {
+    async fn uploads_by_id(&mut self, scan: Scan<'_, &str>) -> Done<UploadIds> {
         let ids = self.0.table(UPLOAD_IDS)?;
-        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
-        let rows = ids
-            .range::<&str>((lower, Bound::Excluded(before)))
-            .map_err(fault)?;
+        let upper = scan.below.map_or(Bound::Unbounded, Bound::Excluded);
+        let rows = ids.range::<&str>((scan.from, upper)).map_err(fault)?;
+        let max = scan.max;
         let mut found = Vec::new();
         for row in rows.take(max) {
             let (id, at) = row.map_err(fault)?;
@@ -243,19 +227,12 @@ impl<T: Tables> Reads for View<'_, T> {
         raw.map(|v| decode(v.value())).transpose()
     }
 
-    async fn parts(
-        &mut self,
-        upload_id: &str,
-        after: u32,
-        max: usize,
-    ) -> Done<Vec<(u32, PartRecord)>> {
+    async fn parts(&mut self, id: &str, after: u32, max: usize) -> Done<PartList> {
         let Some(from) = after.checked_add(1) else {
             return Ok(Vec::new());
         };
         let table = self.0.table(PARTS)?;
-        let rows = table
-            .range((upload_id, from)..=(upload_id, u32::MAX))
-            .map_err(fault)?;
+        let rows = table.range((id, from)..=(id, u32::MAX)).map_err(fault)?;
         let mut out = Vec::new();
         for row in rows.take(max) {
             let (k, v) = row.map_err(fault)?;
@@ -279,16 +256,9 @@ impl<T: Tables> Reads for View<'_, T> {
         Ok(total)
     }
 
-    async fn segments(
-        &mut self,
-        manifest: u128,
-        first: u32,
-        max: usize,
-    ) -> Done<Vec<(u32, SegmentRow)>> {
+    async fn segments(&mut self, m: u128, first: u32, max: usize) -> Done<SegmentList> {
         let table = self.0.table(SEGMENTS)?;
-        let rows = table
-            .range((manifest, first)..=(manifest, u32::MAX))
-            .map_err(fault)?;
+        let rows = table.range((m, first)..=(m, u32::MAX)).map_err(fault)?;
         let mut out = Vec::new();
         for row in rows.take(max) {
             let (k, v) = row.map_err(fault)?;
@@ -316,12 +286,7 @@ impl<T: Tables> Reads for View<'_, T> {
         Ok(table.get(id).map_err(fault)?.map(|v| v.value()))
     }
 
-    async fn counts(
-        &mut self,
-        of: Counted,
-        after: Option<u128>,
-        max: usize,
-    ) -> Done<Vec<(u128, u32)>> {
+    async fn counts(&mut self, of: Counted, after: Option<u128>, max: usize) -> Done<Counts> {
         let table = self.0.table(counts_table(of))?;
         let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
         let rows = table
@@ -416,21 +381,13 @@ impl Writes for View<'_, WriteTransaction> {
         Ok(())
     }
 
-    async fn put_head(
-        &mut self,
-        bucket: &str,
-        key: &str,
-        head: &ObjectHead,
-        inline: Option<&[u8]>,
-    ) -> Done<()> {
+    async fn put_head(&mut self, at: At<'_>, head: &ObjectHead, inline: Inline<'_>) -> Done<()> {
         if let Some(bytes) = inline {
             let mut table = self.0.table(INLINE)?;
-            table.insert((bucket, key), bytes).map_err(fault)?;
+            table.insert(at, bytes).map_err(fault)?;
         }
         let mut heads = self.0.table(HEADS)?;
-        heads
-            .insert((bucket, key), encode(head).as_slice())
-            .map_err(fault)?;
+        heads.insert(at, encode(head).as_slice()).map_err(fault)?;
         Ok(())
     }
 
@@ -454,13 +411,8 @@ impl Writes for View<'_, WriteTransaction> {
         Ok(())
     }
 
-    async fn put_upload(
-        &mut self,
-        bucket: &str,
-        key: &str,
-        id: &str,
-        record: &UploadRecord,
-    ) -> Done<()> {
+    async fn put_upload(&mut self, at: At<'_>, id: &str, record: &UploadRecord) -> Done<()> {
+        let (bucket, key) = at;
         let mut uploads = self.0.table(UPLOADS)?;
         uploads
             .insert((bucket, key, id), encode(record).as_slice())
@@ -495,11 +447,13 @@ impl Writes for View<'_, WriteTransaction> {
         Ok(())
     }
 
-    async fn put_segment(&mut self, manifest: u128, index: u32, row: &SegmentRow) -> Done<()> {
+    async fn put_segments(&mut self, manifest: u128, rows: &[SegmentRow]) -> Done<()> {
         let mut segments = self.0.table(SEGMENTS)?;
-        segments
-            .insert((manifest, index), encode(row).as_slice())
-            .map_err(fault)?;
+        for (index, row) in (0u32..).zip(rows) {
+            segments
+                .insert((manifest, index), encode(row).as_slice())
+                .map_err(fault)?;
+        }
         Ok(())
     }
 

@@ -91,11 +91,10 @@ impl Change for DeleteBucket {
     async fn check<R: Reads>(&self, txn: &mut R) -> Checked<Vec<Dropping>> {
         let name = self.name.as_str();
         existing(txn, name).await?;
-        use std::ops::Bound::Unbounded;
-        if !txn.heads(name, Unbounded, None, 1).await?.is_empty() {
+        if !txn.heads(name, Scan::first(1)).await?.is_empty() {
             return Err(Code::BucketNotEmpty.into());
         }
-        let uploads = txn.uploads(name, Unbounded, None, usize::MAX).await?;
+        let uploads = txn.uploads(name, Scan::first(usize::MAX)).await?;
         let mut dropping = Vec::with_capacity(uploads.len());
         for (key, id, _) in uploads {
             dropping.extend(Dropping::read(txn, (name, &key, &id)).await?);

@@ -8,7 +8,7 @@ use std::ops::Bound;
 
 use super::buckets::existing;
 use crate::store::model::*;
-use crate::store::txn::{Checked, Query, Reads};
+use crate::store::txn::{Checked, Query, Reads, Scan};
 
 /// The smallest string greater than every string that starts with `s`, or
 /// `None` when no such string exists.
@@ -74,9 +74,12 @@ impl Query for ListObjects {
         // next starts past it.
         'seek: loop {
             let want = q.max - count + 1;
-            let rows = txn
-                .heads(bucket, as_ref(&from), below.as_deref(), want)
-                .await?;
+            let scan = Scan {
+                from: as_ref(&from),
+                below: below.as_deref(),
+                max: want,
+            };
+            let rows = txn.heads(bucket, scan).await?;
             let fetched = rows.len();
             for (key, head) in rows {
                 if count == q.max {
@@ -151,7 +154,12 @@ impl Query for ListUploads {
                 Bound::Excluded((k, id)) => Bound::Excluded((k.as_str(), id.as_str())),
                 Bound::Unbounded => Bound::Unbounded,
             };
-            let rows = txn.uploads(bucket, lower, below.as_deref(), want).await?;
+            let scan = Scan {
+                from: lower,
+                below: below.as_deref(),
+                max: want,
+            };
+            let rows = txn.uploads(bucket, scan).await?;
             let fetched = rows.len();
             for (key, id, upload) in rows {
                 if count == q.max {

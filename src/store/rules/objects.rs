@@ -131,7 +131,7 @@ impl Change for UpdateHead {
     }
 
     async fn apply<W: Writes>(&self, head: ObjectHead, txn: &mut W) -> Done<()> {
-        txn.put_head(&self.bucket, &self.key, &head, None).await
+        txn.put_head((&self.bucket, &self.key), &head, None).await
     }
 }
 
@@ -202,8 +202,9 @@ impl Change for ExpireObjects {
 
     async fn check<R: Reads>(&self, txn: &mut R) -> Checked<Removing> {
         let mut removing: Removing = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for judged in &self.objects {
-            if removing.iter().any(|(k, _)| *k == judged.key) {
+            if !seen.insert(judged.key.as_str()) {
                 continue;
             }
             if let Some(Some(head)) = txn.head(&self.bucket, &judged.key).await?

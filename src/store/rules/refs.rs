@@ -88,7 +88,7 @@ pub async fn replace_head<W: Writes>(
             txn.remove_inline(bucket, key).await?;
         }
     }
-    txn.put_head(bucket, key, head, inline).await
+    txn.put_head((bucket, key), head, inline).await
 }
 
 /// Removes a head and drops its body's references.

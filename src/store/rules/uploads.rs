@@ -2,6 +2,7 @@
 //! sweep's aborts of expired uploads.
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 
 use super::buckets::{existing, in_bucket};
 use super::complete;
@@ -34,10 +35,12 @@ impl Change for CreateUpload {
             let key = self.key.as_str();
             // Every upload of this key: keys below `key\0` that start at `key`.
             let below = format!("{key}\0");
-            let from = std::ops::Bound::Included((key, ""));
-            let uploads = txn
-                .uploads(&self.bucket, from, Some(&below), usize::MAX)
-                .await?;
+            let scan = Scan {
+                from: std::ops::Bound::Included((key, "")),
+                below: Some(&below),
+                max: usize::MAX,
+            };
+            let uploads = txn.uploads(&self.bucket, scan).await?;
             let same = uploads
                 .into_iter()
                 .find(|(_, _, u)| u.token.as_deref() == Some(token));
@@ -52,8 +55,8 @@ impl Change for CreateUpload {
         match created {
             Created::Existing(id) => Ok(id),
             Created::New(id) => {
-                txn.put_upload(&self.bucket, &self.key, &id, &self.record)
-                    .await?;
+                let at = (self.bucket.as_str(), self.key.as_str());
+                txn.put_upload(at, &id, &self.record).await?;
                 txn.tally(Tally::Uploads(1)).await?;
                 Ok(id)
             }
@@ -206,12 +209,14 @@ impl Change for CompleteUpload {
         };
         txn.new_refs(Counted::Manifest, manifest).await?;
         let mut start = 0;
-        for (i, segment) in plan.segments.into_iter().enumerate() {
-            let len = segment.len;
-            let row = SegmentRow { start, segment };
-            txn.put_segment(manifest, i as u32, &row).await?;
-            start += len;
-        }
+        let rows: Vec<SegmentRow> = (plan.segments.into_iter())
+            .map(|segment| {
+                let row = SegmentRow { start, segment };
+                start += row.segment.len;
+                row
+            })
+            .collect();
+        txn.put_segments(manifest, &rows).await?;
         let at = (self.bucket.as_str(), self.key.as_str());
         replace_head(txn, at, &plan.head, old.as_ref(), None, due).await?;
         Ok(plan.head)
@@ -257,8 +262,9 @@ impl Change for AbortUploads {
 
     async fn check<R: Reads>(&self, txn: &mut R) -> Checked<Vec<Dropping>> {
         let mut dropping: Vec<Dropping> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for u in &self.uploads {
-            if dropping.iter().any(|d| d.id == u.id) {
+            if !seen.insert(u.id.as_str()) {
                 continue;
             }
             let upload = (u.bucket.as_str(), u.key.as_str(), u.id.as_str());
@@ -329,7 +335,14 @@ impl Query for UploadsBefore {
     async fn run<R: Reads>(&self, txn: &mut R) -> Checked<Vec<UploadRef>> {
         let before = upload_id_floor(self.cutoff_ms);
         let rows = txn
-            .uploads_by_id(self.after.as_deref(), &before, self.max)
+            .uploads_by_id(Scan {
+                from: self
+                    .after
+                    .as_deref()
+                    .map_or(Bound::Unbounded, Bound::Excluded),
+                below: Some(&before),
+                max: self.max,
+            })
             .await?;
         Ok(rows
             .into_iter()

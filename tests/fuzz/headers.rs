@@ -344,9 +344,9 @@ proptest! {
         let (md5, requested, meta, source) = bounded(move || {
             let _ = source_conditions(&headers);
             (
-                crate::checksum::content_md5(&headers).map(drop),
-                crate::checksum::requested(&headers).map(drop),
-                crate::s3::object_meta(&headers).map(drop),
+                stowage::checksum::content_md5(&headers).map(drop),
+                stowage::checksum::requested(&headers).map(drop),
+                stowage::s3::object_meta(&headers).map(drop),
                 copy_source(&headers),
             )
         });
@@ -383,14 +383,14 @@ proptest! {
         value in prop_oneof!["\\PC{0,16}", ".{0,16}", "[\\x00-\\xff]{0,16}"],
         raw in header_value(),
     ) {
-        let encoded = crate::rfc2047::encode(&value);
+        let encoded = stowage::rfc2047::encode(&value);
         if encoded != value {
-            prop_assert_eq!(crate::rfc2047::decode(encoded.as_bytes()), value);
+            prop_assert_eq!(stowage::rfc2047::decode(encoded.as_bytes()), value);
         }
-        let stored = bounded(move || crate::rfc2047::decode(&raw));
-        let sent = crate::rfc2047::encode(&stored);
+        let stored = bounded(move || stowage::rfc2047::decode(&raw));
+        let sent = stowage::rfc2047::encode(&stored);
         if sent != stored {
-            prop_assert_eq!(crate::rfc2047::decode(sent.as_bytes()), stored);
+            prop_assert_eq!(stowage::rfc2047::decode(sent.as_bytes()), stored);
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Fuzz targets for every parser that reads what a client sends: the router,
+//! Fuzz targets, outside the crate, for every parser that reads what a client sends: the router,
 //! the XML bodies (Complete, DeleteObjects, CORS, lifecycle, tagging), the
 //! aws-chunked decoder, Range and conditional headers, SigV4 in headers and
 //! query strings, and the POST policy. Stable toolchain only: proptest with
@@ -15,7 +15,7 @@
 //! (503 SlowDown); an unsigned stream fails only on its framing.
 //!
 //! `cargo test` runs 256 cases a target. To run longer:
-//! `STOWAGE_FUZZ_CASES=20000 cargo test --lib fuzz`.
+//! `STOWAGE_FUZZ_CASES=20000 cargo test --test fuzz`.
 //!
 //! Convention: proptest's failure files are off. A failure found here
 //! becomes a plain `#[test] fn regression_<what>()` in `regressions.rs`,
@@ -33,24 +33,24 @@ use proptest::prelude::*;
 use proptest::sample::{Index, select};
 use serde_json::{Value, json};
 
-use crate::auth::post_policy::{self, PostPolicy};
-use crate::auth::sigv4::{self, Signer, SigningKey};
-use crate::auth::{Authenticated, ChunkSigner, RequestParts, authenticate};
-use crate::checksum::{Algorithm, ChecksumType};
-use crate::chunked::{ChunkBudget, ChunkError, ChunkedDecoder};
-use crate::config::{Config, Credential};
-use crate::cors::{self, CorsRule};
-use crate::error::{Code, S3Error, S3Result};
-use crate::lifecycle::{self, Expiration, Filter, LifecycleRule};
-use crate::s3::multipart::{CompleteRequest, parse_copy_range, parse_part_number};
-use crate::s3::objects::{ByteRange, DeleteRequest, copy_source, source_conditions};
-use crate::s3::router::{Operation, Query, route, split_target};
-use crate::s3::tagging::parse_object_tags;
-use crate::store::model::{
+use stowage::auth::post_policy::{self, PostPolicy};
+use stowage::auth::sigv4::{self, Signer, SigningKey};
+use stowage::auth::{Authenticated, ChunkSigner, RequestParts, authenticate};
+use stowage::checksum::{Algorithm, ChecksumType};
+use stowage::chunked::{ChunkBudget, ChunkError, ChunkedDecoder};
+use stowage::config::{Config, Credential};
+use stowage::cors::{self, CorsRule};
+use stowage::error::{Code, S3Error, S3Result};
+use stowage::lifecycle::{self, Expiration, Filter, LifecycleRule};
+use stowage::s3::multipart::{CompleteRequest, parse_copy_range, parse_part_number};
+use stowage::s3::objects::{ByteRange, DeleteRequest, copy_source, source_conditions};
+use stowage::s3::router::{Operation, Query, route, split_target};
+use stowage::s3::tagging::parse_object_tags;
+use stowage::store::model::{
     Acl, Body, ObjectHead, ObjectMeta, SourceConditions, WriteCondition, etag_matches,
 };
-use crate::time;
-use crate::xml::XmlWriter;
+use stowage::time;
+use stowage::xml::XmlWriter;
 
 mod chunked;
 mod forms;
@@ -559,7 +559,7 @@ fn junk() -> BoxedStrategy<String> {
 fn attributes() -> BoxedStrategy<String> {
     prop_oneof![
         80 => Just(String::new()),
-        16 => Just(format!(" xmlns=\"{}\"", crate::xml::S3_NS)),
+        16 => Just(format!(" xmlns=\"{}\"", stowage::xml::S3_NS)),
         1 => Just(" xmlns:s3=\"urn:x\" a='1'".to_owned()),
         1 => Just(" a=\"".to_owned()),
     ]

@@ -18,7 +18,7 @@ fn xml_target<T: Send + 'static>(
 }
 
 fn complete_checked(body: &[u8]) -> S3Result<Vec<(u32, bool)>> {
-    let r: CompleteRequest = crate::xml::parse(body)?;
+    let r: CompleteRequest = stowage::xml::parse(body)?;
     r.parts
         .iter()
         .map(|p| Ok((p.part_number, p.checksum()?.is_some())))
@@ -29,7 +29,7 @@ fn complete_checked(body: &[u8]) -> S3Result<Vec<(u32, bool)>> {
 type DeleteKeys = (bool, Vec<(String, Option<String>)>);
 
 fn delete_keys(body: &[u8]) -> S3Result<DeleteKeys> {
-    let r: DeleteRequest = crate::xml::parse(body)?;
+    let r: DeleteRequest = stowage::xml::parse(body)?;
     Ok((
         r.quiet,
         r.object
@@ -213,7 +213,7 @@ proptest! {
         }
         w.close("CompleteMultipartUpload");
         let body = w.finish().into_bytes();
-        let r: CompleteRequest = bounded(move || crate::xml::parse(&body)).unwrap();
+        let r: CompleteRequest = bounded(move || stowage::xml::parse(&body)).unwrap();
         prop_assert_eq!(r.parts.len(), parts.len());
         for (got, (n, etag, checksum)) in r.parts.iter().zip(&parts) {
             prop_assert_eq!(got.part_number, *n);
