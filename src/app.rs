@@ -46,6 +46,23 @@ struct Admitted {
 }
 
 impl Connections {
+    /// The caps the limits set, within what the open-file limit allows.
+    fn for_limits(limits: &crate::config::Limits) -> Connections {
+        let fd_room = raise_fd_limit();
+        if limits.max_connections > fd_room {
+            tracing::warn!(
+                max_connections = limits.max_connections,
+                fd_room,
+                "the open-file limit allows fewer connections than configured; serving at most fd_room"
+            );
+        }
+        Connections {
+            max: limits.max_connections.min(fd_room),
+            max_per_ip: limits.max_connections_per_ip,
+            open: Default::default(),
+        }
+    }
+
     fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Admitted> {
         let mut open = self.open.lock().expect("connection counts");
         let (total, per_ip) = &mut *open;
@@ -108,19 +125,7 @@ pub async fn serve(
     let background = spawn_background(Arc::clone(&state));
     let graceful = GracefulShutdown::new();
     let limits = &state.config.limits;
-    let fd_room = raise_fd_limit();
-    if limits.max_connections > fd_room {
-        tracing::warn!(
-            max_connections = limits.max_connections,
-            fd_room,
-            "the open-file limit allows fewer connections than configured; serving at most fd_room"
-        );
-    }
-    let connections = Arc::new(Connections {
-        max: limits.max_connections.min(fd_room),
-        max_per_ip: limits.max_connections_per_ip,
-        open: Default::default(),
-    });
+    let connections = Arc::new(Connections::for_limits(limits));
     let mut refused_logged: Option<Instant> = None;
     let mut builder = http1::Builder::new();
     builder
@@ -151,43 +156,15 @@ pub async fn serve(
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
-                let state = Arc::clone(&state);
-                let service = service_fn(move |req| {
-                    let state = Arc::clone(&state);
-                    async move { Ok::<_, Infallible>(handle(state, req).await) }
-                });
-                let stream = WriteTimeout::new(stream, WRITE_STALL_TIMEOUT);
-                let (builder, watcher) = (builder.clone(), graceful.watcher());
                 let acceptor = tls.as_ref().map(|tls| tls.acceptor());
-                tokio::spawn(async move {
-                    let _admitted = admitted;
-                    let served = match acceptor {
-                        None => {
-                            let conn = builder.serve_connection(TokioIo::new(stream), service);
-                            watcher.watch(conn).await
-                        }
-                        Some(acceptor) => {
-                            let handshake =
-                                tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
-                            let stream = match handshake.await {
-                                Ok(Ok(stream)) => stream,
-                                Ok(Err(e)) => {
-                                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                                    return;
-                                }
-                                Err(_) => {
-                                    tracing::debug!(%peer, "TLS handshake timed out");
-                                    return;
-                                }
-                            };
-                            let conn = builder.serve_connection(TokioIo::new(stream), service);
-                            watcher.watch(conn).await
-                        }
-                    };
-                    if let Err(e) = served {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
-                });
+                let connection = Connection {
+                    peer,
+                    admitted,
+                    builder: builder.clone(),
+                    watcher: graceful.watcher(),
+                    acceptor,
+                };
+                tokio::spawn(connection.serve(stream, Arc::clone(&state)));
             }
             () = &mut shutdown => break,
         }
@@ -205,6 +182,57 @@ pub async fn serve(
         tracing::warn!("grace period over; closing remaining connections");
     }
     background.abort();
+}
+
+/// One admitted connection, served until it ends or the grace period does.
+struct Connection {
+    peer: std::net::SocketAddr,
+    admitted: Admitted,
+    builder: http1::Builder,
+    watcher: hyper_util::server::graceful::Watcher,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl Connection {
+    async fn serve(self, stream: tokio::net::TcpStream, state: Arc<AppState>) {
+        let Connection {
+            peer,
+            admitted: _admitted,
+            builder,
+            watcher,
+            acceptor,
+        } = self;
+        let service = service_fn(move |req| {
+            let state = Arc::clone(&state);
+            async move { Ok::<_, Infallible>(handle(state, req).await) }
+        });
+        let stream = WriteTimeout::new(stream, WRITE_STALL_TIMEOUT);
+        let served = match acceptor {
+            None => {
+                let conn = builder.serve_connection(TokioIo::new(stream), service);
+                watcher.watch(conn).await
+            }
+            Some(acceptor) => {
+                let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+                let stream = match handshake.await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
+                let conn = builder.serve_connection(TokioIo::new(stream), service);
+                watcher.watch(conn).await
+            }
+        };
+        if let Err(e) = served {
+            tracing::debug!(%peer, error = %e, "connection ended with an error");
+        }
+    }
 }
 
 async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<ResponseBody> {

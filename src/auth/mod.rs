@@ -210,12 +210,9 @@ struct Signed<'a> {
     timestamp: String,
 }
 
-fn header_auth(
-    config: &Config,
-    req: &RequestParts,
-    value: &str,
-    now_ms: i64,
-) -> S3Result<Authenticated> {
+/// The credential scope, signed headers and signature of an
+/// `Authorization: AWS4-HMAC-SHA256 ...` header.
+fn parse_authorization(value: &str) -> S3Result<(CredentialScope<'_>, &str, &str)> {
     if value.starts_with("AWS ") {
         return Err(v2_unsupported());
     }
@@ -249,6 +246,16 @@ fn header_auth(
             "incorrect Credential; expecting \"<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request\"",
         )
     })?;
+    Ok((scope, signed_headers, signature))
+}
+
+fn header_auth(
+    config: &Config,
+    req: &RequestParts,
+    value: &str,
+    now_ms: i64,
+) -> S3Result<Authenticated> {
+    let (scope, signed_headers, signature) = parse_authorization(value)?;
     let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
     let (timestamp, timestamp_ms) = match header("x-amz-date") {
         Some(v) => (v.to_owned(), crate::time::parse_amz_date(v)),

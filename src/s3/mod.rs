@@ -240,16 +240,21 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, request_id: &s
             }
         }
     };
+    decorate_cors(&state, origin, &parts.method, &mut outcome).await;
+    outcome
+}
+
+/// Puts a bucket's CORS headers on its response, errors included; without
+/// an Origin, says that the response varies by it.
+async fn decorate_cors(
+    state: &AppState,
+    origin: Option<String>,
+    method: &http::Method,
+    outcome: &mut Outcome,
+) {
     match (origin, &outcome.bucket) {
         (Some(origin), Some(bucket)) => {
-            cors::decorate(
-                &state,
-                bucket,
-                &origin,
-                &parts.method,
-                &mut outcome.response,
-            )
-            .await;
+            cors::decorate(state, bucket, &origin, method, &mut outcome.response).await;
         }
         // Whether a bucket's response carries CORS headers depends on the
         // request's Origin, so a cache must not hand this one to a page.
@@ -258,7 +263,6 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, request_id: &s
         }
         _ => {}
     }
-    outcome
 }
 
 /// aws-sdk-js v3 (since 3.729) presigns PutObject and UploadPart with the

@@ -247,26 +247,40 @@ pub async fn get_object(ctx: &mut Ctx, head: bool) -> S3Result<Response<Response
     set_header(&mut r, "etag", &quoted(&obj.etag));
     set_header(&mut r, "last-modified", &http_date(obj.last_modified_ms));
     set_header(&mut r, "accept-ranges", "bytes");
+    read_headers(ctx, &mut r, &obj, part.as_ref().map(|(_, seg)| seg), len)?;
+    Ok(r)
+}
+
+/// The headers of a read that describe the object: its checksum (only on a
+/// read of exactly what it describes), metadata and tag count, and the
+/// `response-*` overrides a signed request may ask for.
+fn read_headers(
+    ctx: &Ctx,
+    r: &mut Response<ResponseBody>,
+    obj: &ObjectHead,
+    part: Option<&Segment>,
+    len: u64,
+) -> S3Result<()> {
     // A checksum describes the whole object or one part, so only a read of
     // exactly that carries it.
     if ctx.header("x-amz-checksum-mode") == Some("ENABLED") {
-        match &part {
-            Some((_, seg)) => {
+        match part {
+            Some(seg) => {
                 if let Some(c) = &seg.checksum {
-                    checksum_headers(&mut r, c.algorithm, &c.value, ChecksumType::FullObject);
+                    checksum_headers(r, c.algorithm, &c.value, ChecksumType::FullObject);
                 }
             }
-            None if len == size => {
+            None if len == obj.size => {
                 if let Some((algorithm, value)) = obj.checksum_value() {
-                    checksum_headers(&mut r, algorithm, &value, obj.checksum_type);
+                    checksum_headers(r, algorithm, &value, obj.checksum_type);
                 }
             }
             None => {}
         }
     }
-    meta_headers(&mut r, &obj.meta);
+    meta_headers(r, &obj.meta);
     if !obj.tags.is_empty() {
-        set_header(&mut r, "x-amz-tagging-count", &obj.tags.len().to_string());
+        set_header(r, "x-amz-tagging-count", &obj.tags.len().to_string());
     }
     if matches!(ctx.principal, crate::auth::Principal::Anonymous)
         && ctx.query.0.iter().any(|(k, _)| k.starts_with("response-"))
@@ -285,10 +299,10 @@ pub async fn get_object(ctx: &mut Ctx, head: bool) -> S3Result<Response<Response
         ("response-content-encoding", "content-encoding"),
     ] {
         if let Some(v) = ctx.query.get(param) {
-            set_header(&mut r, header, v);
+            set_header(r, header, v);
         }
     }
-    Ok(r)
+    Ok(())
 }
 
 pub async fn delete_object(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {

@@ -106,74 +106,13 @@ fn fields_too_large() -> S3Error {
 
 pub async fn post_object(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
     let bucket = ctx.bucket().to_owned();
-    let content_type = ctx.header("content-type").unwrap_or_default().to_owned();
-    let boundary = if content_type
-        .to_ascii_lowercase()
-        .starts_with("multipart/form-data")
-    {
-        multer::parse_boundary(&content_type).map_err(form_error)?
-    } else {
-        return Err(S3Error::with_message(
-            Code::PreconditionFailed,
-            "Bucket POST must be of the enclosure-type multipart/form-data",
-        )
-        .detail(
-            "Condition",
-            "Bucket POST must be of the enclosure-type multipart/form-data",
-        ));
-    };
+    let boundary = form_boundary(ctx)?;
     let limit = ctx.state.config.limits.max_object_size + FIELDS_MAX as u64 + 64 * 1024;
     let body = ctx.body(limit)?;
     let file_started = Arc::new(AtomicBool::new(false));
     let stream = body_stream(body, Arc::clone(&file_started));
     let mut form_reader = multer::Multipart::new(stream, boundary);
-
-    // The fields before the file.
-    let mut form = Form {
-        fields: Vec::new(),
-        filename: None,
-    };
-    let mut size = 0;
-    let mut file = loop {
-        let Some(mut field) = form_reader.next_field().await.map_err(form_error)? else {
-            return Err(S3Error::with_message(
-                Code::InvalidArgument,
-                "POST requires exactly one file upload per request.",
-            )
-            .detail("ArgumentName", "file")
-            .detail("ArgumentValue", "0"));
-        };
-        let name = field.name().unwrap_or_default().to_ascii_lowercase();
-        if name == "file" {
-            file_started.store(true, Ordering::Relaxed);
-            form.filename = Some(field.file_name().unwrap_or_default().to_owned());
-            break field;
-        }
-        size += name.len() + FIELD_OVERHEAD;
-        let mut value = Vec::new();
-        while let Some(chunk) = field.chunk().await.map_err(form_error)? {
-            size += chunk.len();
-            if size > FIELDS_MAX {
-                return Err(fields_too_large());
-            }
-            value.extend_from_slice(&chunk);
-        }
-        if size > FIELDS_MAX {
-            return Err(fields_too_large());
-        }
-        let value = String::from_utf8(value)
-            .map_err(|_| malformed(format!("the field {name} is not UTF-8")))?;
-        // A field given twice could satisfy a condition with one value and
-        // store the other.
-        if form.fields.iter().any(|(n, _)| *n == name) {
-            return Err(S3Error::with_message(
-                Code::InvalidArgument,
-                format!("The form field {name} appears more than once."),
-            )
-            .detail("ArgumentName", name));
-        }
-        form.fields.push((name, value));
-    };
+    let (form, mut file) = read_fields(&mut form_reader, &file_started).await?;
 
     let principal = authenticate(ctx, &form, &bucket).await?;
     let key = expand_key(&form)?;
@@ -204,8 +143,6 @@ pub async fn post_object(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
         None => Default::default(),
     };
     let digests = digest_fields(&form)?;
-    let content_md5 = checksum::content_md5(&digests)?;
-    let requested = checksum::requested(&digests)?;
     // A redirect that cannot be one is ignored, as on S3.
     let redirect = form
         .get("success_action_redirect")
@@ -217,7 +154,8 @@ pub async fn post_object(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
 
     // The file, streamed through the store's one ingest path.
     let (min, max) = range.unwrap_or((0, u64::MAX));
-    let mut expect = Expect::new(content_md5, requested, Algorithm::Crc64Nvme);
+    let md5 = checksum::content_md5(&digests)?;
+    let mut expect = Expect::new(md5, checksum::requested(&digests)?, Algorithm::Crc64Nvme);
     (expect.min, expect.max) = (min, max.min(ctx.state.config.limits.max_object_size));
     expect.inline = true;
     let received = ctx
@@ -238,31 +176,110 @@ pub async fn post_object(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
             WriteCondition::None,
         )
         .await?;
+    Ok(respond(ctx, (&bucket, &key), &head, redirect, status))
+}
+
+/// The form's boundary; a POST that is not `multipart/form-data` is
+/// refused as S3 refuses it.
+fn form_boundary(ctx: &Ctx) -> S3Result<String> {
+    let content_type = ctx.header("content-type").unwrap_or_default();
+    if content_type
+        .to_ascii_lowercase()
+        .starts_with("multipart/form-data")
+    {
+        return multer::parse_boundary(content_type).map_err(form_error);
+    }
+    let why = "Bucket POST must be of the enclosure-type multipart/form-data";
+    Err(S3Error::with_message(Code::PreconditionFailed, why).detail("Condition", why))
+}
+
+/// The fields before the file, at most [`FIELDS_MAX`] bytes of them, each
+/// once; and the file field, not yet read.
+async fn read_fields<'r>(
+    form_reader: &mut multer::Multipart<'r>,
+    file_started: &AtomicBool,
+) -> S3Result<(Form, multer::Field<'r>)> {
+    let mut form = Form {
+        fields: Vec::new(),
+        filename: None,
+    };
+    let mut size = 0;
+    loop {
+        let Some(mut field) = form_reader.next_field().await.map_err(form_error)? else {
+            return Err(S3Error::with_message(
+                Code::InvalidArgument,
+                "POST requires exactly one file upload per request.",
+            )
+            .detail("ArgumentName", "file")
+            .detail("ArgumentValue", "0"));
+        };
+        let name = field.name().unwrap_or_default().to_ascii_lowercase();
+        if name == "file" {
+            file_started.store(true, Ordering::Relaxed);
+            form.filename = Some(field.file_name().unwrap_or_default().to_owned());
+            return Ok((form, field));
+        }
+        size += name.len() + FIELD_OVERHEAD;
+        let mut value = Vec::new();
+        while let Some(chunk) = field.chunk().await.map_err(form_error)? {
+            size += chunk.len();
+            if size > FIELDS_MAX {
+                return Err(fields_too_large());
+            }
+            value.extend_from_slice(&chunk);
+        }
+        if size > FIELDS_MAX {
+            return Err(fields_too_large());
+        }
+        let value = String::from_utf8(value)
+            .map_err(|_| malformed(format!("the field {name} is not UTF-8")))?;
+        // A field given twice could satisfy a condition with one value and
+        // store the other.
+        if form.fields.iter().any(|(n, _)| *n == name) {
+            return Err(S3Error::with_message(
+                Code::InvalidArgument,
+                format!("The form field {name} appears more than once."),
+            )
+            .detail("ArgumentName", name));
+        }
+        form.fields.push((name, value));
+    }
+}
+
+/// The answer to a stored form: a redirect, a `PostResponse` document
+/// (201), or an empty status.
+fn respond(
+    ctx: &Ctx,
+    (bucket, key): (&str, &str),
+    head: &crate::store::model::ObjectHead,
+    redirect: Option<String>,
+    status: StatusCode,
+) -> Response<ResponseBody> {
     let etag = super::quoted(&head.etag);
     let location = format!(
         "{}/{bucket}/{}",
         crate::server::state::origin_of(&ctx.state, &ctx.headers),
-        uri_query(&key)
+        uri_query(key)
     );
     if let Some(target) = redirect {
         let mut r = status_response(StatusCode::SEE_OTHER);
         let sep = if target.contains('?') { '&' } else { '?' };
         let query = format!(
             "bucket={}&key={}&etag={}",
-            uri_query(&bucket),
-            uri_query(&key),
+            uri_query(bucket),
+            uri_query(key),
             uri_query(&etag)
         );
         set_header(&mut r, "location", &format!("{target}{sep}{query}"));
         set_header(&mut r, "etag", &etag);
-        return Ok(r);
+        return r;
     }
     let mut r = if status == StatusCode::CREATED {
         let mut w = XmlWriter::new();
         w.out_raw("<PostResponse>");
         w.elem("Location", &location);
-        w.elem("Bucket", &bucket);
-        w.elem("Key", &key);
+        w.elem("Bucket", bucket);
+        w.elem("Key", key);
         w.elem("ETag", &etag);
         w.close("PostResponse");
         let mut r = xml_response(w.finish());
@@ -276,7 +293,7 @@ pub async fn post_object(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
     if let Some((algorithm, value)) = head.checksum_value() {
         super::objects::checksum_headers(&mut r, algorithm, &value, head.checksum_type);
     }
-    Ok(r)
+    r
 }
 
 /// Who the form acts as: the key that signed its policy, allowed to put
