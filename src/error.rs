@@ -8,8 +8,6 @@ use std::fmt;
 
 use http::StatusCode;
 
-use crate::xml::XmlWriter;
-
 /// The S3 error codes we emit. The variant name is the wire code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
@@ -275,21 +273,6 @@ impl S3Error {
     pub fn status(&self) -> StatusCode {
         self.code.status()
     }
-
-    /// The standard `<Error>` document.
-    pub fn to_xml(&self, resource: &str, request_id: &str) -> String {
-        let mut w = XmlWriter::new();
-        w.open("Error");
-        w.elem("Code", &format!("{:?}", self.code));
-        w.elem("Message", &self.message);
-        for (name, value) in &self.details {
-            w.elem(name, value);
-        }
-        w.elem("Resource", resource);
-        w.elem("RequestId", request_id);
-        w.close("Error");
-        w.finish()
-    }
 }
 
 impl fmt::Display for S3Error {
@@ -313,33 +296,5 @@ impl From<Code> for S3Error {
 impl From<std::io::Error> for S3Error {
     fn from(e: std::io::Error) -> Self {
         S3Error::internal(format!("io: {e}"))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn error_xml_has_code_message_resource_and_request_id() {
-        let e = S3Error::new(Code::NoSuchKey);
-        assert_eq!(
-            e.to_xml("/b/k", "abc"),
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>NoSuchKey</Code>\
-             <Message>The specified key does not exist.</Message><Resource>/b/k</Resource>\
-             <RequestId>abc</RequestId></Error>"
-        );
-        assert_eq!(e.status(), StatusCode::NOT_FOUND);
-    }
-
-    #[test]
-    fn details_are_rendered_between_message_and_resource() {
-        let e = S3Error::new(Code::EntityTooSmall)
-            .detail("PartNumber", "1")
-            .detail("MinSizeAllowed", "5242880");
-        let xml = e.to_xml("/b/k", "id");
-        assert!(xml.contains(
-            "<PartNumber>1</PartNumber><MinSizeAllowed>5242880</MinSizeAllowed><Resource>"
-        ));
     }
 }

@@ -14,7 +14,6 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Code, S3Error, S3Result};
-use crate::store::model::{Tags, new_id};
 use crate::xml::XmlWriter;
 
 /// S3's limit on rules in one configuration.
@@ -40,7 +39,7 @@ pub struct LifecycleRule {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Filter {
     pub prefix: String,
-    pub tags: Tags,
+    pub tags: Vec<(String, String)>,
     pub size_greater_than: Option<u64>,
     pub size_less_than: Option<u64>,
     pub legacy: bool,
@@ -61,7 +60,7 @@ impl Filter {
         key.starts_with(&self.prefix)
     }
 
-    fn matches_object(&self, key: &str, tags: &Tags, size: u64) -> bool {
+    fn matches_object(&self, key: &str, tags: &[(String, String)], size: u64) -> bool {
         self.matches_key(key)
             && self.tags.iter().all(|t| tags.contains(t))
             && self.size_greater_than.is_none_or(|min| size > min)
@@ -88,7 +87,7 @@ pub fn after_days(start_ms: i64, days: u32, day_ms: i64) -> i64 {
 /// so: the earliest of the enabled, matching `Expiration` rules.
 pub fn object_expiry<'a>(
     rules: &'a [LifecycleRule],
-    (key, tags, size): (&str, &Tags, u64),
+    (key, tags, size): (&str, &[(String, String)], u64),
     last_modified_ms: i64,
     day_ms: i64,
 ) -> Option<(i64, &'a str)> {
@@ -391,7 +390,9 @@ fn rule_of(rule: XmlRule) -> S3Result<LifecycleRule> {
 
 /// A rule without an ID gets one, as on S3.
 fn id_hex_short() -> String {
-    format!("{:016x}", new_id() as u64)
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).expect("the OS random source works");
+    format!("{:016x}", u64::from_le_bytes(b))
 }
 
 /// Parses and validates a PutBucketLifecycleConfiguration body.
@@ -600,7 +601,7 @@ mod tests {
         )
         .unwrap();
         let day = DAY_MS;
-        let none = Tags::new();
+        let none: Vec<(String, String)> = Vec::new();
         let tagged = vec![("t".to_owned(), "1".to_owned())];
         assert_eq!(
             object_expiry(&rules, ("a", &none, 1), 0, day),

@@ -7,6 +7,7 @@ mod acl;
 mod attributes;
 mod buckets;
 pub mod cors;
+pub mod errors;
 mod lifecycle;
 mod list;
 pub mod multipart;
@@ -353,7 +354,7 @@ fn error_outcome(
         // HEAD responses carry no body; the status says it all.
         Response::new(body::empty())
     } else {
-        let xml = e.to_xml(resource, request_id);
+        let xml = errors::document(&e, resource, request_id);
         let mut r = Response::new(body::full(xml));
         r.headers_mut()
             .insert("content-type", HeaderValue::from_static("application/xml"));
