@@ -13,6 +13,7 @@ use super::{
 use crate::checksum::{Algorithm, Checksum, ChecksumType};
 use crate::error::{Code, S3Error, S3Result};
 use crate::server::body::ResponseBody;
+use crate::store::ingest::Expect;
 use crate::store::model::{CompletedPart, Completion, UploadRecord, hex};
 use crate::time::{iso8601, now_ms};
 use crate::xml::XmlWriter;
@@ -196,17 +197,14 @@ pub async fn upload_part_copy(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>>
     }
     let upload = check_upload(ctx, &id).await?;
     let algorithm = upload.checksum.map_or(Algorithm::Crc64Nvme, |(a, _)| a);
-    let mut writer = ctx.store().writer(algorithm, false);
-    let mut rx = ctx.store().stream(&source, inline, (start, end), read_at);
-    while let Some(data) = rx.recv().await {
-        writer.write(data?).await?;
-    }
-    let received = writer
-        .finish(|written| match written.len == end - start {
-            true => Ok(()),
-            false => Err(S3Error::internal("copy source ended early")),
-        })
-        .await?;
+    // The copied bytes take the one ingest path, free-space floor included.
+    let mut expect = Expect::new(None, None, algorithm);
+    expect.declared = Some(end - start);
+    let mut copied = Copied {
+        rx: ctx.store().stream(&source, inline, (start, end), read_at),
+        left: end - start,
+    };
+    let received = ctx.store().ingest(&mut copied, &expect).await?;
     let part = ctx
         .store()
         .put_part((ctx.bucket(), ctx.key(), &id), part_number, received)
@@ -220,6 +218,27 @@ pub async fn upload_part_copy(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>>
     }
     w.close("CopyPartResult");
     Ok(xml_response(w.finish()))
+}
+
+/// The bytes of a copy source, as a body to ingest; a source that ends
+/// before its length is a fault of ours, not the client's.
+struct Copied {
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
+    left: u64,
+}
+
+impl crate::store::ingest::Source for Copied {
+    async fn next_piece(&mut self) -> S3Result<Option<bytes::Bytes>> {
+        match self.rx.recv().await {
+            Some(piece) => {
+                let piece = piece?;
+                self.left = self.left.saturating_sub(piece.len() as u64);
+                Ok(Some(piece))
+            }
+            None if self.left == 0 => Ok(None),
+            None => Err(S3Error::internal("copy source ended early")),
+        }
+    }
 }
 
 pub async fn list_parts(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {

@@ -50,6 +50,19 @@ fn below_the_floor_writes_are_refused_and_everything_else_works() {
         assert_eq!(r.status, 200);
         assert_eq!(put(&server, "kept", b"kept bytes").status, 200);
         assert_eq!(put(&server, "doomed", b"to delete").status, 200);
+        let created = server.raw(
+            b"POST /disk/mp?uploads HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        );
+        assert_eq!(created.status, 200);
+        let xml = created.body_str();
+        let id = xml
+            .split("<UploadId>")
+            .nth(1)
+            .unwrap()
+            .split('<')
+            .next()
+            .unwrap();
+        std::fs::write(dir.path().join("upload-id"), id).unwrap();
     }
     let server = Server::start_in(dir.path(), "min_free_bytes = 4611686018427387904");
     let r = put(&server, "new", &random_bytes(100_000, 1));
@@ -61,6 +74,21 @@ fn below_the_floor_writes_are_refused_and_everything_else_works() {
     );
     assert_eq!(server.tmp_files(), 0);
     assert_eq!(get(&server, "/disk/new").status, 404);
+    // A part copied from a stored object brings new bytes too: refused the
+    // same way (it once streamed past the floor).
+    let id = std::fs::read_to_string(dir.path().join("upload-id")).unwrap();
+    let copy = format!(
+        "PUT /disk/mp?partNumber=1&uploadId={id} HTTP/1.1\r\nHost: x\r\nx-amz-copy-source: /disk/kept\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    let r = server.raw(copy.as_bytes());
+    assert_eq!((r.status, r.code().as_str()), (507, "InsufficientStorage"));
+    let parts = server.raw(
+        format!("GET /disk/mp?uploadId={id} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+    );
+    assert_eq!(parts.status, 200);
+    assert!(!parts.body_str().contains("<Part>"), "{}", parts.body_str());
+    assert_eq!(server.tmp_files(), 0);
     assert_eq!(get(&server, "/disk/kept").body, b"kept bytes");
     let r = server.raw(b"DELETE /disk/doomed HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert_eq!(r.status, 204, "deletes work on a full disk");
