@@ -196,3 +196,38 @@ def test_what_the_page_adds_to_a_grant_binds_nothing(s3, bucket, endpoint):
     plain = s3.create_multipart_upload(Bucket=bucket, Key="uploads/plain.mp4")
     r = padded.call("GET", f"/s3/multipart/{plain['UploadId']}/1", key="uploads/plain.mp4")
     assert r.status_code == 404 and r.json()["error"] == "NoSuchUpload"
+
+
+def test_a_content_type_that_cannot_go_back_out_is_refused_on_every_grant_path(
+        s3, bucket, endpoint):
+    """Issue 18, item 1: `video/mp4` plus a control character satisfies
+    `starts-with video/`, but served back it would be dropped and the body
+    sniffed. Both grant paths refuse it with 400 and store nothing; what is
+    stored is served with nosniff."""
+    uppy = Uppy(endpoint, mint(s3, bucket))
+    r = uppy.call("POST", "/s3/multipart",
+                  {"filename": "x.mp4", "type": "video/mp4\u0001", "metadata": {}})
+    assert (r.status_code, r.json()["error"]) == (400, "InvalidArgument"), r.text
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+    presigned = s3.generate_presigned_post(
+        bucket, "uploads/${filename}",
+        Conditions=[["starts-with", "$key", "uploads/"],
+                    ["starts-with", "$Content-Type", "video/"],
+                    ["content-length-range", 1, MiB]],
+        ExpiresIn=600)
+    fields = dict(presigned["fields"], **{"Content-Type": "video/mp4\x7f"})
+    r = requests.post(presigned["url"], data=fields,
+                      files={"file": ("x.mp4", b"<html>", "video/mp4")}, timeout=60)
+    assert r.status_code == 400 and b"<Code>InvalidArgument</Code>" in r.content, r.text
+    with s3_error("404", 404):
+        s3.head_object(Bucket=bucket, Key="uploads/x.mp4")
+
+    fields = dict(presigned["fields"], **{"Content-Type": "video/mp4"})
+    r = requests.post(presigned["url"], data=fields,
+                      files={"file": ("ok.mp4", b"frames", "video/mp4")}, timeout=60)
+    assert r.status_code == 204, r.text
+    got = requests.get(s3.generate_presigned_url(
+        "get_object", Params={"Bucket": bucket, "Key": "uploads/ok.mp4"}), timeout=60)
+    assert got.headers["Content-Type"] == "video/mp4"
+    assert got.headers["X-Content-Type-Options"] == "nosniff"

@@ -489,8 +489,12 @@ pub fn object_meta(headers: &HeaderMap) -> S3Result<ObjectMeta> {
     object_meta_from(fields)
 }
 
-/// Writes an object's stored metadata as response headers.
+/// Writes an object's stored metadata as response headers, with
+/// `X-Content-Type-Options: nosniff`.
 pub fn meta_headers(r: &mut Response<ResponseBody>, meta: &ObjectMeta) {
+    // An object's bytes are the client's: a browser must not guess at
+    // them, whatever its Content-Type says (or failed to).
+    set_header(r, "x-content-type-options", "nosniff");
     set_header(
         r,
         "content-type",

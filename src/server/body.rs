@@ -318,10 +318,19 @@ pub fn status_response(status: StatusCode) -> Response<ResponseBody> {
     r
 }
 
-/// Sets a header on a response, if name and value are valid.
+/// Sets a header on a response; one that is not a valid header is left
+/// out and logged.
 pub fn set_header(r: &mut Response<ResponseBody>, name: &str, value: &str) {
-    if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::from_str(value)) {
-        r.headers_mut().insert(name, value);
+    match (HeaderName::try_from(name), HeaderValue::from_str(value)) {
+        (Ok(name), Ok(value)) => {
+            r.headers_mut().insert(name, value);
+        }
+        // Stored values are checked on the way in; one that still cannot
+        // go out (written before that check) is said, never dropped quietly.
+        _ => tracing::warn!(
+            header = name,
+            "a response header is not a valid header value and was left out"
+        ),
     }
 }
 

@@ -88,7 +88,47 @@ pub fn object_meta_from<'a>(
         .detail("Size", system_size.to_string())
         .detail("MaxSizeAllowed", "8192"));
     }
+    goes_back_out(&meta)?;
     Ok(meta)
+}
+
+/// Refuses metadata that could not be sent back as the headers of a GET: a
+/// system value that is not a valid header value (a control character or
+/// DEL), or a user metadata name that is not a header name. Stored,
+/// such a value would be served without its header (a Content-Type lost is
+/// a page a browser sniffs). User metadata values always go back out: those
+/// that are not printable ASCII are sent RFC 2047-encoded.
+fn goes_back_out(meta: &ObjectMeta) -> S3Result<()> {
+    let system = [
+        ("Content-Type", &meta.content_type),
+        ("Content-Encoding", &meta.content_encoding),
+        ("Content-Disposition", &meta.content_disposition),
+        ("Content-Language", &meta.content_language),
+        ("Cache-Control", &meta.cache_control),
+        ("Expires", &meta.expires),
+    ];
+    for (name, value) in system {
+        if let Some(value) = value
+            && http::HeaderValue::from_str(value).is_err()
+        {
+            return Err(S3Error::with_message(
+                Code::InvalidArgument,
+                format!("The {name} value is not a valid HTTP header value (control characters and DEL are refused)."),
+            )
+            .detail("ArgumentName", name));
+        }
+    }
+    for (name, _) in &meta.user {
+        let header = format!("x-amz-meta-{name}");
+        if name.is_empty() || http::HeaderName::try_from(header.as_str()).is_err() {
+            return Err(S3Error::with_message(
+                Code::InvalidArgument,
+                "A user metadata name is not a valid HTTP header name.",
+            )
+            .detail("ArgumentName", header));
+        }
+    }
+    Ok(())
 }
 
 pub fn canned_acl(value: &str) -> S3Result<Acl> {
@@ -114,4 +154,36 @@ pub fn not_supported(what: impl std::fmt::Display) -> S3Error {
             "{what} is not supported: Stowage keeps only the canned ACLs private, public-read and authenticated-read (grants of READ to AllUsers or AuthenticatedUsers), never anonymous writes or grants to other accounts."
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(pairs: &[(&'static str, &str)]) -> S3Result<ObjectMeta> {
+        object_meta_from(pairs.iter().map(|(n, v)| (*n, v.to_string())))
+    }
+
+    #[test]
+    fn metadata_that_cannot_go_back_out_as_a_header_is_refused() {
+        for bad in ["video/mp4\u{1}", "video/mp4\u{7f}", "text/html\r\nx: y"] {
+            let e = meta(&[("content-type", bad)]).unwrap_err();
+            assert_eq!(e.code, Code::InvalidArgument, "{bad:?}");
+        }
+        for name in ["content-disposition", "cache-control", "content-encoding"] {
+            assert!(meta(&[(name, "a\u{0}b")]).is_err(), "{name}");
+        }
+        assert!(meta(&[("x-amz-meta-bad name", "v")]).is_err());
+        assert!(meta(&[("x-amz-meta-", "v")]).is_err());
+        // What goes back out is kept: printable values, and user values of
+        // any kind (sent back RFC 2047-encoded).
+        let ok = meta(&[
+            ("content-type", "video/mp4"),
+            ("content-disposition", "attachment; filename=\"a b.mp4\""),
+            ("x-amz-meta-note", "café\u{1}"),
+        ])
+        .unwrap();
+        assert_eq!(ok.content_type.as_deref(), Some("video/mp4"));
+        assert_eq!(ok.user, vec![("note".to_owned(), "café\u{1}".to_owned())]);
+    }
 }
