@@ -1,6 +1,7 @@
 //! Non-ASCII user metadata, as S3 carries it in HTTP headers: a value sent
 //! as RFC 2047 encoded-words (`=?UTF-8?B?...?=`) is decoded before it is
-//! stored; any other value is taken byte for byte as ISO-8859-1; and a
+//! stored; raw bytes are UTF-8 when they are valid UTF-8 (what clients
+//! that send raw bytes mean) and ISO-8859-1 otherwise; and a
 //! stored value that is not printable US-ASCII is returned as one
 //! `=?UTF-8?B?...?=` word. SDKs refuse non-ASCII header values, so this is
 //! how a client stores `café` and reads it back.
@@ -22,10 +23,10 @@ pub fn encode(value: &str) -> String {
 
 /// The value to store for raw header bytes.
 pub fn decode(raw: &[u8]) -> String {
-    std::str::from_utf8(raw)
-        .ok()
-        .and_then(decode_words)
-        .unwrap_or_else(|| raw.iter().map(|&b| char::from(b)).collect())
+    match std::str::from_utf8(raw) {
+        Ok(text) => decode_words(text).unwrap_or_else(|| text.to_owned()),
+        Err(_) => raw.iter().map(|&b| char::from(b)).collect(),
+    }
 }
 
 /// A value made only of encoded-words, separated by whitespace (which
@@ -100,9 +101,10 @@ mod tests {
     }
 
     #[test]
-    fn raw_bytes_are_latin_1_as_on_s3() {
-        // Raw UTF-8 for "é" is two ISO-8859-1 characters to S3.
-        assert_eq!(decode("caf\u{e9}".as_bytes()), "caf\u{c3}\u{a9}");
+    fn raw_bytes_are_utf_8_when_they_can_be_and_latin_1_otherwise() {
+        // Raw UTF-8 for "é" is "é" (it once came back as mojibake).
+        assert_eq!(decode("Hello World\u{e9}".as_bytes()), "Hello World\u{e9}");
+        assert_eq!(decode(b"caf\xe9"), "caf\u{e9}");
         assert_eq!(decode(b"=?UTF-8?X?abc?="), "=?UTF-8?X?abc?=");
         assert_eq!(decode(b"=?UTF-8?B?not base64?="), "=?UTF-8?B?not base64?=");
     }

@@ -118,7 +118,15 @@ pub async fn create_bucket(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
     }
     let owner = ctx.principal.name().to_owned();
     let acl = super::acl::from_headers(ctx, &[&owner])?.unwrap_or_default();
-    ctx.meta().create_bucket(&name, &owner, acl).await?;
+    match ctx.meta().create_bucket(&name, &owner, acl).await {
+        // In us-east-1 S3 answers 200 to a CreateBucket of a bucket the
+        // caller already owns, and changes nothing (its objects, ACL and
+        // configuration stay); every other region answers 409.
+        Err(e)
+            if e.code == Code::BucketAlreadyOwnedByYou
+                && ctx.state.config.region == "us-east-1" => {}
+        other => other?,
+    }
     let mut r = status_response(StatusCode::OK);
     set_header(&mut r, "location", &format!("/{name}"));
     Ok(r)

@@ -577,3 +577,24 @@ fn signed_chunks_beyond_the_shared_budget_get_slow_down() {
         [&small[..], &small, &small].concat()
     );
 }
+
+/// Non-ASCII user metadata sent as raw UTF-8 bytes (some clients do) is
+/// stored as that text and returned RFC 2047-encoded; it was read as
+/// ISO-8859-1 and came back as mojibake (`Hello WorldÃ©`).
+#[test]
+fn raw_utf8_metadata_is_stored_as_utf8() {
+    let server = setup();
+    let r = put(
+        &server,
+        "/bkt/meta",
+        "x-amz-meta-note: Hello World\u{e9}\r\nContent-Length: 1\r\n",
+        b"x",
+    );
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    let got = get(&server, "/bkt/meta");
+    // "Hello Worldé" in UTF-8, base64.
+    assert_eq!(
+        got.header("x-amz-meta-note"),
+        Some("=?UTF-8?B?SGVsbG8gV29ybGTDqQ==?=")
+    );
+}

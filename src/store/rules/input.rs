@@ -49,14 +49,17 @@ pub fn object_meta_from<'a>(
         return Err(Code::MetadataTooLarge.into());
     }
     user.sort();
-    // aws-chunked is transfer framing, never part of the stored object.
+    // aws-chunked is transfer framing, never part of the stored object; the
+    // rest of the list is kept as sent (`aws-chunked, deflate, gzip` is
+    // stored as `deflate, gzip`).
     let content_encoding = content_encoding.and_then(|v| {
         let kept: Vec<&str> = v
             .split(',')
-            .map(str::trim)
-            .filter(|e| !e.is_empty() && *e != "aws-chunked")
+            .filter(|e| !e.trim().is_empty() && e.trim() != "aws-chunked")
             .collect();
-        (!kept.is_empty()).then(|| kept.join(","))
+        let kept = kept.join(",");
+        let kept = kept.trim();
+        (!kept.is_empty()).then(|| kept.to_owned())
     });
     let meta = ObjectMeta {
         content_type,
@@ -185,5 +188,21 @@ mod tests {
         .unwrap();
         assert_eq!(ok.content_type.as_deref(), Some("video/mp4"));
         assert_eq!(ok.user, vec![("note".to_owned(), "café\u{1}".to_owned())]);
+    }
+
+    #[test]
+    fn aws_chunked_leaves_the_rest_of_the_encodings_as_sent() {
+        let encoding = |sent: &str| {
+            meta(&[("content-encoding", sent)])
+                .unwrap()
+                .content_encoding
+        };
+        assert_eq!(
+            encoding("aws-chunked, deflate, gzip").as_deref(),
+            Some("deflate, gzip")
+        );
+        assert_eq!(encoding("gzip,aws-chunked").as_deref(), Some("gzip"));
+        assert_eq!(encoding("deflate,gzip").as_deref(), Some("deflate,gzip"));
+        assert_eq!(encoding("aws-chunked"), None);
     }
 }
