@@ -93,9 +93,12 @@ def test_multipart_upload_through_the_routes(s3, bucket, endpoint):
 def test_create_is_idempotent_and_abort_works(s3, bucket, endpoint):
     uppy = Uppy(endpoint, mint(s3, bucket))
     body = {"filename": "retry.mp4", "type": "video/mp4", "metadata": {}}
-    first = uppy.ok("POST", "/s3/multipart", body, headers={"Idempotency-Key": "file-1"})
-    again = uppy.ok("POST", "/s3/multipart", body, headers={"Idempotency-Key": "file-1"})
-    other = uppy.ok("POST", "/s3/multipart", body, headers={"Idempotency-Key": "file-2"})
+    first = uppy.ok("POST", "/s3/multipart", body, headers={"Idempotency-Key": "file-1-7f3a9c2e41"})
+    again = uppy.ok("POST", "/s3/multipart", body, headers={"Idempotency-Key": "file-1-7f3a9c2e41"})
+    other = uppy.ok("POST", "/s3/multipart", body, headers={"Idempotency-Key": "file-2-7f3a9c2e41"})
+    # Issue 18, item 6: a key short enough to guess is refused.
+    short = uppy.call("POST", "/s3/multipart", body, headers={"Idempotency-Key": "file-1"})
+    assert (short.status_code, short.json()["error"]) == (400, "InvalidArgument"), short.text
     assert first["uploadId"] == again["uploadId"] != other["uploadId"]
     uploads = s3.list_multipart_uploads(Bucket=bucket)["Uploads"]
     assert len(uploads) == 2
@@ -231,3 +234,32 @@ def test_a_content_type_that_cannot_go_back_out_is_refused_on_every_grant_path(
         "get_object", Params={"Bucket": bucket, "Key": "uploads/ok.mp4"}), timeout=60)
     assert got.headers["Content-Type"] == "video/mp4"
     assert got.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_a_grant_without_a_size_range_gets_the_servers_object_cap(start_server):
+    """Issue 18, item 3: a grant with no content-length-range once had no
+    bound at all (10,000 parts of any size); like POST Object, it is bound by
+    max_object_size."""
+    server = start_server("[limits]\nmax_object_size = 1048576\nmin_part_size = 1\n",
+                          "stowage-grant-cap")
+    import boto3
+    from botocore.config import Config
+    s3 = boto3.client("s3", endpoint_url=server.endpoint, aws_access_key_id="stowage",
+                      aws_secret_access_key="stowage-dev-secret", region_name="us-east-1",
+                      config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
+    s3.create_bucket(Bucket="media")
+    post = s3.generate_presigned_post(
+        "media", "uploads/${filename}",
+        Conditions=[["starts-with", "$key", "uploads/"],
+                    ["starts-with", "$Content-Type", "video/"]], ExpiresIn=600)
+    grant = base64.b64encode(json.dumps(post["fields"]).encode()).decode()
+    uppy = Uppy(server.endpoint, grant)
+    created = uppy.ok("POST", "/s3/multipart", {"filename": "big.mp4", "type": "video/mp4"})
+    key, upload_id = created["key"], created["uploadId"]
+    first = uppy.ok("GET", f"/s3/multipart/{upload_id}/1", key=key)
+    assert put_part(first["url"], b"a" * 700_000).status_code == 200
+    second = uppy.ok("GET", f"/s3/multipart/{upload_id}/2", key=key)
+    r = put_part(second["url"], b"b" * 700_000)
+    assert r.status_code == 400 and b"<Code>EntityTooLarge</Code>" in r.content, r.text
+    parts = uppy.ok("GET", f"/s3/multipart/{upload_id}", key=key)
+    assert [p["PartNumber"] for p in parts] == [1]

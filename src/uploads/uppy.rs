@@ -62,6 +62,9 @@ struct PartBody {
     etag: String,
 }
 
+/// The shortest Idempotency-Key taken: 16 characters.
+const MIN_IDEMPOTENCY_KEY: usize = 16;
+
 fn invalid(message: impl Into<String>) -> S3Error {
     S3Error::with_message(Code::InvalidArgument, message)
 }
@@ -247,12 +250,22 @@ impl Route<'_> {
         // gets the same upload. Without one the token is unique; either
         // way it marks the upload as made under a grant.
         let token = match self.parts.headers.get("idempotency-key") {
+            // A short key could be guessed by another holder of the grant.
+            Some(k) if k.len() < MIN_IDEMPOTENCY_KEY => {
+                return Err(S3Error::with_message(
+                    Code::InvalidArgument,
+                    format!(
+                        "An Idempotency-Key must be at least {MIN_IDEMPOTENCY_KEY} characters long, so that it cannot be guessed (a random UUID is)."
+                    ),
+                ));
+            }
             Some(k) => sha256_hex(&[self.grant.id().as_bytes(), b"\n", k.as_bytes()].concat()),
             None => format!(
                 "grant-{}",
                 crate::store::model::id_hex(crate::store::model::new_id())
             ),
         };
+        let cap = self.state.config.limits.max_object_size;
         let record = UploadRecord {
             initiated_ms: self.now,
             owner: self.grant.credential.access_key_id.clone(),
@@ -260,7 +273,9 @@ impl Route<'_> {
             checksum: None,
             tags: Vec::new(),
             acl,
-            max_size: self.grant.max_size(),
+            // A grant's size range binds the whole object; without one the
+            // server's object cap does, as on POST Object.
+            max_size: Some(self.grant.max_size().map_or(cap, |max| max.min(cap))),
             token: Some(token),
         };
         let meta_store = &self.state.store.meta;
