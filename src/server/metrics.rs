@@ -24,7 +24,8 @@ use crate::store::model::Stats;
 
 #[derive(Debug, Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, u16), u64>>,
+    /// operation → status → requests.
+    requests: Mutex<BTreeMap<String, BTreeMap<u16, u64>>>,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
 }
@@ -32,7 +33,12 @@ pub struct Metrics {
 impl Metrics {
     pub fn record(&self, op: &str, status: u16, bytes_in: u64, bytes_out: u64) {
         let mut requests = self.requests.lock().expect("metrics lock");
-        *requests.entry((op.to_owned(), status)).or_default() += 1;
+        // The name is copied only the first time it is seen.
+        let by_status = match requests.get_mut(op) {
+            Some(by_status) => by_status,
+            None => requests.entry(op.to_owned()).or_default(),
+        };
+        *by_status.entry(status).or_default() += 1;
         drop(requests);
         self.bytes_in.fetch_add(bytes_in, Ordering::Relaxed);
         self.bytes_out.fetch_add(bytes_out, Ordering::Relaxed);
@@ -47,11 +53,13 @@ impl Metrics {
             "# HELP stowage_requests_total S3 requests answered, by operation and status.\n",
         );
         out.push_str("# TYPE stowage_requests_total counter\n");
-        for ((op, status), n) in self.requests.lock().expect("metrics lock").iter() {
-            let _ = writeln!(
-                out,
-                "stowage_requests_total{{operation=\"{op}\",status=\"{status}\"}} {n}"
-            );
+        for (op, by_status) in self.requests.lock().expect("metrics lock").iter() {
+            for (status, n) in by_status {
+                let _ = writeln!(
+                    out,
+                    "stowage_requests_total{{operation=\"{op}\",status=\"{status}\"}} {n}"
+                );
+            }
         }
         let counters = [
             (

@@ -343,8 +343,8 @@ pub trait Writes: Send {
         inline: Inline<'_>,
     ) -> impl Future<Output = Done<()>> + Send;
     fn remove_inline(&mut self, bucket: &str, key: &str) -> impl Future<Output = Done<()>> + Send;
-    /// Removes a head and its inline body.
-    fn remove_head(&mut self, bucket: &str, key: &str) -> impl Future<Output = Done<()>> + Send;
+    /// Removes a head, and its inline body when it has one.
+    fn remove_head(&mut self, at: At<'_>, inline: bool) -> impl Future<Output = Done<()>> + Send;
 
     fn put_upload(
         &mut self,

@@ -445,7 +445,7 @@ impl<C: GenericClient> Writes for View<'_, C> {
         .map(drop)
     }
 
-    async fn remove_head(&mut self, bucket: &str, key: &str) -> Done<()> {
+    async fn remove_head(&mut self, (bucket, key): At<'_>, _inline: bool) -> Done<()> {
         self.exec(
             "DELETE FROM heads WHERE bucket = $1 AND key = $2",
             &[&bucket, &key.as_bytes()],

@@ -396,17 +396,10 @@ impl Writes for View<'_, WriteTransaction> {
         Ok(())
     }
 
-    async fn remove_head(&mut self, bucket: &str, key: &str) -> Done<()> {
-        let was_inline = {
-            let mut heads = self.0.table(HEADS)?;
-            let removed = heads.remove((bucket, key)).map_err(fault)?;
-            match removed {
-                Some(raw) => decode::<ObjectHead>(raw.value())?.body == Body::Inline,
-                None => false,
-            }
-        };
-        if was_inline {
-            self.0.table(INLINE)?.remove((bucket, key)).map_err(fault)?;
+    async fn remove_head(&mut self, at: At<'_>, inline: bool) -> Done<()> {
+        self.0.table(HEADS)?.remove(at).map_err(fault)?;
+        if inline {
+            self.0.table(INLINE)?.remove(at).map_err(fault)?;
         }
         Ok(())
     }

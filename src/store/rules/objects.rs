@@ -68,9 +68,8 @@ impl Change for CopyObject {
 
     async fn check<R: Reads>(&self, txn: &mut R) -> Checked<CopyPlan> {
         let (src, dst) = (&self.src, &self.dst);
-        existing(txn, &src.0).await?;
+        let found = in_bucket(txn.object(&src.0, &src.1).await?)?;
         let old = in_bucket(txn.head(&dst.0, &dst.1).await?)?;
-        let found = txn.object(&src.0, &src.1).await?.flatten();
         let (mut copy, inline) = found.ok_or(Code::NoSuchKey)?;
         self.conditions.check(&copy)?;
         if copy.body == Body::Inline && inline.is_none() {

@@ -98,7 +98,8 @@ pub async fn remove_object<W: Writes>(
     old: &ObjectHead,
     due_ms: i64,
 ) -> Done<()> {
-    txn.remove_head(bucket, key).await?;
+    txn.remove_head((bucket, key), old.body == Body::Inline)
+        .await?;
     free_body(txn, &old.body, due_ms).await
 }
 
