@@ -97,8 +97,11 @@ def test_create_is_idempotent_and_abort_works(s3, bucket, endpoint):
     again = uppy.ok("POST", "/s3/multipart", body, headers={"Idempotency-Key": "file-1-7f3a9c2e41"})
     other = uppy.ok("POST", "/s3/multipart", body, headers={"Idempotency-Key": "file-2-7f3a9c2e41"})
     # Issue 18, item 6: a key short enough to guess is refused.
-    short = uppy.call("POST", "/s3/multipart", body, headers={"Idempotency-Key": "file-1"})
-    assert (short.status_code, short.json()["error"]) == (400, "InvalidArgument"), short.text
+    # Characters count, not bytes: 8 two-byte characters are still short.
+    for key in ("file-1", "\u00e9" * 8):
+        short = uppy.call("POST", "/s3/multipart", body,
+                          headers={"Idempotency-Key": key.encode().decode("latin-1")})
+        assert (short.status_code, short.json()["error"]) == (400, "InvalidArgument"), short.text
     assert first["uploadId"] == again["uploadId"] != other["uploadId"]
     uploads = s3.list_multipart_uploads(Bucket=bucket)["Uploads"]
     assert len(uploads) == 2
@@ -263,3 +266,14 @@ def test_a_grant_without_a_size_range_gets_the_servers_object_cap(start_server):
     assert r.status_code == 400 and b"<Code>EntityTooLarge</Code>" in r.content, r.text
     parts = uppy.ok("GET", f"/s3/multipart/{upload_id}", key=key)
     assert [p["PartNumber"] for p in parts] == [1]
+
+
+def test_a_metadata_name_given_twice_cannot_slip_past_the_grant(s3, bucket, endpoint):
+    """The grant fixes x-amz-meta-owner; the page sends `OWNER` (checked) and
+    `owner` (which would have been stored). Refused, nothing created."""
+    uppy = Uppy(endpoint, mint(s3, bucket, extra=[{"x-amz-meta-owner": "user7"}]))
+    r = uppy.call("POST", "/s3/multipart",
+                  {"filename": "d.mp4", "type": "video/mp4",
+                   "metadata": {"OWNER": "user7", "owner": "admin"}})
+    assert (r.status_code, r.json()["error"]) == (400, "InvalidArgument"), r.text
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []

@@ -482,7 +482,9 @@ pub fn object_meta(headers: &HeaderMap) -> S3Result<ObjectMeta> {
         let value = if name.starts_with("x-amz-meta-") {
             crate::rfc2047::decode(value.as_bytes())
         } else {
-            value.to_str().ok()?.to_owned()
+            // Kept as sent when it is UTF-8 (it goes back out as the same
+            // bytes); other bytes are left out, as before.
+            std::str::from_utf8(value.as_bytes()).ok()?.to_owned()
         };
         Some((name, value))
     });

@@ -251,7 +251,10 @@ impl Route<'_> {
         // way it marks the upload as made under a grant.
         let token = match self.parts.headers.get("idempotency-key") {
             // A short key could be guessed by another holder of the grant.
-            Some(k) if k.len() < MIN_IDEMPOTENCY_KEY => {
+            Some(k)
+                if k.to_str()
+                    .map_or(true, |k| k.trim().chars().count() < MIN_IDEMPOTENCY_KEY) =>
+            {
                 return Err(S3Error::with_message(
                     Code::InvalidArgument,
                     format!(

@@ -31,6 +31,18 @@ pub fn object_meta_from<'a>(
     let mut user_size = 0;
     for (name, value) in fields {
         if let Some(suffix) = name.strip_prefix("x-amz-meta-") {
+            // Two values under one name (names are case-insensitive) would
+            // let a check see one and the object keep the other.
+            if user
+                .iter()
+                .any(|(n, _): &(String, String)| n.eq_ignore_ascii_case(suffix))
+            {
+                return Err(S3Error::with_message(
+                    Code::InvalidArgument,
+                    format!("The metadata name {name} is given more than once."),
+                )
+                .detail("ArgumentName", name));
+            }
             user_size += suffix.len() + value.len();
             user.push((suffix.to_owned(), value));
         } else if let Some((_, slot)) = system.iter_mut().find(|(n, _)| *n == name) {
@@ -178,6 +190,11 @@ mod tests {
         }
         assert!(meta(&[("x-amz-meta-bad name", "v")]).is_err());
         assert!(meta(&[("x-amz-meta-", "v")]).is_err());
+        // One name twice, in any case: refused, never one checked and the
+        // other kept.
+        let twice = meta(&[("x-amz-meta-owner", "user7"), ("x-amz-meta-owner", "admin")]);
+        assert_eq!(twice.unwrap_err().code, Code::InvalidArgument);
+        assert!(meta(&[("x-amz-meta-OWNER", "a"), ("x-amz-meta-owner", "b")]).is_err());
         // What goes back out is kept: printable values, and user values of
         // any kind (sent back RFC 2047-encoded).
         let ok = meta(&[
