@@ -61,6 +61,10 @@ pub struct Limits {
     /// Incomplete multipart uploads older than this many seconds are
     /// aborted by the background sweeper (S3's AbortIncompleteMultipartUpload).
     pub abandoned_upload_secs: u64,
+    /// An upload made under an upload grant lives until the grant expires
+    /// and this many seconds more (the window to resume it with a fresh
+    /// grant), and no longer than `abandoned_upload_secs`.
+    pub grant_resume_secs: u64,
     /// How often the sweeper applies lifecycle rules and aborts abandoned
     /// uploads, in seconds.
     pub sweep_interval_secs: u64,
@@ -168,6 +172,7 @@ impl Default for Limits {
             min_part_size: 5 << 20,
             max_xml_body: 2 << 20,
             abandoned_upload_secs: 7 * 24 * 3600,
+            grant_resume_secs: 24 * 3600,
             sweep_interval_secs: 3600,
             lifecycle_day_secs: 86_400,
             shutdown_grace_secs: 30,
@@ -194,6 +199,7 @@ impl Limits {
         let ms = |secs: u64| i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX);
         crate::store::sweep::SweepPolicy {
             default_upload_age_ms: ms(self.abandoned_upload_secs),
+            grant_resume_ms: ms(self.grant_resume_secs),
             day_ms: ms(self.lifecycle_day_secs.max(1)),
         }
     }

@@ -13,6 +13,40 @@ use serde_json::Value;
 use super::sigv4::SigningKey;
 use crate::config::{Config, Credential};
 use crate::error::{Code, S3Error, S3Result};
+use crate::store::model::{Acl, ObjectMeta, Tags};
+use crate::store::rules::input;
+
+/// What a policy's fields store on the object: its metadata, tags and
+/// canned ACL.
+#[derive(Debug, Clone, Default)]
+pub struct Stored {
+    pub meta: ObjectMeta,
+    pub tags: Tags,
+    pub acl: Acl,
+}
+
+impl Stored {
+    /// What form fields (lower-case names) store: `Content-Type` and the
+    /// other standard headers, `x-amz-meta-*`, `tagging` and `acl`.
+    pub fn from_fields(fields: &[(String, String)]) -> S3Result<Stored> {
+        let value = |name: &str| {
+            fields
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+        };
+        let meta = input::object_meta_from(fields.iter().map(|(n, v)| (n.as_str(), v.clone())))?;
+        let tags = match value("tagging") {
+            Some(xml) => crate::s3::tagging::parse_object_tags(xml.as_bytes())?,
+            None => Vec::new(),
+        };
+        let acl = match value("acl") {
+            Some(v) => input::canned_acl(v)?,
+            None => Acl::default(),
+        };
+        Ok(Stored { meta, tags, acl })
+    }
+}
 
 /// One condition of a policy. Field names are lower-case, without `$`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,6 +172,15 @@ impl PostPolicy {
             }
         }
         Ok(())
+    }
+
+    /// The one rule of every path that takes a policy (POST Object, and
+    /// each front-end that takes an upload grant): the policy has not
+    /// expired, every condition holds over `fields`, no field goes unnamed,
+    /// and the object stores what the fields say and nothing else.
+    pub fn admit(&self, fields: &[(String, String)], now_ms: i64) -> S3Result<Stored> {
+        self.check(fields, now_ms)?;
+        Stored::from_fields(fields)
     }
 
     /// Whether the policy names `field` in a condition.

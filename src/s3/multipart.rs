@@ -82,6 +82,7 @@ pub async fn create(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
         acl: super::acl::from_headers(ctx, &[ctx.principal.name()])?.unwrap_or_default(),
         max_size: None,
         token: None,
+        granted: None,
     };
     let (bucket, key) = (ctx.bucket().to_owned(), ctx.key().to_owned());
     let id = ctx.meta().create_upload(&bucket, &key, record).await?;

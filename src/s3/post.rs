@@ -19,7 +19,7 @@ use http::{HeaderMap, Response, StatusCode};
 
 use super::{Ctx, set_header, status_response, xml_response};
 use crate::auth::Principal;
-use crate::auth::post_policy::{self, PostPolicy};
+use crate::auth::post_policy::{self, PostPolicy, Stored};
 use crate::checksum::{self, Algorithm};
 use crate::error::{Code, S3Error, S3Result};
 use crate::s3::router::Operation;
@@ -122,26 +122,18 @@ pub async fn post_object(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
     checked.retain(|(n, _)| n != "key" && n != "bucket");
     checked.push(("bucket".into(), bucket.clone()));
     checked.push(("key".into(), key.clone()));
-    let range = match &principal.1 {
-        Some(policy) => {
-            policy.check(&checked, crate::time::now_ms())?;
-            policy.length_range()
-        }
-        None => None,
+    // The policy's rule (every condition holds, nothing unnamed) decides
+    // what the object stores; without a policy, the bucket lets anonymous
+    // writes and the form's fields are taken as they are.
+    let (stored, range) = match &principal.1 {
+        Some(policy) => (
+            policy.admit(&checked, crate::time::now_ms())?,
+            policy.length_range(),
+        ),
+        None => (Stored::from_fields(&checked)?, None),
     };
     ctx.principal = principal.0;
     ctx.key = Some(key.clone());
-
-    let fields = form.fields.iter().map(|(n, v)| (n.as_str(), v.clone()));
-    let meta = super::object_meta_from(fields)?;
-    let tags = match form.get("tagging") {
-        Some(xml) => super::tagging::parse_object_tags(xml.as_bytes())?,
-        None => Vec::new(),
-    };
-    let acl = match form.get("acl") {
-        Some(value) => super::acl::canned_acl(value)?,
-        None => Default::default(),
-    };
     let digests = digest_fields(&form)?;
     // A redirect that cannot be one is ignored, as on S3.
     let redirect = form
@@ -172,7 +164,7 @@ pub async fn post_object(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
         .put_object(
             (&bucket, &key),
             received,
-            (meta, tags, acl),
+            (stored.meta, stored.tags, stored.acl),
             WriteCondition::None,
         )
         .await?;

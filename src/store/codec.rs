@@ -97,9 +97,10 @@ impl Record for ObjectHead {
 }
 
 /// Version 2 added the upload's checksum algorithm and type, version 3 its
-/// tags, version 4 its ACL, size bound and idempotency token.
+/// tags, version 4 its ACL, size bound and idempotency token, version 5
+/// what a grant holds it to.
 impl Record for UploadRecord {
-    const VERSION: u8 = 4;
+    const VERSION: u8 = 5;
 
     fn from_v1(bytes: &[u8]) -> Result<Self, postcard::Error> {
         let v: v1::Upload = postcard::from_bytes(bytes)?;
@@ -112,6 +113,7 @@ impl Record for UploadRecord {
             acl: Acl::Private,
             max_size: None,
             token: None,
+            granted: None,
         })
     }
 
@@ -127,6 +129,7 @@ impl Record for UploadRecord {
                     acl: Acl::Private,
                     max_size: None,
                     token: None,
+                    granted: None,
                 }),
             ),
             3 => Some(
@@ -139,10 +142,44 @@ impl Record for UploadRecord {
                     acl: Acl::Private,
                     max_size: None,
                     token: None,
+                    granted: None,
+                }),
+            ),
+            4 => Some(
+                postcard::from_bytes(bytes).map(|v: v4::Upload| UploadRecord {
+                    initiated_ms: v.initiated_ms,
+                    owner: v.owner,
+                    meta: v.meta,
+                    checksum: v.checksum,
+                    tags: v.tags,
+                    acl: v.acl,
+                    max_size: v.max_size,
+                    token: v.token,
+                    granted: None,
                 }),
             ),
             _ => None,
         }
+    }
+}
+
+/// Version-4 shapes of records whose shape has changed since.
+pub mod v4 {
+    use serde::{Deserialize, Serialize};
+
+    use crate::checksum::{Algorithm, ChecksumType};
+    use crate::store::model::{Acl, ObjectMeta, Tags};
+
+    #[derive(Serialize, Deserialize)]
+    pub struct Upload {
+        pub initiated_ms: i64,
+        pub owner: String,
+        pub meta: ObjectMeta,
+        pub checksum: Option<(Algorithm, ChecksumType)>,
+        pub tags: Tags,
+        pub acl: Acl,
+        pub max_size: Option<u64>,
+        pub token: Option<String>,
     }
 }
 
@@ -328,7 +365,7 @@ mod tests {
         bytes.extend(postcard::to_stdvec(&upload).unwrap());
         let upload: UploadRecord = decode(&bytes).unwrap();
         assert_eq!((upload.tags.len(), upload.acl), (1, Acl::Private));
-        assert_eq!(encode(&upload)[0], 4);
+        assert_eq!(encode(&upload)[0], 5);
     }
 
     #[test]
@@ -364,7 +401,37 @@ mod tests {
             Some((Algorithm::Crc32, ChecksumType::Composite))
         );
         assert!(new.tags.is_empty());
-        assert_eq!(encode(&new)[0], 4);
+        assert_eq!(encode(&new)[0], 5);
+    }
+
+    #[test]
+    fn format_4_uploads_read_as_made_without_a_grant() {
+        let old = v4::Upload {
+            initiated_ms: 7,
+            owner: "o".into(),
+            meta: ObjectMeta::default(),
+            checksum: None,
+            tags: vec![("k".into(), "v".into())],
+            acl: Acl::PublicRead,
+            max_size: Some(1000),
+            token: Some("t".into()),
+        };
+        let mut bytes = vec![4];
+        bytes.extend(postcard::to_stdvec(&old).unwrap());
+        let mut new: UploadRecord = decode(&bytes).unwrap();
+        assert_eq!(
+            (new.max_size, new.token.as_deref()),
+            (Some(1000), Some("t"))
+        );
+        assert_eq!((new.acl, new.tags.len()), (Acl::PublicRead, 1));
+        assert!(new.granted.is_none());
+        new.granted = Some(Granted {
+            grant: "g".into(),
+            min_size: 100,
+            expires_ms: 9,
+        });
+        let back: UploadRecord = decode(&encode(&new)).unwrap();
+        assert_eq!(back.granted, new.granted);
     }
 
     #[test]

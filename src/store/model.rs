@@ -204,6 +204,32 @@ pub struct UploadRecord {
     /// The creation's idempotency token: a create that brings the same
     /// token for the same key gets this upload again.
     pub token: Option<String>,
+    /// Set on an upload made under an upload grant.
+    pub granted: Option<Granted>,
+}
+
+/// What an upload grant holds its uploads to beyond their size bound.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Granted {
+    /// Identifies the grant: under one grant, a key has at most one
+    /// unfinished upload (a new one replaces it).
+    pub grant: String,
+    /// The least the completed object may hold (the grant's
+    /// `content-length-range` minimum).
+    pub min_size: u64,
+    /// When the upload is gone: the grant's expiry and a resume window
+    /// after it, at most the server's age for abandoned uploads.
+    pub expires_ms: i64,
+}
+
+impl UploadRecord {
+    /// Whether a grant's upload has outlived its time at `now_ms` (it is
+    /// then treated as gone, and the sweep aborts it).
+    pub fn expired(&self, now_ms: i64) -> bool {
+        self.granted
+            .as_ref()
+            .is_some_and(|g| g.expires_ms <= now_ms)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -358,6 +384,8 @@ pub struct UploadRef {
     pub key: String,
     pub id: String,
     pub initiated_ms: i64,
+    /// When a grant's upload expires, if it was made under one.
+    pub expires_ms: Option<i64>,
 }
 
 /// What aborting a batch of expired uploads did.

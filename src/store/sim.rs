@@ -249,6 +249,7 @@ fn upload_record() -> UploadRecord {
         acl: Acl::Private,
         max_size: None,
         token: None,
+        granted: None,
     }
 }
 

@@ -20,6 +20,9 @@ const BATCH: usize = 500;
 pub struct SweepPolicy {
     /// Age at which an upload no rule covers is aborted.
     pub default_upload_age_ms: i64,
+    /// The least time an upload made under a grant lives: it expires at
+    /// its grant's expiry (after its creation) plus this window.
+    pub grant_resume_ms: i64,
     /// A lifecycle day: 86,400,000 ms but in tests.
     pub day_ms: i64,
 }
@@ -66,7 +69,8 @@ impl Store {
         let shortest = rules
             .values()
             .filter_map(|r| lifecycle::shortest_abort_age(r, policy.day_ms))
-            .fold(policy.default_upload_age_ms, i64::min);
+            .fold(policy.default_upload_age_ms, i64::min)
+            .min(policy.grant_resume_ms);
         let cutoff = now_ms.saturating_sub(shortest);
         let mut after = None;
         loop {
@@ -83,7 +87,7 @@ impl Store {
                         u.initiated_ms.saturating_add(policy.default_upload_age_ms),
                         |(at, _)| at,
                     );
-                    at <= now_ms
+                    at.min(u.expires_ms.unwrap_or(i64::MAX)) <= now_ms
                 })
                 .collect();
             if !due.is_empty() {

@@ -13,7 +13,7 @@ use base64::Engine as _;
 use http::HeaderMap;
 use serde_json::Value;
 
-use crate::auth::post_policy::{self, PostPolicy, policy_denied};
+use crate::auth::post_policy::{self, Condition, PostPolicy, Stored, policy_denied};
 use crate::config::{Config, Credential};
 use crate::error::{Code, S3Error, S3Result};
 
@@ -137,15 +137,17 @@ impl Grant {
         Ok(template.replace("${filename}", filename))
     }
 
-    /// The most an upload under this grant may hold.
-    pub fn max_size(&self) -> Option<u64> {
-        self.policy.length_range().map(|(_, max)| max)
+    /// The size range of an upload under this grant: the policy's
+    /// `content-length-range`, within the server's object cap (which alone
+    /// bounds a grant without a range, as it bounds POST Object).
+    pub fn size_range(&self, cap: u64) -> (u64, u64) {
+        let (min, max) = self.policy.length_range().unwrap_or((0, cap));
+        (min, max.min(cap))
     }
 
     /// Checks only the grant's conditions on the bucket and key: for routes
-    /// on an upload whose type and metadata were checked at its creation.
+    /// on an upload whose fields were admitted at its creation.
     pub fn allows_key(&self, key: &str) -> S3Result<()> {
-        use crate::auth::post_policy::Condition;
         let on_key = |c: &&Condition| match c {
             Condition::Eq(f, _) | Condition::StartsWith(f, _) => f == "key" || f == "bucket",
             Condition::LengthRange(..) => false,
@@ -167,56 +169,60 @@ impl Grant {
         policy.check_conditions(&fields)
     }
 
-    /// The canned ACL the grant's policy fixes, if any. Only the policy is
-    /// signed: the grant's other fields are the page's to change.
-    pub fn acl(&self) -> Option<&str> {
-        self.policy.fixed("acl")
-    }
-
-    /// Checks that the grant allows an object at `key` with this content
-    /// type and metadata (lower-case `x-amz-meta-*` names): the conditions
-    /// on what a route stores (bucket, key, type, metadata) and on the
-    /// signature fields, which [`Grant::parse`] verified. Only the policy
-    /// is signed, so no other field of the grant is taken as given.
-    pub fn allows(
+    /// An object at `key` under this grant, by the rule POST Object keeps
+    /// ([`PostPolicy::admit`]): the fields are the grant's own (which the
+    /// page may change, as it may a form's), then what the client offers
+    /// (`offered`: lower-case names such as `content-type` and
+    /// `x-amz-meta-*`) where the policy names it, then every value the
+    /// policy fixes that neither gives. A value offered that the policy
+    /// does not name is left out (its protocol's default is safe); every
+    /// condition must then hold, and no field may go unnamed.
+    ///
+    /// Returns the fields, as a POST form to the grant's bucket must carry
+    /// them, and what the object stores.
+    pub fn admit(
         &self,
         key: &str,
-        content_type: Option<&str>,
-        meta: &[(String, String)],
-    ) -> S3Result<()> {
-        const SIGNED: [&str; 3] = ["x-amz-algorithm", "x-amz-credential", "x-amz-date"];
-        use crate::auth::post_policy::Condition;
-        let binds = |c: &&Condition| match c {
-            Condition::Eq(f, _) | Condition::StartsWith(f, _) => {
-                matches!(f.as_str(), "bucket" | "key" | "content-type")
-                    || f.starts_with("x-amz-meta-")
-                    || SIGNED.contains(&f.as_str())
-            }
-            Condition::LengthRange(..) => false,
-        };
-        let policy = PostPolicy {
-            expiration_ms: self.policy.expiration_ms,
-            conditions: self
-                .policy
-                .conditions
-                .iter()
-                .filter(binds)
-                .cloned()
-                .collect(),
-        };
+        offered: impl IntoIterator<Item = (String, String)>,
+        now_ms: i64,
+    ) -> S3Result<(Vec<(String, String)>, Stored)> {
         let mut fields: Vec<(String, String)> = self
             .fields
             .iter()
-            .filter(|(n, _)| SIGNED.contains(&n.as_str()))
+            .filter(|(n, _)| n != "key" && n != "bucket")
             .cloned()
             .collect();
         fields.push(("bucket".into(), self.bucket.clone()));
         fields.push(("key".into(), key.to_owned()));
-        if let Some(t) = content_type.filter(|t| !t.is_empty()) {
-            fields.push(("content-type".into(), t.to_owned()));
+        let mut seen: Vec<String> = Vec::new();
+        for (name, value) in offered {
+            // A name offered twice could meet a condition with one value
+            // and be stored with the other.
+            if seen.contains(&name) {
+                return Err(S3Error::with_message(
+                    Code::InvalidArgument,
+                    format!("The field {name} is given more than once."),
+                )
+                .detail("ArgumentName", name));
+            }
+            seen.push(name.clone());
+            if !self.policy.names(&name) {
+                continue;
+            }
+            match fields.iter_mut().find(|(n, _)| *n == name) {
+                Some(slot) => slot.1 = value,
+                None => fields.push((name, value)),
+            }
         }
-        fields.extend(meta.iter().cloned());
-        policy.check_conditions(&fields)
+        for c in &self.policy.conditions {
+            if let Condition::Eq(name, value) = c
+                && !fields.iter().any(|(n, _)| n == name)
+            {
+                fields.push((name.clone(), value.clone()));
+            }
+        }
+        let stored = self.policy.admit(&fields, now_ms)?;
+        Ok((fields, stored))
     }
 }
 
@@ -225,10 +231,18 @@ mod tests {
     use super::*;
     use crate::auth::sigv4::SigningKey;
 
+    /// A grant as the SDKs mint one: the signature fields are named by
+    /// conditions too.
     fn mint(config: &Config, conditions: Value, key: &str, expires_in_ms: i64) -> String {
         let now = crate::time::now_ms();
         let date = crate::time::amz_date(now);
         let credential = format!("stowage/{}/us-east-1/s3/aws4_request", &date[..8]);
+        let mut conditions = conditions;
+        if let Value::Array(list) = &mut conditions {
+            list.push(serde_json::json!({"x-amz-algorithm": "AWS4-HMAC-SHA256"}));
+            list.push(serde_json::json!({"x-amz-credential": credential}));
+            list.push(serde_json::json!({"x-amz-date": date}));
+        }
         let policy = serde_json::json!({
             "expiration": crate::time::iso8601(now + expires_in_ms),
             "conditions": conditions,
@@ -254,13 +268,16 @@ mod tests {
         let token = mint(&config, conditions.clone(), "u/7/${filename}", 60_000);
         let grant = Grant::parse(&config, &token, now).unwrap();
         assert_eq!(grant.bucket, "media");
-        assert_eq!(grant.max_size(), Some(1000));
+        assert_eq!(grant.size_range(u64::MAX), (1, 1000));
+        assert_eq!(grant.size_range(500), (1, 500));
         let key = grant.key_for("C:\\clips\\cut.mp4").unwrap();
         assert_eq!(key, "u/7/cut.mp4");
-        grant.allows(&key, Some("video/mp4"), &[]).unwrap();
-        let e = grant.allows(&key, Some("text/html"), &[]).unwrap_err();
+        let offer = |t: &str| [("content-type".to_owned(), t.to_owned())];
+        let (_, stored) = grant.admit(&key, offer("video/mp4"), now).unwrap();
+        assert_eq!(stored.meta.content_type.as_deref(), Some("video/mp4"));
+        let e = grant.admit(&key, offer("text/html"), now).unwrap_err();
         assert!(e.message.contains("$content-type"), "{}", e.message);
-        assert!(grant.allows("u/8/cut.mp4", Some("video/mp4"), &[]).is_err());
+        assert!(grant.admit("u/8/cut.mp4", offer("video/mp4"), now).is_err());
 
         // Expired, tampered and unsigned grants are refused.
         // Expired a minute before `now` was read, whatever the clock did since.
@@ -309,7 +326,8 @@ mod tests {
             Grant::parse(&config, &any_key, now).unwrap_err().code,
             Code::InvalidPolicyDocument
         );
-        // Only the policy is signed: fields the page adds bind nothing.
+        // Only the policy is signed: fields the page adds to a grant are
+        // refused unless the policy names them, as on a POST form.
         let mut fields: serde_json::Map<String, Value> = serde_json::from_slice(
             &base64::engine::general_purpose::STANDARD
                 .decode(&token)
@@ -321,8 +339,63 @@ mod tests {
         let padded =
             base64::engine::general_purpose::STANDARD.encode(Value::Object(fields).to_string());
         let grant = Grant::parse(&config, &padded, now).unwrap();
-        assert_eq!(grant.acl(), None);
-        let meta = [("x-amz-meta-user".to_owned(), "9".to_owned())];
-        grant.allows("u/7/x.mp4", Some("video/mp4"), &meta).unwrap();
+        let e = grant
+            .admit("u/7/x.mp4", offer("video/mp4"), now)
+            .unwrap_err();
+        assert!(e.message.contains("Extra input fields"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_grant_applies_what_its_policy_fixes_and_drops_what_it_does_not_name() {
+        let config = Config::default();
+        let now = crate::time::now_ms();
+        let tagging =
+            "<Tagging><TagSet><Tag><Key>src</Key><Value>app</Value></Tag></TagSet></Tagging>";
+        let conditions = serde_json::json!([
+            {"bucket": "media"}, ["starts-with", "$key", "u/"],
+            {"Content-Disposition": "attachment"}, ["eq", "$Cache-Control", "no-store"],
+            {"tagging": tagging}, {"acl": "public-read"},
+            ["starts-with", "$x-amz-meta-album", ""]
+        ]);
+        let grant = Grant::parse(
+            &config,
+            &mint(&config, conditions, "u/${filename}", 60_000),
+            now,
+        )
+        .unwrap();
+        let offered = [
+            ("content-type".to_owned(), "text/html".to_owned()),
+            ("x-amz-meta-album".to_owned(), "trip".to_owned()),
+            ("x-amz-meta-owner".to_owned(), "mallory".to_owned()),
+            ("cache-control".to_owned(), "public".to_owned()),
+        ];
+        // Cache-Control is named and fixed: the page's "public" breaks the
+        // condition, so the upload is refused.
+        let e = grant.admit("u/a.mp4", offered.clone(), now).unwrap_err();
+        assert!(e.message.contains("$cache-control"), "{}", e.message);
+        let offered: Vec<_> = offered
+            .into_iter()
+            .filter(|(n, _)| n != "cache-control")
+            .collect();
+        let (fields, stored) = grant.admit("u/a.mp4", offered, now).unwrap();
+        // Content-Type and x-amz-meta-owner are not named: left out.
+        assert_eq!(stored.meta.content_type, None);
+        assert_eq!(
+            stored.meta.user,
+            vec![("album".to_owned(), "trip".to_owned())]
+        );
+        // What the policy fixes is applied.
+        assert_eq!(
+            stored.meta.content_disposition.as_deref(),
+            Some("attachment")
+        );
+        assert_eq!(stored.meta.cache_control.as_deref(), Some("no-store"));
+        assert_eq!(stored.tags, vec![("src".to_owned(), "app".to_owned())]);
+        assert_eq!(stored.acl, crate::store::model::Acl::PublicRead);
+        assert!(
+            fields
+                .iter()
+                .any(|(n, v)| n == "content-disposition" && v == "attachment")
+        );
     }
 }

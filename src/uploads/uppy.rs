@@ -14,8 +14,14 @@
 //! - `DELETE multipart/{id}`.
 //!
 //! Every route takes `key` (in the query, or from the grant) and checks it
-//! against the grant; uploads created here carry the grant's size bound,
-//! which every part, however it is sent, is held to.
+//! against the grant. What an upload stores is decided by the rule POST
+//! Object keeps ([`Grant::admit`]). An upload created here carries the
+//! grant's size range (every part, however it is sent, is held to its
+//! maximum; Complete to its minimum) and its expiry. The upload id these
+//! routes hand out is the store's id and a capability, a MAC under the
+//! grant's signing key: the routes on an upload take only that, so another
+//! holder of a grant over the same keys, who may learn the store's id from
+//! a listing, still cannot reach the upload.
 
 use http::{Response, StatusCode};
 use hyper::body::Incoming;
@@ -26,12 +32,12 @@ use super::grant::Grant;
 use super::{Call, Done, json_body};
 use crate::auth::Principal;
 use crate::auth::access::{self, Action};
-use crate::auth::sigv4::{Signer, sha256_hex, uri_encode};
+use crate::auth::sigv4::{Signer, SigningKey, sha256_hex, uri_encode};
 use crate::error::{Code, S3Error, S3Result};
 use crate::query::Query;
 use crate::server::body::{ResponseBody, json};
 use crate::server::state::{AppState, origin_of};
-use crate::store::model::{CompletedPart, Completion, ObjectMeta, UploadRecord, WriteCondition};
+use crate::store::model::{CompletedPart, Completion, Granted, UploadRecord, WriteCondition};
 use crate::store::rules::input;
 use crate::time::{amz_date, iso8601, now_ms};
 
@@ -159,16 +165,39 @@ impl Route<'_> {
         ((self.grant.policy.expiration_ms - self.now) / 1000).clamp(1, URL_SECS)
     }
 
-    /// The `x-amz-meta-*` fields of Uppy's metadata that the grant names;
-    /// the others are not the browser's to set, and are dropped.
-    fn bound_metadata<'m>(
-        &self,
+    /// What the page offers for the object: Uppy's `type` as its
+    /// Content-Type and its `metadata` entries as `x-amz-meta-*`. The
+    /// grant's rule keeps only what its policy names.
+    fn offered<'m>(
+        content_type: &str,
         metadata: impl Iterator<Item = (&'m str, String)>,
     ) -> Vec<(String, String)> {
-        metadata
-            .map(|(k, v)| (format!("x-amz-meta-{}", k.to_ascii_lowercase()), v))
-            .filter(|(name, _)| self.grant.policy.names(name))
+        let content_type = Some(("content-type".to_owned(), content_type.to_owned()))
+            .filter(|(_, t)| !t.is_empty());
+        content_type
+            .into_iter()
+            .chain(metadata.map(|(k, v)| (format!("x-amz-meta-{}", k.to_ascii_lowercase()), v)))
             .collect()
+    }
+
+    /// The capability that proves an upload was made through these routes
+    /// under a grant signed by this key: a MAC over the bucket, key and
+    /// store id, in a signing scope no S3 request uses.
+    fn capability_key(&self) -> SigningKey {
+        let secret = &self.grant.credential.secret_access_key;
+        SigningKey::derive(
+            secret,
+            "00000000",
+            &self.state.config.region,
+            "stowage-upload",
+        )
+    }
+
+    fn handle_for(&self, key: &str, id: &str) -> String {
+        let mac = self
+            .capability_key()
+            .sign(&format!("{}\n{key}\n{id}", self.grant.bucket));
+        format!("{id}.{mac}")
     }
 
     /// The key a route names (`?key=`), checked against the grant.
@@ -183,40 +212,20 @@ impl Route<'_> {
 
     fn params(&self) -> S3Result<(Response<ResponseBody>, String)> {
         let filename = self.query.get("filename").unwrap_or("");
-        let content_type = self.query.get("type").filter(|t| !t.is_empty());
         let key = self.grant.key_for(filename)?;
         let metadata = self.query.0.iter().filter_map(|(n, v)| {
             let k = n.strip_prefix("metadata[")?.strip_suffix(']')?;
             Some((k, v.clone()))
         });
-        let meta = self.bound_metadata(metadata);
-        self.grant.allows(&key, content_type, &meta)?;
-        let mut fields = serde_json::Map::new();
-        for name in [
-            "x-amz-algorithm",
-            "x-amz-credential",
-            "x-amz-date",
-            "policy",
-            "x-amz-signature",
-        ] {
-            if let Some(v) = self.grant.field(name) {
-                fields.insert(name.into(), v.into());
-            }
-        }
-        fields.insert("key".into(), key.clone().into());
-        if let Some(t) = content_type.filter(|_| self.grant.policy.names("content-type")) {
-            fields.insert("Content-Type".into(), t.into());
-        }
-        for (name, value) in meta {
-            fields.insert(name, value.into());
-        }
-        // Fields the policy fixes go in as fixed (a POST form must carry
-        // every field the policy names).
-        for name in ["success_action_status", "acl"] {
-            if let Some(v) = self.grant.policy.fixed(name) {
-                fields.insert(name.into(), v.into());
-            }
-        }
+        let offered = Self::offered(self.query.get("type").unwrap_or(""), metadata);
+        // The form carries every field the policy names, as its rule
+        // settled them; POST Object checks them again.
+        let (fields, _) = self.grant.admit(&key, offered, self.now)?;
+        let fields: serde_json::Map<String, Value> = fields
+            .into_iter()
+            .filter(|(n, _)| n != "bucket")
+            .map(|(n, v)| (n, v.into()))
+            .collect();
         let url = format!(
             "{}/{}",
             origin_of(self.state, &self.parts.headers),
@@ -230,25 +239,23 @@ impl Route<'_> {
     async fn create(&self, body: CreateBody) -> S3Result<(Response<ResponseBody>, String)> {
         let key = self.grant.key_for(&body.filename)?;
         input::check_key(&key)?;
-        let content_type = Some(body.content_type.as_str()).filter(|t| !t.is_empty());
         let metadata = body
             .metadata
             .iter()
             .filter_map(|(k, v)| Some((k.as_str(), v.as_str()?.to_owned())));
-        let meta = self.bound_metadata(metadata);
-        self.grant.allows(&key, content_type, &meta)?;
-        let fields = meta
+        let offered = Self::offered(&body.content_type, metadata);
+        let (fields, stored) = self.grant.admit(&key, offered, self.now)?;
+        if let Some((name, _)) = fields
             .iter()
-            .map(|(n, v)| (n.as_str(), v.clone()))
-            .chain(content_type.map(|t| ("content-type", t.to_owned())));
-        let object_meta: ObjectMeta = input::object_meta_from(fields)?;
-        let acl = match self.grant.acl() {
-            Some(v) => input::canned_acl(v)?,
-            None => Default::default(),
-        };
+            .find(|(n, _)| n == "content-md5" || n.starts_with("x-amz-checksum-"))
+        {
+            return Err(invalid(format!(
+                "This grant fixes the whole object's {name}, which a multipart upload cannot check as it goes; upload the file with the POST form of GET params instead."
+            )));
+        }
+        let grant_id = sha256_hex(self.grant.id().as_bytes());
         // A retried create (same grant, same key, same Idempotency-Key)
-        // gets the same upload. Without one the token is unique; either
-        // way it marks the upload as made under a grant.
+        // gets the same upload. Without one the token is unique.
         let token = match self.parts.headers.get("idempotency-key") {
             // A short key could be guessed by another holder of the grant.
             Some(k)
@@ -262,50 +269,76 @@ impl Route<'_> {
                     ),
                 ));
             }
-            Some(k) => sha256_hex(&[self.grant.id().as_bytes(), b"\n", k.as_bytes()].concat()),
+            Some(k) => sha256_hex(
+                &[
+                    grant_id.as_bytes(),
+                    b"\n",
+                    key.as_bytes(),
+                    b"\n",
+                    k.as_bytes(),
+                ]
+                .concat(),
+            ),
             None => format!(
                 "grant-{}",
                 crate::store::model::id_hex(crate::store::model::new_id())
             ),
         };
-        let cap = self.state.config.limits.max_object_size;
+        let limits = &self.state.config.limits;
+        let (min_size, max_size) = self.grant.size_range(limits.max_object_size);
+        let secs = |s: u64| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let expires_ms = (self.grant.policy.expiration_ms)
+            .saturating_add(secs(limits.grant_resume_secs))
+            .min(self.now.saturating_add(secs(limits.abandoned_upload_secs)));
         let record = UploadRecord {
             initiated_ms: self.now,
             owner: self.grant.credential.access_key_id.clone(),
-            meta: object_meta,
+            meta: stored.meta,
             checksum: None,
-            tags: Vec::new(),
-            acl,
-            // A grant's size range binds the whole object; without one the
-            // server's object cap does, as on POST Object.
-            max_size: Some(self.grant.max_size().map_or(cap, |max| max.min(cap))),
+            tags: stored.tags,
+            acl: stored.acl,
+            max_size: Some(max_size),
             token: Some(token),
+            granted: Some(Granted {
+                grant: grant_id,
+                min_size,
+                expires_ms,
+            }),
         };
         let meta_store = &self.state.store.meta;
         let id = meta_store
             .create_upload(&self.grant.bucket, &key, record)
             .await?;
-        let body = json!({"key": key, "uploadId": id, "bucket": self.grant.bucket});
+        let handle = self.handle_for(&key, &id);
+        let body = json!({"key": key, "uploadId": handle, "bucket": self.grant.bucket});
         Ok((json(StatusCode::OK, &body), key))
     }
 
-    /// Checks that the upload exists at the grant's bucket and `key`, and
-    /// was made under a grant of the same key: a grant reaches the uploads
-    /// at keys it covers that its signing key's grants created (so that a
-    /// fresh grant resumes an upload), never uploads made by plain S3
-    /// calls, which carry no size bound.
-    async fn upload(&self, id: &str) -> S3Result<String> {
+    /// The store id of the upload a route names by its handle, once the
+    /// handle's capability is checked and the upload found at the grant's
+    /// bucket and `key`, made under a grant and not expired. Anything else
+    /// is `NoSuchUpload`, so a route tells nothing of uploads it may not
+    /// reach.
+    async fn upload(&self, handle: &str) -> S3Result<(String, String)> {
         let key = self.key()?;
+        let (id, mac) = handle.rsplit_once('.').unwrap_or((handle, ""));
+        let message = format!("{}\n{key}\n{id}", self.grant.bucket);
+        if !self.capability_key().verify(&message, mac) {
+            return Err(S3Error::new(Code::NoSuchUpload));
+        }
         let upload = self
             .state
             .store
             .meta
             .upload(&self.grant.bucket, &key, id)
             .await?;
-        if upload.owner != self.grant.credential.access_key_id || upload.token.is_none() {
+        if upload.owner != self.grant.credential.access_key_id
+            || upload.granted.is_none()
+            || upload.expired(self.now)
+        {
             return Err(S3Error::new(Code::NoSuchUpload));
         }
-        Ok(key)
+        Ok((key, id.to_owned()))
     }
 
     async fn sign_parts(
@@ -314,7 +347,8 @@ impl Route<'_> {
         numbers: &[u32],
         batch: bool,
     ) -> S3Result<(Response<ResponseBody>, String)> {
-        let key = self.upload(id).await?;
+        let (key, id) = self.upload(id).await?;
+        let id = id.as_str();
         let signer = Signer {
             access_key: &self.grant.credential.access_key_id,
             secret: &self.grant.credential.secret_access_key,
@@ -344,8 +378,9 @@ impl Route<'_> {
         Ok((json(StatusCode::OK, &body), key))
     }
 
-    async fn list_parts(&self, id: &str) -> S3Result<(Response<ResponseBody>, String)> {
-        let key = self.upload(id).await?;
+    async fn list_parts(&self, handle: &str) -> S3Result<(Response<ResponseBody>, String)> {
+        let (key, id) = self.upload(handle).await?;
+        let id = id.as_str();
         let mut out = Vec::new();
         let mut after = 0;
         loop {
@@ -368,10 +403,11 @@ impl Route<'_> {
 
     async fn complete(
         &self,
-        id: &str,
+        handle: &str,
         body: CompleteBody,
     ) -> S3Result<(Response<ResponseBody>, String)> {
-        let key = self.upload(id).await?;
+        let (key, id) = self.upload(handle).await?;
+        let id = id.as_str();
         let completion = Completion {
             parts: body
                 .parts
@@ -413,8 +449,9 @@ impl Route<'_> {
         Ok((json(StatusCode::OK, &body), key))
     }
 
-    async fn abort(&self, id: &str) -> S3Result<(Response<ResponseBody>, String)> {
-        let key = self.upload(id).await?;
+    async fn abort(&self, handle: &str) -> S3Result<(Response<ResponseBody>, String)> {
+        let (key, id) = self.upload(handle).await?;
+        let id = id.as_str();
         self.state
             .store
             .meta

@@ -303,6 +303,7 @@ mod tests {
                 acl: Acl::Private,
                 max_size: None,
                 token: None,
+                granted: None,
             };
             let id = "000000000001ab";
             txn.open_table(UPLOADS)
@@ -419,6 +420,7 @@ mod tests {
             acl: Acl::Private,
             max_size,
             token: token.map(str::to_owned),
+            granted: None,
         }
     }
 

@@ -39,6 +39,20 @@ pub fn plan(
         completion.min_part_size,
         upload.checksum,
     )?;
+    let size: u64 = segments.iter().map(|s| s.len).sum();
+    if let Some(granted) = &upload.granted
+        && size < granted.min_size
+    {
+        return Err(S3Error::with_message(
+            Code::EntityTooSmall,
+            format!(
+                "The upload holds {size} bytes; its upload grant requires at least {}.",
+                granted.min_size
+            ),
+        )
+        .detail("ProposedSize", size.to_string())
+        .detail("MinSizeAllowed", granted.min_size.to_string()));
+    }
     // Validated: every listed part is stored.
     let crc64s: Vec<Option<&Checksum>> = completion
         .parts
@@ -56,7 +70,7 @@ pub fn plan(
     }
     let digest: [u8; 16] = md5s.finalize().into();
     let head = ObjectHead {
-        size: segments.iter().map(|s| s.len).sum(),
+        size,
         etag: format!("{}-{}", hex(&digest), segments.len()),
         last_modified_ms: now_ms,
         meta: upload.meta,

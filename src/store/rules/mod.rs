@@ -248,6 +248,7 @@ impl<E: Engine> MetaStore for Meta<E> {
             bucket,
             key,
             record,
+            grace_ms: self.grace_ms,
         };
         self.engine.change(create).await
     }

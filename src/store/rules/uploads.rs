@@ -13,16 +13,23 @@ use crate::store::txn::*;
 use crate::time::now_ms;
 
 /// Starts an upload; with an idempotency token, returns the upload of this
-/// key that already carries it.
+/// key that already carries it. An upload made under a grant replaces the
+/// unfinished upload the same grant made at this key, if any: a grant
+/// holds at most one per key.
 pub struct CreateUpload {
     pub bucket: String,
     pub key: String,
     pub record: UploadRecord,
+    pub grace_ms: i64,
 }
 
 pub enum Created {
     Existing(String),
-    New(String),
+    New {
+        id: String,
+        /// The same grant's earlier upload at this key, dropped.
+        replacing: Vec<Dropping>,
+    },
 }
 
 impl Change for CreateUpload {
@@ -31,30 +38,51 @@ impl Change for CreateUpload {
 
     async fn check<R: Reads>(&self, txn: &mut R) -> Checked<Created> {
         existing(txn, &self.bucket).await?;
-        if let Some(token) = &self.record.token {
-            let key = self.key.as_str();
-            // Every upload of this key: keys below `key\0` that start at `key`.
-            let below = format!("{key}\0");
-            let scan = Scan {
-                from: std::ops::Bound::Included((key, "")),
-                below: Some(&below),
-                max: usize::MAX,
-            };
-            let uploads = txn.uploads(&self.bucket, scan).await?;
-            let same = uploads
-                .into_iter()
-                .find(|(_, _, u)| u.token.as_deref() == Some(token));
-            if let Some((_, id, _)) = same {
-                return Ok(Created::Existing(id));
+        let id = new_upload_id(self.record.initiated_ms);
+        let (token, grant) = (&self.record.token, &self.record.granted);
+        if token.is_none() && grant.is_none() {
+            return Ok(Created::New {
+                id,
+                replacing: Vec::new(),
+            });
+        }
+        let key = self.key.as_str();
+        // Every upload of this key: keys below `key\0` that start at `key`.
+        let below = format!("{key}\0");
+        let scan = Scan {
+            from: std::ops::Bound::Included((key, "")),
+            below: Some(&below),
+            max: usize::MAX,
+        };
+        let uploads = txn.uploads(&self.bucket, scan).await?;
+        let now = self.record.initiated_ms;
+        let live = |u: &UploadRecord| !u.expired(now);
+        if let Some((_, id, _)) = uploads
+            .iter()
+            .find(|(_, _, u)| token.is_some() && u.token == *token && live(u))
+        {
+            return Ok(Created::Existing(id.clone()));
+        }
+        let mut replacing = Vec::new();
+        if let Some(grant) = grant {
+            for (_, old, u) in &uploads {
+                if u.granted.as_ref().is_some_and(|g| g.grant == grant.grant) {
+                    let upload = (self.bucket.as_str(), key, old.as_str());
+                    replacing.extend(Dropping::read(txn, upload).await?);
+                }
             }
         }
-        Ok(Created::New(new_upload_id(self.record.initiated_ms)))
+        Ok(Created::New { id, replacing })
     }
 
     async fn apply<W: Writes>(&self, created: Created, txn: &mut W) -> Done<String> {
         match created {
             Created::Existing(id) => Ok(id),
-            Created::New(id) => {
+            Created::New { id, replacing } => {
+                let due = now_ms() + self.grace_ms;
+                for old in &replacing {
+                    old.apply(txn, due).await?;
+                }
                 let at = (self.bucket.as_str(), self.key.as_str());
                 txn.put_upload(at, &id, &self.record).await?;
                 txn.tally(Tally::Uploads(1)).await?;
@@ -107,7 +135,9 @@ impl Change for PutPart {
 
     async fn check<R: Reads>(&self, txn: &mut R) -> Checked<Self::Plan> {
         let upload = txn.upload(&self.bucket, &self.key, &self.id).await?;
-        let upload = upload.ok_or(Code::NoSuchUpload)?;
+        let upload = upload
+            .filter(|u| !u.expired(now_ms()))
+            .ok_or(Code::NoSuchUpload)?;
         check_bound(txn, &upload, &self.id, self.number, self.part.size).await?;
         let old = txn.part(&self.id, self.number).await?;
         let mut part = self.part.clone();
@@ -164,7 +194,9 @@ impl Change for CompleteUpload {
     async fn check<R: Reads>(&self, txn: &mut R) -> Checked<Completing> {
         let (bucket, key, id) = (self.bucket.as_str(), self.key.as_str(), self.id.as_str());
         let old = in_bucket(txn.head(bucket, key).await?)?;
-        let Some(upload) = txn.upload(bucket, key, id).await? else {
+        let now = now_ms();
+        let upload = txn.upload(bucket, key, id).await?;
+        let Some(upload) = upload.filter(|u| !u.expired(now)) else {
             return match old {
                 Some(current) if current.upload_id.as_deref() == Some(id) => {
                     Ok(Completing::Replay(Box::new(current)))
@@ -174,7 +206,6 @@ impl Change for CompleteUpload {
         };
         let stored: BTreeMap<u32, PartRecord> =
             txn.parts(id, 0, usize::MAX).await?.into_iter().collect();
-        let now = now_ms();
         let plan = complete::plan(upload, id, &stored, &self.completion, new_id(), now)?;
         self.condition.check_at_commit(old.as_ref())?;
         let dropping = Dropping {
@@ -344,14 +375,18 @@ impl Query for UploadsBefore {
                 max: self.max,
             })
             .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, bucket, key)| UploadRef {
+        let mut out = Vec::with_capacity(rows.len());
+        for (id, bucket, key) in rows {
+            // A grant's upload may expire before the sweep's age for it.
+            let record = txn.upload(&bucket, &key, &id).await?;
+            out.push(UploadRef {
                 initiated_ms: upload_initiated_ms(&id),
+                expires_ms: record.and_then(|u| u.granted).map(|g| g.expires_ms),
                 bucket,
                 key,
                 id,
-            })
-            .collect())
+            });
+        }
+        Ok(out)
     }
 }

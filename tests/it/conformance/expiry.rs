@@ -37,6 +37,7 @@ conformance!(
                         key: key.into(),
                         id,
                         initiated_ms: at,
+                        expires_ms: None,
                     },
                     parts,
                 )

@@ -211,6 +211,7 @@ pub fn record_at(initiated_ms: i64) -> UploadRecord {
         acl: Acl::Private,
         max_size: None,
         token: None,
+        granted: None,
     }
 }
 
