@@ -30,10 +30,15 @@ use crate::xml::XmlWriter;
 
 /// The most the fields before the file may hold, as on S3.
 const FIELDS_MAX: usize = 20 * 1024;
-/// The most of the body read before the file part begins: the fields, their
-/// part heads and framing. A body chunk may straddle into the file, so this
-/// leaves room for one.
-const PRE_FILE_MAX: usize = FIELDS_MAX + 64 * 1024 + 1024 * 1024;
+/// The most of the body passed to the form reader before the file part
+/// begins: the fields, their part heads and the framing. The reader buffers
+/// what it has not parsed yet, so this is what an unauthenticated form can
+/// make the server hold.
+const PRE_FILE_MAX: usize = FIELDS_MAX + 12 * 1024;
+/// Until the file begins, the body goes to the form reader in pieces of at
+/// most this size, so that a large read cannot carry it past
+/// [`PRE_FILE_MAX`].
+const PRE_FILE_PIECE: usize = 4 * 1024;
 /// What each field costs against [`FIELDS_MAX`] beyond its name and value
 /// (its part head), so that many empty fields cannot pile up.
 const FIELD_OVERHEAD: usize = 64;
@@ -73,28 +78,35 @@ fn form_error(e: multer::Error) -> S3Error {
     }
 }
 
-/// The body as the multipart reader takes it. Until the file part begins
-/// (`file_started`), at most [`PRE_FILE_MAX`] bytes are let through: the
-/// reader buffers what it has not yet parsed (a part head with no end, say),
-/// and nothing unauthenticated may make it buffer more.
+/// The body as the form reader takes it. Until the file part begins
+/// (`file_started`), it goes in pieces of at most [`PRE_FILE_PIECE`], and
+/// no more than [`PRE_FILE_MAX`] bytes in all; then in the chunks it came
+/// in.
 fn body_stream(
     body: RequestBody,
     file_started: Arc<AtomicBool>,
 ) -> impl futures_util::Stream<Item = Result<Bytes, S3Error>> + Send + 'static {
-    futures_util::stream::unfold((body, 0usize), move |(mut body, seen)| {
+    let state = (body, Bytes::new(), 0usize);
+    futures_util::stream::unfold(state, move |(mut body, mut held, seen)| {
         let file_started = Arc::clone(&file_started);
         async move {
-            match body.next().await {
-                Ok(Some(data)) => {
-                    let seen = seen.saturating_add(data.len());
-                    if seen > PRE_FILE_MAX && !file_started.load(Ordering::Relaxed) {
-                        return Some((Err(fields_too_large()), (body, seen)));
-                    }
-                    Some((Ok(data), (body, seen)))
-                }
-                Ok(None) => None,
-                Err(e) => Some((Err(e), (body, seen))),
+            if held.is_empty() {
+                held = match body.next().await {
+                    Ok(Some(data)) => data,
+                    Ok(None) => return None,
+                    Err(e) => return Some((Err(e), (body, held, seen))),
+                };
             }
+            if file_started.load(Ordering::Relaxed) {
+                let piece = std::mem::take(&mut held);
+                return Some((Ok(piece), (body, held, seen)));
+            }
+            let piece = held.split_to(held.len().min(PRE_FILE_PIECE));
+            let seen = seen + piece.len();
+            if seen > PRE_FILE_MAX {
+                return Some((Err(fields_too_large()), (body, held, seen)));
+            }
+            Some((Ok(piece), (body, held, seen)))
         }
     })
 }

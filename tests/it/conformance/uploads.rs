@@ -463,19 +463,37 @@ conformance!(
     |meta| async move {
         new_bucket(&meta, "b").await;
         let (far, now) = (far(), now_ms());
-        let a = meta.create_upload("b", "k", granted("g1", 10, far)).await.unwrap();
+        let a = meta
+            .create_upload("b", "k", granted("g1", 10, far))
+            .await
+            .unwrap();
         meta.put_part("b", "k", &a, 1, part(4)).await.unwrap();
         assert_eq!(meta.stats().await.unwrap().incomplete_upload_bytes, 4);
         // The same grant at the same key: the new upload replaces the old,
         // whose part stops counting.
-        let b = meta.create_upload("b", "k", granted("g1", 10, far)).await.unwrap();
+        let b = meta
+            .create_upload("b", "k", granted("g1", 10, far))
+            .await
+            .unwrap();
         assert_eq!(code(meta.upload("b", "k", &a).await), Code::NoSuchUpload);
-        assert_eq!(code(meta.put_part("b", "k", &a, 2, part(1)).await), Code::NoSuchUpload);
+        assert_eq!(
+            code(meta.put_part("b", "k", &a, 2, part(1)).await),
+            Code::NoSuchUpload
+        );
         let stats = meta.stats().await.unwrap();
-        assert_eq!((stats.incomplete_uploads, stats.incomplete_upload_bytes), (1, 0));
+        assert_eq!(
+            (stats.incomplete_uploads, stats.incomplete_upload_bytes),
+            (1, 0)
+        );
         // Another grant, another key, or no grant: left alone.
-        let c = meta.create_upload("b", "k", granted("g2", 0, far)).await.unwrap();
-        let d = meta.create_upload("b", "k2", granted("g1", 0, far)).await.unwrap();
+        let c = meta
+            .create_upload("b", "k", granted("g2", 0, far))
+            .await
+            .unwrap();
+        let d = meta
+            .create_upload("b", "k2", granted("g1", 0, far))
+            .await
+            .unwrap();
         let e = meta.create_upload("b", "k", record()).await.unwrap();
         for id in [&b, &c, &e] {
             meta.upload("b", "k", id).await.unwrap();
@@ -486,21 +504,41 @@ conformance!(
         let small = part(4);
         meta.put_part("b", "k", &b, 1, small.clone()).await.unwrap();
         let refused = meta
-            .complete_upload("b", "k", &b, completion(&[(1, &small)], 0), WriteCondition::None)
+            .complete_upload(
+                "b",
+                "k",
+                &b,
+                completion(&[(1, &small)], 0),
+                WriteCondition::None,
+            )
             .await;
         assert_eq!(code(refused), Code::EntityTooSmall);
         let enough = part(10);
-        meta.put_part("b", "k", &b, 1, enough.clone()).await.unwrap();
+        meta.put_part("b", "k", &b, 1, enough.clone())
+            .await
+            .unwrap();
         let head = meta
-            .complete_upload("b", "k", &b, completion(&[(1, &enough)], 0), WriteCondition::None)
+            .complete_upload(
+                "b",
+                "k",
+                &b,
+                completion(&[(1, &enough)], 0),
+                WriteCondition::None,
+            )
             .await
             .unwrap();
         assert_eq!(head.size, 10);
 
         // Past its expiry an upload is gone for parts and Complete, and the
         // sweep's listing says when it expired.
-        let old = meta.create_upload("b", "x", granted("g3", 0, now - 1)).await.unwrap();
-        assert_eq!(code(meta.put_part("b", "x", &old, 1, part(1)).await), Code::NoSuchUpload);
+        let old = meta
+            .create_upload("b", "x", granted("g3", 0, now - 1))
+            .await
+            .unwrap();
+        assert_eq!(
+            code(meta.put_part("b", "x", &old, 1, part(1)).await),
+            Code::NoSuchUpload
+        );
         let refused = meta
             .complete_upload("b", "x", &old, completion(&[], 0), WriteCondition::None)
             .await;
@@ -517,7 +555,10 @@ conformance!(
         replay.granted.as_mut().unwrap().expires_ms = far;
         let second = meta.create_upload("b", "y", replay.clone()).await.unwrap();
         assert_ne!(first, second, "an expired upload is not replayed");
-        assert_eq!(code(meta.upload("b", "y", &first).await), Code::NoSuchUpload);
+        assert_eq!(
+            code(meta.upload("b", "y", &first).await),
+            Code::NoSuchUpload
+        );
         let third = meta.create_upload("b", "y", replay).await.unwrap();
         assert_eq!(second, third);
     }
