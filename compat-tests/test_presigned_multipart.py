@@ -11,7 +11,7 @@ import requests
 
 from helpers import MiB
 
-ORIGIN = "https://app.example"
+ORIGIN = "http://localhost:5173"  # a page on a developer's loopback origin
 
 
 def send(method, url, data=None):

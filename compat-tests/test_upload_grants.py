@@ -15,7 +15,9 @@ import requests
 from conftest import unique_bucket_name
 from helpers import MiB, s3_error
 
-ORIGIN = "https://app.example"
+# The page, on a developer's loopback origin (the development server lets
+# only those in).
+ORIGIN = "http://localhost:5173"
 
 
 def mint(s3, bucket, key="uploads/${filename}", max_size=64 * MiB, content_type="video/",

@@ -17,6 +17,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
+use crate::error::{Code, S3Error};
 use crate::server::body::ResponseBody;
 use crate::server::health::{self, Probe};
 use crate::server::io::WriteTimeout;
@@ -294,6 +295,25 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Respon
 /// addressing decides.
 async fn dispatch(state: Arc<AppState>, req: Request<Incoming>, request_id: &str) -> Outcome {
     let host = req.headers().get("host").and_then(|v| v.to_str().ok());
+    if let Some(host) = host.or(req.uri().authority().map(|a| a.as_str()))
+        && !state.config.answers_host(host)
+    {
+        let e = S3Error::with_message(
+            Code::AccessDenied,
+            format!(
+                "This server listens on a loopback address and answers only loopback host names (localhost, 127.0.0.1, [::1]) and its configured domain, not {host:?}: a page that rebinds its name to this machine gets nothing."
+            ),
+        );
+        let is_head = req.method() == http::Method::HEAD;
+        return Outcome {
+            response: s3::error_response(&e, req.uri().path(), request_id, is_head),
+            op: "RefusedHost".to_owned(),
+            bucket: None,
+            key: None,
+            error: Some(e),
+            auth: Some(("anonymous".into(), "anonymous")),
+        };
+    }
     let domain = state.config.domain.as_deref();
     let target = s3::router::split_target(req.uri().path(), host, domain);
     if !matches!(&target, Ok((Some(b), _)) if b == server::EXTENSIONS_BUCKET) {

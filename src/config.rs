@@ -250,8 +250,8 @@ impl Config {
         }
     }
 
-    /// A development server (no credentials) without `[[cors]]` lets any
-    /// origin in: see [`crate::cors::CorsRule::development`].
+    /// A development server (no credentials) without `[[cors]]` lets pages
+    /// on loopback origins in: see [`crate::cors::CorsRule::development`].
     pub fn apply_dev_defaults(&mut self) {
         if self.uses_dev_credential() && self.cors.is_empty() {
             self.cors = vec![crate::cors::CorsRule::development()];
@@ -261,6 +261,31 @@ impl Config {
     /// Whether the built-in development credential is in use.
     pub fn uses_dev_credential(&self) -> bool {
         self.credentials.is_empty()
+    }
+
+    /// Whether a request naming `host` (its Host header) may be answered.
+    /// A server listening on a loopback address answers only loopback
+    /// names and its own `domain` (and subdomains): a page elsewhere that
+    /// rebinds its DNS name to 127.0.0.1 then still cannot reach it.
+    pub fn answers_host(&self, host: &str) -> bool {
+        if !self.listen.ip().is_loopback() {
+            return true;
+        }
+        // Without the port: `name:port`, `[v6]:port`.
+        let name = match host.strip_prefix('[') {
+            Some(rest) => rest.split(']').next().unwrap_or_default(),
+            None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+        };
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        let under = |domain: &str| {
+            let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+            name == domain || name.ends_with(&format!(".{domain}"))
+        };
+        under("localhost")
+            || name
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+            || self.domain.as_deref().is_some_and(under)
     }
 
     /// The credential with this access key id: a configured one, or the
@@ -291,6 +316,13 @@ impl Config {
                     c.access_key_id
                 ));
             }
+        }
+        if self.uses_dev_credential() && !self.listen.ip().is_loopback() {
+            return Err(format!(
+                "listen = {}: the development credential ({DEV_ACCESS_KEY_ID} / {DEV_SECRET_ACCESS_KEY}) is public, so a server without a configured key listens only on a loopback address. To listen on {}, configure a key: set STOWAGE_ACCESS_KEY_ID and STOWAGE_SECRET_ACCESS_KEY, or add a [[credentials]] table to the configuration (README, Credentials).",
+                self.listen,
+                self.listen.ip()
+            ));
         }
         if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
             return Err("tls_cert_file and tls_key_file go together: set both or neither".into());

@@ -46,13 +46,24 @@ pub const EXPOSED_BY_DEFAULT: &[&str] = &[
 
 impl CorsRule {
     /// The rule of a development server (no credentials configured, no
-    /// `[[cors]]`): any origin may send every method and read the headers
-    /// uploads need. Only the development credential can sign, and it is
-    /// public, so this opens nothing a production key guards.
+    /// `[[cors]]`): a page on a loopback origin (`http://localhost:5173`,
+    /// `http://127.0.0.1:8080`, `http://[::1]:3000`, and their https
+    /// forms) may send every method and read the headers uploads need.
+    /// Pages elsewhere may not: the development credential is public, and
+    /// any page the developer opens could otherwise sign with it.
     pub fn development() -> CorsRule {
+        let hosts = ["localhost", "127.0.0.1", "[::1]"];
+        let allowed_origins = ["http", "https"]
+            .iter()
+            .flat_map(|scheme| {
+                hosts.iter().flat_map(move |host| {
+                    [format!("{scheme}://{host}"), format!("{scheme}://{host}:*")]
+                })
+            })
+            .collect();
         CorsRule {
             id: Some("development".into()),
-            allowed_origins: vec!["*".into()],
+            allowed_origins,
             allowed_methods: METHODS.iter().map(|m| m.to_string()).collect(),
             allowed_headers: vec!["*".into()],
             expose_headers: EXPOSED_BY_DEFAULT.iter().map(|h| h.to_string()).collect(),

@@ -130,7 +130,7 @@ async fn run(config: Config) -> Result<(), String> {
         // public one (the README gives it).
         tracing::warn!(
             access_key_id = DEV_ACCESS_KEY_ID,
-            "no credentials configured: using the local-development credential (its secret is in the README), and CORS lets any origin in unless [[cors]] is set; configure [[credentials]] before exposing this server"
+            "no credentials configured: using the public development credential (its secret is in the README), on a loopback address only; CORS lets in pages on loopback origins unless [[cors]] is set; configure [[credentials]] (or STOWAGE_ACCESS_KEY_ID and STOWAGE_SECRET_ACCESS_KEY) to serve other addresses"
         );
     }
     let grace_ms = (config.limits.gc_grace_secs * 1000) as i64;

@@ -349,32 +349,42 @@ fn error_outcome(
     request_id: &str,
     is_head: bool,
 ) -> Outcome {
-    let status = e.status();
-    let mut response = if is_head {
-        // HEAD responses carry no body; the status says it all.
-        Response::new(body::empty())
-    } else {
-        let xml = errors::document(&e, resource, request_id);
-        let mut r = Response::new(body::full(xml));
-        r.headers_mut()
-            .insert("content-type", HeaderValue::from_static("application/xml"));
-        r
-    };
-    *response.status_mut() = status;
-    if e.code == Code::InvalidRange
-        && let Some((_, size)) = e.details.iter().find(|(n, _)| *n == "ActualObjectSize")
-        && let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}"))
-    {
-        response.headers_mut().insert("content-range", v);
-    }
     Outcome {
-        response,
+        response: error_response(&e, resource, request_id, is_head),
         op: format!("{op:?}"),
         bucket,
         key,
         error: Some(e),
         auth: None,
     }
+}
+
+/// An S3 error as it goes out: its XML document (none for a HEAD) with
+/// its status.
+pub fn error_response(
+    e: &S3Error,
+    resource: &str,
+    request_id: &str,
+    is_head: bool,
+) -> Response<ResponseBody> {
+    let mut response = if is_head {
+        // HEAD responses carry no body; the status says it all.
+        Response::new(body::empty())
+    } else {
+        let xml = errors::document(e, resource, request_id);
+        let mut r = Response::new(body::full(xml));
+        r.headers_mut()
+            .insert("content-type", HeaderValue::from_static("application/xml"));
+        r
+    };
+    *response.status_mut() = e.status();
+    if e.code == Code::InvalidRange
+        && let Some((_, size)) = e.details.iter().find(|(n, _)| *n == "ActualObjectSize")
+        && let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}"))
+    {
+        response.headers_mut().insert("content-range", v);
+    }
+    response
 }
 
 async fn dispatch(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {

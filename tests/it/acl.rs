@@ -27,7 +27,7 @@ secret_access_key = "bob-secret"
 
 /// An unsigned GET of `path`: its status.
 fn anonymous_get(server: &Server, path: &str) -> u16 {
-    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     server.raw_unsigned(request.as_bytes()).status
 }
 

@@ -103,24 +103,24 @@ fn anonymous_requests_are_denied_except_public_reads() {
     let root = |req: &str| server.raw_unsigned(&sign(req.as_bytes(), "root", "root-secret"));
     for b in ["www", "private"] {
         let r = root(&format!(
-            "PUT /{b} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            "PUT /{b} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         ));
         assert_eq!(r.status, 200);
         let r = root(&format!(
-            "PUT /{b}/page HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi"
+            "PUT /{b}/page HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi"
         ));
         assert_eq!(r.status, 200);
     }
     let anon = |req: &str| server.raw_unsigned(req.as_bytes());
-    let r = anon("GET /www/page HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let r = anon("GET /www/page HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     assert_eq!((r.status, r.body.as_slice()), (200, &b"hi"[..]));
-    let r = anon("GET /www?list-type=2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let r = anon("GET /www?list-type=2 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     assert_eq!(r.status, 200);
     for req in [
-        "PUT /www/page HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno",
-        "DELETE /www/page HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-        "GET /private/page HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-        "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "PUT /www/page HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno",
+        "DELETE /www/page HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        "GET /private/page HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
     ] {
         let r = anon(req);
         assert_eq!(
@@ -130,10 +130,10 @@ fn anonymous_requests_are_denied_except_public_reads() {
         );
     }
     let r = anon(
-        "GET /www/page?response-content-type=text/html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "GET /www/page?response-content-type=text/html HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
     );
     assert_eq!((r.status, r.code().as_str()), (400, "InvalidRequest"));
-    let r = anon("GET /www/page HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let r = anon("GET /www/page HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     assert_eq!(r.body, b"hi", "the refused writes changed nothing");
 }
 
@@ -183,7 +183,7 @@ async fn each_key_reaches_only_what_it_may() {
         "/archive%2Fold",
     ] {
         let request = format!(
-            "PUT /incoming/stolen HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\
+            "PUT /incoming/stolen HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\
              x-amz-copy-source: {source}\r\nConnection: close\r\n\r\n"
         );
         let r = server.raw_unsigned(&sign(request.as_bytes(), "uploader", "uploader-secret"));
@@ -418,10 +418,12 @@ async fn presigned_urls_work_from_a_plain_client_until_altered_or_expired() {
 #[test]
 fn a_body_altered_under_its_signed_hash_is_refused() {
     let server = Server::start();
-    server.raw(b"PUT /bkt HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    server.raw(
+        b"PUT /bkt HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
     let hash = stowage::auth::sigv4::sha256_hex(b"hello");
     let head = format!(
-        "PUT /bkt/k HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\nx-amz-content-sha256: {hash}\r\n\r\n"
+        "PUT /bkt/k HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\nConnection: close\r\nx-amz-content-sha256: {hash}\r\n\r\n"
     );
     let mut request = sign(head.as_bytes(), "stowage", "stowage-dev-secret");
     request.extend_from_slice(b"jello");
@@ -430,7 +432,7 @@ fn a_body_altered_under_its_signed_hash_is_refused() {
         (r.status, r.code().as_str()),
         (400, "XAmzContentSHA256Mismatch")
     );
-    let r = server.raw(b"GET /bkt/k HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let r = server.raw(b"GET /bkt/k HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     assert_eq!(r.code(), "NoSuchKey");
     // The body it signed goes through.
     let mut request = sign(head.as_bytes(), "stowage", "stowage-dev-secret");
@@ -444,19 +446,19 @@ async fn browser_style_presigned_multipart_upload_with_cors() {
     let s3 = server.client();
     s3.create_bucket().bucket("bkt").send().await.unwrap();
     let origin = "https://app.example";
-    // No CORS configured: the development default lets the page in; the
-    // bucket's own rules, once set, replace it.
+    // No CORS configured: the development default lets in only pages on
+    // loopback origins; the bucket's own rules, once set, replace it.
     let preflight = |server: &Server| {
         server.raw_unsigned(
             format!(
-                "OPTIONS /bkt/big?partNumber=1&uploadId=x HTTP/1.1\r\nHost: x\r\nOrigin: {origin}\r\n\
+                "OPTIONS /bkt/big?partNumber=1&uploadId=x HTTP/1.1\r\nHost: localhost\r\nOrigin: {origin}\r\n\
                  Access-Control-Request-Method: PUT\r\nAccess-Control-Request-Headers: content-type\r\n\
                  Connection: close\r\n\r\n"
             )
             .as_bytes(),
         )
     };
-    assert_eq!(preflight(&server).status, 200);
+    assert_eq!(preflight(&server).status, 403);
     s3.put_bucket_cors()
         .bucket("bkt")
         .cors_configuration(
@@ -551,14 +553,14 @@ async fn browser_style_presigned_multipart_upload_with_cors() {
     // A CORS error is readable by the page too; other origins get nothing.
     let r = server.raw_unsigned(
         format!(
-            "GET /bkt/missing HTTP/1.1\r\nHost: x\r\nOrigin: {origin}\r\nConnection: close\r\n\r\n"
+            "GET /bkt/missing HTTP/1.1\r\nHost: localhost\r\nOrigin: {origin}\r\nConnection: close\r\n\r\n"
         )
         .as_bytes(),
     );
     assert_eq!(r.status, 403);
     assert_eq!(r.header("access-control-allow-origin"), Some(origin));
     let r = server.raw_unsigned(
-        b"OPTIONS /bkt/big HTTP/1.1\r\nHost: x\r\nOrigin: https://evil.example\r\n\
+        b"OPTIONS /bkt/big HTTP/1.1\r\nHost: localhost\r\nOrigin: https://evil.example\r\n\
           Access-Control-Request-Method: PUT\r\nConnection: close\r\n\r\n",
     );
     assert_eq!((r.status, r.code().as_str()), (403, "AccessForbidden"));
@@ -614,20 +616,38 @@ async fn sdk_file_uploads_arrive_as_signed_chunks_with_a_signed_trailer() {
     assert!(got.body.collect().await.unwrap().into_bytes().as_ref() == data.as_slice());
 }
 
-/// A development server (no credentials, no `[[cors]]`) lets any origin in
-/// with what uploads need; a configured server refuses origins it was not
-/// told about. Every bucket response varies by Origin.
+/// A development server (no credentials, no `[[cors]]`) lets pages on
+/// loopback origins in with what uploads need, and no page elsewhere (the
+/// development secret is public); a configured server refuses origins it
+/// was not told about. Every bucket response varies by Origin.
 #[test]
 fn cors_defaults_and_vary() {
     let dev = Server::start();
-    let r =
-        dev.raw(b"PUT /web HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    let r = dev.raw(
+        b"PUT /web HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
     assert_eq!(r.status, 200);
-    let preflight = b"OPTIONS /web/video.mp4?uploads HTTP/1.1\r\nHost: x\r\nOrigin: https://any.example\r\n\
-        Access-Control-Request-Method: DELETE\r\nAccess-Control-Request-Headers: content-type\r\nConnection: close\r\n\r\n";
-    let r = dev.raw_unsigned(preflight);
-    assert_eq!(r.status, 200);
-    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    let preflight_from = |origin: &str| {
+        format!(
+            "OPTIONS /web/video.mp4?uploads HTTP/1.1\r\nHost: localhost\r\nOrigin: {origin}\r\n\
+            Access-Control-Request-Method: DELETE\r\nAccess-Control-Request-Headers: content-type\r\nConnection: close\r\n\r\n"
+        )
+    };
+    for origin in [
+        "http://localhost:5173",
+        "http://127.0.0.1:8080",
+        "http://[::1]:3000",
+        "https://localhost",
+    ] {
+        let r = dev.raw_unsigned(preflight_from(origin).as_bytes());
+        assert_eq!(r.status, 200, "{origin}");
+        assert_eq!(r.header("access-control-allow-origin"), Some(origin));
+    }
+    for origin in ["https://any.example", "http://localhost.evil.example"] {
+        let r = dev.raw_unsigned(preflight_from(origin).as_bytes());
+        assert_eq!(r.status, 403, "{origin} is no loopback origin");
+    }
+    let r = dev.raw_unsigned(preflight_from("http://localhost:5173").as_bytes());
     let methods = r.header("access-control-allow-methods").unwrap();
     for m in ["GET", "PUT", "POST", "DELETE", "HEAD"] {
         assert!(methods.contains(m), "{methods}");
@@ -642,18 +662,28 @@ fn cors_defaults_and_vary() {
     ] {
         assert!(exposed.contains(h), "{exposed}");
     }
-    let r = dev.raw(b"GET /web?list-type=2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let r =
+        dev.raw(b"GET /web?list-type=2 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     assert_eq!(
         r.header("vary"),
         Some("Origin"),
         "no Origin sent, still varies"
     );
     let r = dev.raw(
-        b"GET /web?list-type=2 HTTP/1.1\r\nHost: x\r\nOrigin: https://any.example\r\nConnection: close\r\n\r\n",
+        b"GET /web?list-type=2 HTTP/1.1\r\nHost: localhost\r\nOrigin: http://localhost:5173\r\nConnection: close\r\n\r\n",
     );
     assert!(r.header("vary").unwrap().contains("Origin"));
-    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("http://localhost:5173")
+    );
+    let r = dev.raw(
+        b"GET /web?list-type=2 HTTP/1.1\r\nHost: localhost\r\nOrigin: https://any.example\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.header("access-control-allow-origin"), None);
 
+    let preflight = preflight_from("https://any.example");
+    let preflight = preflight.as_bytes();
     let configured = Server::start_with_config(KEYS, "");
     let r = configured.raw_unsigned(preflight);
     assert_eq!(r.status, 403, "no rule for this origin");

@@ -65,10 +65,11 @@ async fn every_algorithm_round_trips_on_put_and_get() {
 #[tokio::test]
 async fn a_default_crc64nvme_is_stored_when_none_is_sent() {
     let server = Server::start();
-    let r = server
-        .raw(b"PUT /bkt HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    let r = server.raw(
+        b"PUT /bkt HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
     assert_eq!(r.status, 200);
-    let r = server.raw(b"PUT /bkt/k HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\nConnection: close\r\n\r\n123456789");
+    let r = server.raw(b"PUT /bkt/k HTTP/1.1\r\nHost: localhost\r\nContent-Length: 9\r\nConnection: close\r\n\r\n123456789");
     // The CRC-64/NVME check value of "123456789" is 0xAE8B14860A799888.
     assert_eq!(r.header("x-amz-checksum-crc64nvme"), Some("rosUhgp5mIg="));
     let got = server
@@ -87,15 +88,16 @@ async fn a_default_crc64nvme_is_stored_when_none_is_sent() {
 async fn wrong_checksums_are_refused_and_store_nothing() {
     let server = Server::start();
     let put = |key: &str, headers: &str, body: &[u8]| {
-        let mut req =
-            format!("PUT /bkt/{key} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{headers}\r\n")
-                .into_bytes();
+        let mut req = format!(
+            "PUT /bkt/{key} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{headers}\r\n"
+        )
+        .into_bytes();
         req.extend_from_slice(body);
         server.raw(&req)
     };
     assert_eq!(
         server
-            .raw(b"PUT /bkt HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            .raw(b"PUT /bkt HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
             .status,
         200
     );
@@ -135,7 +137,7 @@ async fn wrong_checksums_are_refused_and_store_nothing() {
         (trailer.status, trailer.code().as_str()),
         (400, "BadDigest")
     );
-    let get = server.raw(b"GET /bkt/bad HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let get = server.raw(b"GET /bkt/bad HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     assert_eq!(get.status, 404);
     assert_eq!(server.tmp_files(), 0);
 }

@@ -14,7 +14,7 @@ use crate::harness::{DEV_KEY, DEV_SECRET, RawResponse, Server, random_bytes, sig
 /// the client whole (a refused raw body would meet a closed socket).
 fn put(server: &Server, key: &str, body: &[u8]) -> RawResponse {
     let head = format!(
-        "PUT /disk/{key} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+        "PUT /disk/{key} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
         body.len()
     );
     let head = sign(head.as_bytes(), DEV_KEY, DEV_SECRET);
@@ -34,7 +34,9 @@ fn put(server: &Server, key: &str, body: &[u8]) -> RawResponse {
 }
 
 fn get(server: &Server, path: &str) -> RawResponse {
-    server.raw(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+    server.raw(
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
 }
 
 /// The floor set above the disk's free space: as a full disk looks to the
@@ -45,13 +47,13 @@ fn below_the_floor_writes_are_refused_and_everything_else_works() {
     {
         let server = Server::start_in(dir.path(), "");
         let r = server.raw(
-            b"PUT /disk HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            b"PUT /disk HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
         );
         assert_eq!(r.status, 200);
         assert_eq!(put(&server, "kept", b"kept bytes").status, 200);
         assert_eq!(put(&server, "doomed", b"to delete").status, 200);
         let created = server.raw(
-            b"POST /disk/mp?uploads HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            b"POST /disk/mp?uploads HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
         );
         assert_eq!(created.status, 200);
         let xml = created.body_str();
@@ -78,19 +80,22 @@ fn below_the_floor_writes_are_refused_and_everything_else_works() {
     // same way (it once streamed past the floor).
     let id = std::fs::read_to_string(dir.path().join("upload-id")).unwrap();
     let copy = format!(
-        "PUT /disk/mp?partNumber=1&uploadId={id} HTTP/1.1\r\nHost: x\r\nx-amz-copy-source: /disk/kept\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "PUT /disk/mp?partNumber=1&uploadId={id} HTTP/1.1\r\nHost: localhost\r\nx-amz-copy-source: /disk/kept\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     );
     let r = server.raw(copy.as_bytes());
     assert_eq!((r.status, r.code().as_str()), (507, "InsufficientStorage"));
     let parts = server.raw(
-        format!("GET /disk/mp?uploadId={id} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .as_bytes(),
+        format!(
+            "GET /disk/mp?uploadId={id} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
     );
     assert_eq!(parts.status, 200);
     assert!(!parts.body_str().contains("<Part>"), "{}", parts.body_str());
     assert_eq!(server.tmp_files(), 0);
     assert_eq!(get(&server, "/disk/kept").body, b"kept bytes");
-    let r = server.raw(b"DELETE /disk/doomed HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let r =
+        server.raw(b"DELETE /disk/doomed HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     assert_eq!(r.status, 204, "deletes work on a full disk");
     assert_eq!(get(&server, "/disk/doomed").status, 404);
     let ready = get(&server, "/_stowage/health/ready");
@@ -104,7 +109,8 @@ fn health_answers_without_credentials() {
     let server = Server::start();
     for path in ["/_stowage/health/live", "/_stowage/health/ready"] {
         let r = server.raw_unsigned(
-            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
         );
         assert_eq!(r.status, 200, "{path}: {}", r.body_str());
     }
@@ -140,8 +146,9 @@ fn a_real_full_disk_refuses_then_recovers_without_a_restart() {
         dir.path(),
         "min_free_bytes = 8388608\ngc_grace_secs = 0\ngc_interval_secs = 1",
     );
-    let r = server
-        .raw(b"PUT /disk HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    let r = server.raw(
+        b"PUT /disk HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
     assert_eq!(r.status, 200);
     let mut stored = Vec::new();
     let refused = loop {
@@ -169,7 +176,7 @@ fn a_real_full_disk_refuses_then_recovers_without_a_restart() {
     // Free space by deleting; the collector unlinks; writes work again.
     for (key, _) in stored.drain(..3) {
         let r = server.raw(
-            format!("DELETE /disk/{key} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            format!("DELETE /disk/{key} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
                 .as_bytes(),
         );
         assert_eq!(r.status, 204);

@@ -229,13 +229,14 @@ async fn abandoned_uploads_expire() {
 #[test]
 fn shutdown_lets_in_flight_requests_finish() {
     let mut server = Server::start();
-    let r = server
-        .raw(b"PUT /bkt HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    let r = server.raw(
+        b"PUT /bkt HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
     assert_eq!(r.status, 200);
     let mut s = TcpStream::connect(server.addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s.write_all(&crate::harness::signed(
-        b"PUT /bkt/k HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nConnection: close\r\n\r\nhello",
+        b"PUT /bkt/k HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\nConnection: close\r\n\r\nhello",
     ))
     .unwrap();
     std::thread::sleep(Duration::from_millis(200));
@@ -286,7 +287,7 @@ async fn metrics_show_requests_and_bytes_held_by_incomplete_uploads() {
         .await
         .unwrap();
     let mut s = TcpStream::connect(&addr).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .unwrap();
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).unwrap();

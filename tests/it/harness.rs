@@ -371,7 +371,7 @@ pub fn signed_stream_put(path: &str, chunks: &[&[u8]], tamper: impl Fn(&mut Vec<
         framed_len += format!("{c:x}").len() + ";chunk-signature=".len() + 64 + 2 + c + 2;
     }
     let head = format!(
-        "PUT {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {framed_len}\r\n\
+        "PUT {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {framed_len}\r\n\
          Content-Encoding: aws-chunked\r\nx-amz-decoded-content-length: {decoded}\r\n\
          x-amz-content-sha256: STREAMING-AWS4-HMAC-SHA256-PAYLOAD\r\n\r\n"
     );

@@ -26,7 +26,7 @@ fn open_fds(server: &Server) -> usize {
 /// A signed GET of a small object from 127.0.0.1, timed.
 async fn normal_get(server: &Server) -> (u16, Duration) {
     let start = Instant::now();
-    let request = signed(b"GET /calm/k HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let request = signed(b"GET /calm/k HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     let mut conn = TcpStream::connect(server.addr).await.unwrap();
     conn.write_all(&request).await.unwrap();
     let mut buf = Vec::new();
@@ -45,11 +45,12 @@ async fn idle_slowloris_and_trickling_clients_do_not_starve_a_normal_one() {
     let server = Server::start_with(
         "header_timeout_secs = 2\nmin_body_rate = 1024\nbody_rate_grace_secs = 2\nmax_connections_per_ip = 300",
     );
-    let r = server
-        .raw(b"PUT /calm HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    let r = server.raw(
+        b"PUT /calm HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
     assert_eq!(r.status, 200);
     let r = server.raw(
-        b"PUT /calm/k HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+        b"PUT /calm/k HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
     );
     assert_eq!(r.status, 200);
     let fds_before = open_fds(&server);
@@ -69,15 +70,16 @@ async fn idle_slowloris_and_trickling_clients_do_not_starve_a_normal_one() {
         let source = [127, 0, 0, 4 + (i % 2) as u8];
         let mut c = connect_from(source, server.addr).await.unwrap();
         let _ = c
-            .write_all(b"PUT /calm/slow HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            .write_all(b"PUT /calm/slow HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
             .await;
         heads.push(c);
     }
     // 50 signed PUTs that send a byte and then trickle nothing.
     let mut trickles = Vec::new();
     for i in 0..50 {
-        let head =
-            format!("PUT /calm/trickle{i} HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n");
+        let head = format!(
+            "PUT /calm/trickle{i} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1048576\r\n\r\n"
+        );
         let mut c = connect_from([127, 0, 0, 6], server.addr).await.unwrap();
         c.write_all(&signed(head.as_bytes())).await.unwrap();
         c.write_all(b"x").await.unwrap();
@@ -158,5 +160,73 @@ async fn idle_slowloris_and_trickling_clients_do_not_starve_a_normal_one() {
     assert_eq!(
         warnings, 1,
         "the refusals are logged once, not per connection"
+    );
+}
+
+/// Issue 18, item 8: a server on a loopback address answers only loopback
+/// host names and its domain, so a page whose DNS name rebinds to
+/// 127.0.0.1 reaches nothing; and the public development credential never
+/// serves a non-loopback address.
+#[test]
+fn a_loopback_server_refuses_foreign_host_names() {
+    let server = Server::start_with_config("domain = \"s3.test\"", "");
+    let get = |host: &str| {
+        server
+            .raw(format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes())
+    };
+    for host in [
+        "attacker.example",
+        "attacker.example:9000",
+        "localhost.attacker.example",
+        "127.0.0.1.nip.io",
+        "s3.test.evil",
+    ] {
+        let r = get(host);
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (403, "AccessDenied"),
+            "{host}"
+        );
+    }
+    let port = server.addr.port();
+    for host in [
+        "localhost".to_owned(),
+        format!("localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+        "127.0.0.2".to_owned(),
+        format!("[::1]:{port}"),
+        "app.localhost".to_owned(),
+        "s3.test".to_owned(),
+        "photos.s3.test:9000".to_owned(),
+    ] {
+        // Signed as the development key; `photos` is a bucket that does
+        // not exist.
+        let r = get(&host);
+        let want = if host.starts_with("photos.") {
+            404
+        } else {
+            200
+        };
+        assert_eq!(r.status, want, "{host}: {}", r.body_str());
+    }
+}
+
+#[test]
+fn the_development_credential_never_serves_a_public_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stowage"))
+        .args(["--listen", "0.0.0.0:0", "--data-dir"])
+        .arg(dir.path())
+        .env_remove("STOWAGE_ACCESS_KEY_ID")
+        .env_remove("STOWAGE_SECRET_ACCESS_KEY")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("STOWAGE_ACCESS_KEY_ID"), "{err}");
+    assert!(
+        !dir.path().join("meta.redb").exists(),
+        "refused before it made anything"
     );
 }

@@ -100,7 +100,7 @@ async fn start_upload(s3: &Client, bucket: &str, key: &str, part: &'static [u8])
 
 fn scrape(addr: &str) -> String {
     let mut s = TcpStream::connect(addr).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .unwrap();
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).unwrap();
@@ -213,7 +213,7 @@ async fn configuration_round_trips_and_bad_ones_are_refused() {
 
     // Without a digest S3 refuses the body, and so do we.
     let r = server.raw(
-        b"PUT /bkt?lifecycle HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        b"PUT /bkt?lifecycle HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
     );
     assert_eq!(r.status, 400, "{}", r.body_str());
 

@@ -206,7 +206,7 @@ async fn url_encoding_of_keys() {
     assert_eq!(out.contents()[0].key(), Some("a%20b%26c"));
     assert_eq!(out.encoding_type(), Some(&EncodingType::Url));
     let raw = server.raw(
-        b"GET /bkt?list-type=2&encoding-type=url HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /bkt?list-type=2&encoding-type=url HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
     );
     assert!(
         raw.body_str().contains("<Key>a%20b%26c</Key>"),

@@ -265,7 +265,7 @@ async fn an_upload_without_an_algorithm_gets_a_full_object_crc64nvme() {
         // CRC32): the server computes a CRC64NVME for each part.
         let n = i + 1;
         let mut request = format!(
-            "PUT /bkt/plain?partNumber={n}&uploadId={id} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            "PUT /bkt/plain?partNumber={n}&uploadId={id} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
             data.len()
         )
         .into_bytes();
@@ -433,7 +433,7 @@ async fn get_object_attributes_of_a_single_part_object_and_bad_requests() {
     let get = |attributes: &str| {
         server.raw(
             format!(
-                "GET /bkt/one?attributes HTTP/1.1\r\nHost: x\r\n{attributes}Connection: close\r\n\r\n"
+                "GET /bkt/one?attributes HTTP/1.1\r\nHost: localhost\r\n{attributes}Connection: close\r\n\r\n"
             )
             .as_bytes(),
         )

@@ -276,7 +276,9 @@ async fn collectors_on_every_node_spare_what_another_node_reads() {
     let mut stream = std::net::TcpStream::connect(nodes[0].addr).unwrap();
     std::io::Write::write_all(
         &mut stream,
-        &crate::harness::signed(b"GET /bkt/big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+        &crate::harness::signed(
+            b"GET /bkt/big HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        ),
     )
     .unwrap();
     let mut got = vec![0u8; 64 << 10];
@@ -382,7 +384,8 @@ async fn a_postgres_restart_fails_requests_cleanly_and_nodes_recover() {
         // While it is down: a request fails with a clear status, soon.
         for node in &nodes {
             let started = Instant::now();
-            let r = node.raw(b"GET /bkt/before HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let r = node
+                .raw(b"GET /bkt/before HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
             assert!(
                 r.status == 503 || r.status == 500,
                 "status {} {}",
@@ -589,7 +592,7 @@ fn nodes_starting_together_share_one_migration() {
     assert_eq!(migrated, 1);
     for node in &nodes {
         let r = node
-            .raw(b"PUT /bkt HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            .raw(b"PUT /bkt HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
         assert!(
             r.status == 200 || r.code() == "BucketAlreadyOwnedByYou",
             "{}",

@@ -63,7 +63,7 @@ fn form(before: &[(String, String)], file: &[u8], after: &[(&str, &str)]) -> Vec
 
 fn send(server: &Server, bucket: &str, body: &[u8]) -> RawResponse {
     let mut request = format!(
-        "POST /{bucket} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+        "POST /{bucket} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
          Content-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {}\r\n\r\n",
         body.len()
     )
@@ -83,7 +83,7 @@ fn a_signed_form_stores_its_file_under_the_expanded_key() {
     assert_eq!(
         server
             .raw(
-                b"PUT /forms HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                b"PUT /forms HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
             )
             .status,
         200
@@ -109,8 +109,9 @@ fn a_signed_form_stores_its_file_under_the_expanded_key() {
         location.ends_with("/forms/logs%2Fsite%20log.txt"),
         "{location}"
     );
-    let got = server
-        .raw(b"GET /forms/logs/site%20log.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let got = server.raw(
+        b"GET /forms/logs/site%20log.txt HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    );
     assert_eq!(got.body, b"line one\nline two\n");
     assert_eq!(got.header("content-type"), Some("text/plain"));
     assert_eq!(got.header("x-amz-meta-late"), None);
@@ -123,7 +124,9 @@ fn a_signed_form_stores_its_file_under_the_expanded_key() {
 #[test]
 fn a_file_past_its_range_is_refused_mid_stream_and_stores_nothing() {
     let server = Server::start();
-    server.raw(b"PUT /forms HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    server.raw(
+        b"PUT /forms HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
     let fields = signed_fields(
         r#"[{"bucket": "forms"}, {"key": "big"}, ["content-length-range", 0, 1048576]]"#,
         600,
@@ -135,7 +138,8 @@ fn a_file_past_its_range_is_refused_mid_stream_and_stores_nothing() {
         r.body_str()
             .contains("<MaxSizeAllowed>1048576</MaxSizeAllowed>")
     );
-    let head = server.raw(b"HEAD /forms/big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let head =
+        server.raw(b"HEAD /forms/big HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     assert_eq!(head.status, 404);
     assert_eq!(
         server.tmp_files(),
@@ -147,7 +151,9 @@ fn a_file_past_its_range_is_refused_mid_stream_and_stores_nothing() {
 #[test]
 fn malformed_and_oversized_forms_get_s3_errors() {
     let server = Server::start();
-    server.raw(b"PUT /forms HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    server.raw(
+        b"PUT /forms HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
     let fields = signed_fields(r#"[{"bucket": "forms"}, ["starts-with", "$key", ""]]"#, 600);
 
     // 20 KiB of fields before the file is all S3 reads.
@@ -245,7 +251,8 @@ fn malformed_and_oversized_forms_get_s3_errors() {
         "64 MiB of head was buffered: peak {peak_before} KiB -> {peak_after} KiB"
     );
 
-    let head = server.raw(b"HEAD /forms/k HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let head =
+        server.raw(b"HEAD /forms/k HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     assert_eq!(head.status, 404, "no refused form stored anything");
     assert_eq!(server.tmp_files(), 0);
 }
@@ -259,14 +266,16 @@ fn malformed_and_oversized_forms_get_s3_errors() {
 fn stalled_forms_hold_little_memory_before_authentication() {
     use std::io::{Read, Write};
     let server = Server::start();
-    server.raw(b"PUT /forms HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    server.raw(
+        b"PUT /forms HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
     let (_, peak_before) = server.memory_kib();
     let mut head =
         format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"key\"\r\nX-Pad: ")
             .into_bytes();
     head.extend(std::iter::repeat_n(b'a', 1 << 20));
     let request = format!(
-        "POST /forms HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {}\r\n\r\n",
+        "POST /forms HTTP/1.1\r\nHost: localhost\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {}\r\n\r\n",
         16 << 20
     );
     let mut stalled = Vec::new();

@@ -8,19 +8,23 @@ use crate::harness::{RawResponse, Server, find, md5_hex, signed, signed_stream_p
 
 fn setup() -> Server {
     let server = Server::start();
-    let r = server
-        .raw(b"PUT /bkt HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    let r = server.raw(
+        b"PUT /bkt HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
     assert_eq!(r.status, 200);
     server
 }
 
 fn get(server: &Server, path: &str) -> RawResponse {
-    server.raw(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+    server.raw(
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
 }
 
 fn put(server: &Server, path: &str, headers: &str, body: &[u8]) -> RawResponse {
-    let mut req = format!("PUT {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{headers}\r\n")
-        .into_bytes();
+    let mut req =
+        format!("PUT {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{headers}\r\n")
+            .into_bytes();
     req.extend_from_slice(body);
     server.raw(&req)
 }
@@ -149,7 +153,7 @@ fn expect_continue_is_answered_only_after_validation() {
     let mut s = TcpStream::connect(server.addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s.write_all(&signed(
-        b"PUT /nobucket/k HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+        b"PUT /nobucket/k HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
     ))
     .unwrap();
     let mut buf = [0u8; 4096];
@@ -160,7 +164,7 @@ fn expect_continue_is_answered_only_after_validation() {
     // A good one gets 100 Continue, then its answer.
     let mut s = TcpStream::connect(server.addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(&signed(b"PUT /bkt/k HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n")).unwrap();
+    s.write_all(&signed(b"PUT /bkt/k HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n")).unwrap();
     let n = s.read(&mut buf).unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 100"));
     s.write_all(b"hello").unwrap();
@@ -175,7 +179,7 @@ fn malformed_requests_get_s3_errors() {
     let server = setup();
     let r = get(&server, "/bkt/%FF%FE");
     assert_eq!((r.status, r.code().as_str()), (400, "InvalidURI"));
-    let r = server.raw(b"PATCH /bkt/k HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let r = server.raw(b"PATCH /bkt/k HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     assert_eq!((r.status, r.code().as_str()), (501, "NotImplemented"));
     assert!(r.header("x-amz-request-id").is_some());
     let r = put(
@@ -185,21 +189,22 @@ fn malformed_requests_get_s3_errors() {
         b"3\r\nabc\r\n0\r\n\r\n",
     );
     assert_eq!((r.status, r.code().as_str()), (411, "MissingContentLength"));
-    let r = server.raw(b"HEAD /bkt/missing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let r =
+        server.raw(b"HEAD /bkt/missing HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     assert_eq!(r.status, 404);
     assert!(r.body.is_empty());
     let r = server.raw(&delete_request("<Delete", true));
     assert_eq!((r.status, r.code().as_str()), (400, "MalformedXML"));
     let r = server
-        .raw(b"GET /bkt?list-type=2&max-keys=-1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        .raw(b"GET /bkt?list-type=2&max-keys=-1 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     assert_eq!((r.status, r.code().as_str()), (400, "InvalidArgument"));
-    let r = server.raw(b"GET /bkt?list-type=2&continuation-token=%21%21 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let r = server.raw(b"GET /bkt?list-type=2&continuation-token=%21%21 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     assert_eq!((r.status, r.code().as_str()), (400, "InvalidArgument"));
 }
 
 fn create_upload(server: &Server, key: &str) -> String {
     let r = server.raw(
-        format!("POST /bkt/{key}?uploads HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        format!("POST /bkt/{key}?uploads HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
             .as_bytes(),
     );
     assert_eq!(r.status, 200);
@@ -224,7 +229,7 @@ fn complete_with_a_malformed_body_is_malformed_xml() {
     ] {
         let r = server.raw(
             format!(
-                "POST /bkt/k?uploadId={id} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                "POST /bkt/k?uploadId={id} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()
             )
             .as_bytes(),
@@ -244,14 +249,16 @@ fn a_part_in_flight_when_its_upload_is_aborted_is_refused() {
     let mut s = TcpStream::connect(server.addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s.write_all(&signed(
-        format!("PUT /bkt/k?partNumber=1&uploadId={id} HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nConnection: close\r\n\r\nhello")
+        format!("PUT /bkt/k?partNumber=1&uploadId={id} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\nConnection: close\r\n\r\nhello")
             .as_bytes(),
     ))
     .unwrap();
     std::thread::sleep(Duration::from_millis(200));
     let r = server.raw(
-        format!("DELETE /bkt/k?uploadId={id} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .as_bytes(),
+        format!(
+            "DELETE /bkt/k?uploadId={id} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
     );
     assert_eq!(r.status, 204);
     s.write_all(b"world").unwrap();
@@ -293,7 +300,7 @@ fn racing_conditional_writers_one_wins_the_other_conflicts() {
     let mut slow = TcpStream::connect(server.addr).unwrap();
     slow.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    slow.write_all(&signed(b"PUT /bkt/race HTTP/1.1\r\nHost: x\r\nIf-None-Match: *\r\nContent-Length: 4\r\nConnection: close\r\n\r\nsl")).unwrap();
+    slow.write_all(&signed(b"PUT /bkt/race HTTP/1.1\r\nHost: localhost\r\nIf-None-Match: *\r\nContent-Length: 4\r\nConnection: close\r\n\r\nsl")).unwrap();
     std::thread::sleep(Duration::from_millis(200));
     // ...while a second one completes first.
     let fast = put(
@@ -346,7 +353,7 @@ fn huge_range_ends_are_clamped() {
         200
     );
     let r = server.raw(
-        b"GET /bkt/k HTTP/1.1\r\nHost: x\r\nRange: bytes=1-18446744073709551615\r\nConnection: close\r\n\r\n",
+        b"GET /bkt/k HTTP/1.1\r\nHost: localhost\r\nRange: bytes=1-18446744073709551615\r\nConnection: close\r\n\r\n",
     );
     assert_eq!(r.status, 206);
     assert_eq!(r.body, b"ello");
@@ -362,15 +369,17 @@ fn stalled_uploads_do_not_starve_other_requests() {
         .map(|i| {
             let mut s = TcpStream::connect(server.addr).unwrap();
             s.write_all(&signed(
-                format!("PUT /bkt/stall{i} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nx")
-                    .as_bytes(),
+                format!(
+                    "PUT /bkt/stall{i} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\n\r\nx"
+                )
+                .as_bytes(),
             ))
             .unwrap();
             s
         })
         .collect();
     std::thread::sleep(Duration::from_millis(500));
-    let r = server.raw(b"HEAD /bkt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let r = server.raw(b"HEAD /bkt HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     assert_eq!(r.status, 200);
     assert_eq!(
         put(&server, "/bkt/live", "Content-Length: 2\r\n", b"ok").status,
@@ -395,7 +404,7 @@ fn empty_parts_and_copies_of_multipart_objects() {
         "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{etag}</ETag></Part></CompleteMultipartUpload>"
     );
     let r = server.raw(
-        format!("POST /bkt/k?uploadId={id} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+        format!("POST /bkt/k?uploadId={id} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
             .as_bytes(),
     );
     assert_eq!(r.status, 200, "{}", r.body_str());
@@ -417,7 +426,7 @@ fn empty_parts_and_copies_of_multipart_objects() {
         Some("1")
     );
     let r = server.raw(
-        format!("POST /bkt/copy?uploadId={id} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+        format!("POST /bkt/copy?uploadId={id} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
             .as_bytes(),
     );
     assert_eq!(r.code(), "NoSuchUpload");
@@ -508,7 +517,7 @@ fn delete_request(body: &str, md5: bool) -> Vec<u8> {
         String::new()
     };
     format!(
-        "POST /bkt?delete HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n{header}Connection: close\r\n\r\n{body}",
+        "POST /bkt?delete HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n{header}Connection: close\r\n\r\n{body}",
         body.len()
     )
     .into_bytes()
@@ -532,19 +541,19 @@ fn delete_objects_needs_a_digest_of_its_body_and_checks_it() {
     assert_eq!((r.status, r.code().as_str()), (400, "BadDigest"));
     // A flexible checksum may stand in for Content-MD5, and is checked too.
     let wrong_crc = format!(
-        "POST /bkt?delete HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nx-amz-checksum-crc32: AAAAAA==\r\nConnection: close\r\n\r\n{body}",
+        "POST /bkt?delete HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nx-amz-checksum-crc32: AAAAAA==\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     let r = server.raw(wrong_crc.as_bytes());
     assert_eq!((r.status, r.code().as_str()), (400, "BadDigest"));
     // Naming an algorithm without sending its value proves nothing.
     let bare = format!(
-        "POST /bkt?delete HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nx-amz-sdk-checksum-algorithm: CRC32\r\nConnection: close\r\n\r\n{body}",
+        "POST /bkt?delete HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nx-amz-sdk-checksum-algorithm: CRC32\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     let r = server.raw(bare.as_bytes());
     assert_eq!((r.status, r.code().as_str()), (400, "InvalidRequest"));
-    let r = server.raw(b"POST /bkt?delete HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-MD5: nope\r\nConnection: close\r\n\r\n<D");
+    let r = server.raw(b"POST /bkt?delete HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\nContent-MD5: nope\r\nConnection: close\r\n\r\n<D");
     assert_eq!((r.status, r.code().as_str()), (400, "InvalidDigest"));
     assert_eq!(get(&server, "/bkt/k").body, b"x");
     assert_eq!(server.raw(&delete_request(body, true)).status, 200);
@@ -557,8 +566,9 @@ fn delete_objects_needs_a_digest_of_its_body_and_checks_it() {
 #[test]
 fn signed_chunks_beyond_the_shared_budget_get_slow_down() {
     let server = Server::start_with("signed_chunk_budget = 1000\n");
-    let r = server
-        .raw(b"PUT /bkt HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    let r = server.raw(
+        b"PUT /bkt HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
     assert_eq!(r.status, 200);
     let big = vec![b'x'; 2000];
     let r = server.raw_unsigned(&signed_stream_put("/bkt/big", &[&big], |_| {}));

@@ -100,7 +100,7 @@ async fn https_serves_the_configured_certificate_and_reloads_it_on_sighup() {
 
     let mut old = connect(server.addr, &first).await.unwrap();
     assert!(peer(&old) == first);
-    let create = "PUT /tls HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n";
+    let create = "PUT /tls HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n";
     assert_eq!(status(&mut old, create).await, 200);
 
     let second = write_cert(certs.path());
@@ -108,7 +108,7 @@ async fn https_serves_the_configured_certificate_and_reloads_it_on_sighup() {
     wait_for_log(&server, "TLS certificate reloaded").await;
     let mut new = connect(server.addr, &second).await.unwrap();
     assert!(peer(&new) == second);
-    let list = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    let list = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
     assert_eq!(status(&mut new, list).await, 200);
     assert!(
         connect(server.addr, &first).await.is_err(),
