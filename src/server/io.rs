@@ -2,6 +2,14 @@
 //! so a client that stops reading cannot hold a connection (and the buffers
 //! and blob pins of its response) forever. hyper has a timeout for reading
 //! request heads but none for writing.
+//!
+//! It also lingers when the connection closes: after its FIN it reads and
+//! discards what the client still sends, up to [`LINGER_BYTES`] or
+//! [`LINGER_TIME`]. A refusal sent before the body was read (a failed
+//! signature, a full disk, a form too large) is followed by a close with
+//! the body still arriving; closing at once would reset the connection,
+//! and a client that is still sending (without `Expect: 100-continue`)
+//! would see the reset instead of the error.
 
 use std::future::Future;
 use std::io;
@@ -12,11 +20,20 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
+/// The most read and discarded after the server closes its side.
+pub const LINGER_BYTES: usize = 8 << 20;
+/// The longest the server waits, after closing its side, for the client to
+/// close its own.
+pub const LINGER_TIME: Duration = Duration::from_secs(2);
+
 pub struct WriteTimeout<T> {
     inner: T,
     timeout: Duration,
     /// Armed while a write is blocked; reset by any progress.
     stalled: Option<Pin<Box<Sleep>>>,
+    /// Set once the write side is shut: the linger's end, and what it may
+    /// still discard.
+    linger: Option<(Pin<Box<Sleep>>, usize)>,
 }
 
 impl<T> WriteTimeout<T> {
@@ -25,6 +42,7 @@ impl<T> WriteTimeout<T> {
             inner,
             timeout,
             stalled: None,
+            linger: None,
         }
     }
 
@@ -63,7 +81,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for WriteTimeout<T> {
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for WriteTimeout<T> {
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WriteTimeout<T> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -92,7 +110,28 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for WriteTimeout<T> {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        let this = &mut *self;
+        if this.linger.is_none() {
+            std::task::ready!(Pin::new(&mut this.inner).poll_shutdown(cx))?;
+            this.linger = Some((Box::pin(tokio::time::sleep(LINGER_TIME)), LINGER_BYTES));
+        }
+        let Some((until, left)) = this.linger.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        let mut scratch = [0u8; 16 * 1024];
+        loop {
+            if *left == 0 || until.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Ok(()));
+            }
+            let mut buf = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut this.inner).poll_read(cx, &mut buf) {
+                // The client closed its side (or failed): done.
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => return Poll::Ready(Ok(())),
+                Poll::Ready(Err(_)) => return Poll::Ready(Ok(())),
+                Poll::Ready(Ok(())) => *left = left.saturating_sub(buf.filled().len()),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
     }
 }
 

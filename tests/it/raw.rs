@@ -608,3 +608,74 @@ fn raw_utf8_metadata_is_stored_as_utf8() {
         Some("=?UTF-8?B?SGVsbG8gV29ybGTDqQ==?=")
     );
 }
+
+/// Issue 18, item 10: a refusal sent before the body is read reached a
+/// client without `Expect: 100-continue` as a connection reset. The
+/// server now drains a bounded amount of the body with a short linger, so
+/// a client that sends all of it and then reads gets the error.
+#[test]
+fn an_early_refusal_reaches_a_client_that_sends_the_whole_body() {
+    let full_disk = Server::start_with("min_free_bytes = 4611686018427387904");
+    full_disk.raw(
+        b"PUT /bkt HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
+    let server = setup();
+    let boundary = "----early";
+    let mut form =
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"x-ignore-pad\"\r\n\r\n")
+            .into_bytes();
+    form.resize(6 << 20, b'p');
+    let cases: [(&Server, String, &[u8], &str); 3] = [
+        (
+            &server,
+            "PUT /bkt/early HTTP/1.1\r\nHost: localhost\r\nAuthorization: AWS4-HMAC-SHA256 Credential=nobody/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00\r\nx-amz-date: 20260101T000000Z\r\nx-amz-content-sha256: UNSIGNED-PAYLOAD\r\n".to_owned(),
+            &[b'x'; 6 << 20],
+            "403",
+        ),
+        (
+            &server,
+            format!("POST /bkt HTTP/1.1\r\nHost: localhost\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n"),
+            &form,
+            "400",
+        ),
+        (
+            &full_disk,
+            String::new(),
+            &[b'x'; 6 << 20],
+            "507",
+        ),
+    ];
+    for (server, head, body, status) in cases.iter().cycle().take(30) {
+        let (server, body, status) = (*server, *body, *status);
+        let head = if head.is_empty() {
+            // Signed by the development key.
+            let signed = crate::harness::sign(
+                format!(
+                    "PUT /bkt/early HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                )
+                .as_bytes(),
+                crate::harness::DEV_KEY,
+                crate::harness::DEV_SECRET,
+            );
+            String::from_utf8(signed).unwrap()
+        } else {
+            format!("{head}Content-Length: {}\r\n\r\n", body.len())
+        };
+        let mut stream = TcpStream::connect(server.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream.write_all(head.as_bytes()).unwrap();
+        // Nothing waits for 100-continue: the whole body goes, then the
+        // answer is read.
+        let sent = stream.write_all(body);
+        let mut answer = Vec::new();
+        let read = stream.read_to_end(&mut answer);
+        let text = String::from_utf8_lossy(&answer);
+        assert!(
+            sent.is_ok() && text.starts_with(&format!("HTTP/1.1 {status}")),
+            "sent: {sent:?}, read: {read:?}, answer: {text:?}"
+        );
+    }
+}
