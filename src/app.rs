@@ -31,23 +31,70 @@ const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(120);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Connections open now, in all and per client address. A connection past
-/// either cap is closed as it arrives, so that one client (or a flood of
-/// idle or half-sent requests) cannot take the descriptors every other
-/// client needs.
+/// the per-address cap is closed as it arrives, so one client cannot take
+/// the descriptors every other client needs. At the total cap, the oldest
+/// connection that is not serving a request (a half-sent head, or idle
+/// between requests) is shed to make room; only when every connection is
+/// serving one is the newcomer closed.
 struct Connections {
     max: usize,
     max_per_ip: usize,
-    open: std::sync::Mutex<(usize, std::collections::HashMap<IpAddr, usize>)>,
+    open: std::sync::Mutex<Open>,
+}
+
+#[derive(Default)]
+struct Open {
+    per_ip: std::collections::HashMap<IpAddr, usize>,
+    /// Every admitted connection, by admission order (oldest first).
+    live: std::collections::BTreeMap<u64, Arc<Activity>>,
+    next: u64,
+}
+
+/// What the listener knows of one connection: whether it is serving a
+/// request, and how to tell it to close.
+#[derive(Default)]
+pub struct Activity {
+    /// Requests whose head has arrived and whose response has not ended.
+    busy: std::sync::atomic::AtomicUsize,
+    /// Set (and notified) when the connection is shed.
+    shed: std::sync::atomic::AtomicBool,
+    wake: tokio::sync::Notify,
+}
+
+impl Activity {
+    /// Marks a request as begun; the guard marks it ended when dropped
+    /// (with its response body).
+    fn begin(self: &Arc<Self>) -> Busy {
+        self.busy.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Busy(Arc::clone(self))
+    }
+
+    fn idle(&self) -> bool {
+        self.busy.load(std::sync::atomic::Ordering::SeqCst) == 0
+    }
+}
+
+struct Busy(Arc<Activity>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0
+            .busy
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// One admitted connection; dropping it gives its place back.
 struct Admitted {
     connections: Arc<Connections>,
     ip: IpAddr,
+    id: u64,
+    activity: Arc<Activity>,
 }
 
 impl Connections {
     /// The caps the limits set, within what the open-file limit allows.
+    /// One address gets at most a quarter of the real capacity.
     fn for_limits(limits: &crate::config::Limits) -> Connections {
         let fd_room = raise_fd_limit();
         if limits.max_connections > fd_room {
@@ -57,25 +104,42 @@ impl Connections {
                 "the open-file limit allows fewer connections than configured; serving at most fd_room"
             );
         }
+        let max = limits.max_connections.min(fd_room).max(1);
         Connections {
-            max: limits.max_connections.min(fd_room),
-            max_per_ip: limits.max_connections_per_ip,
+            max,
+            max_per_ip: limits.max_connections_per_ip.min((max / 4).max(1)),
             open: Default::default(),
         }
     }
 
+    /// A place for a connection from `ip`, shedding an idle one at the
+    /// total cap; `None` when there is none.
     fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Admitted> {
         let mut open = self.open.lock().expect("connection counts");
-        let (total, per_ip) = &mut *open;
-        let mine = per_ip.get(&ip).copied().unwrap_or(0);
-        if *total >= self.max || mine >= self.max_per_ip {
+        let mine = open.per_ip.get(&ip).copied().unwrap_or(0);
+        if mine >= self.max_per_ip {
             return None;
         }
-        *total += 1;
-        per_ip.insert(ip, mine + 1);
+        if open.live.len() >= self.max {
+            // The oldest connection not serving a request goes; it closes
+            // (and leaves the table) as soon as its task sees the signal.
+            let victim = open
+                .live
+                .values()
+                .find(|a| a.idle() && !a.shed.load(std::sync::atomic::Ordering::SeqCst))?;
+            victim.shed.store(true, std::sync::atomic::Ordering::SeqCst);
+            victim.wake.notify_one();
+        }
+        let id = open.next;
+        open.next += 1;
+        let activity = Arc::new(Activity::default());
+        open.live.insert(id, Arc::clone(&activity));
+        *open.per_ip.entry(ip).or_default() += 1;
         Some(Admitted {
             connections: Arc::clone(self),
             ip,
+            id,
+            activity,
         })
     }
 }
@@ -83,12 +147,11 @@ impl Connections {
 impl Drop for Admitted {
     fn drop(&mut self) {
         let mut open = self.connections.open.lock().expect("connection counts");
-        let (total, per_ip) = &mut *open;
-        *total -= 1;
-        if let Some(n) = per_ip.get_mut(&self.ip) {
+        open.live.remove(&self.id);
+        if let Some(n) = open.per_ip.get_mut(&self.ip) {
             *n -= 1;
             if *n == 0 {
-                per_ip.remove(&self.ip);
+                open.per_ip.remove(&self.ip);
             }
         }
     }
@@ -198,20 +261,26 @@ impl Connection {
     async fn serve(self, stream: tokio::net::TcpStream, state: Arc<AppState>) {
         let Connection {
             peer,
-            admitted: _admitted,
+            admitted,
             builder,
             watcher,
             acceptor,
         } = self;
+        let activity = Arc::clone(&admitted.activity);
         let service = service_fn(move |req| {
             let state = Arc::clone(&state);
-            async move { Ok::<_, Infallible>(handle(state, req).await) }
+            // Busy from the head's arrival until the response body ends.
+            let busy = activity.begin();
+            async move {
+                let response = handle(state, req).await;
+                Ok::<_, Infallible>(response.map(|body| Guarded { body, _busy: busy }))
+            }
         });
         let stream = WriteTimeout::new(stream, WRITE_STALL_TIMEOUT);
         let served = match acceptor {
             None => {
                 let conn = builder.serve_connection(TokioIo::new(stream), service);
-                watcher.watch(conn).await
+                until_shed(&admitted.activity, watcher.watch(conn)).await
             }
             Some(acceptor) => {
                 let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
@@ -227,12 +296,57 @@ impl Connection {
                     }
                 };
                 let conn = builder.serve_connection(TokioIo::new(stream), service);
-                watcher.watch(conn).await
+                until_shed(&admitted.activity, watcher.watch(conn)).await
             }
         };
-        if let Err(e) = served {
-            tracing::debug!(%peer, error = %e, "connection ended with an error");
+        match served {
+            Some(Err(e)) => tracing::debug!(%peer, error = %e, "connection ended with an error"),
+            None => tracing::debug!(%peer, "connection shed to make room for a new one"),
+            Some(Ok(())) => {}
         }
+    }
+}
+
+/// Runs a connection until it ends, or until it is shed while no request
+/// is in flight (`None`).
+async fn until_shed<F: std::future::Future>(activity: &Activity, conn: F) -> Option<F::Output> {
+    tokio::pin!(conn);
+    loop {
+        tokio::select! {
+            out = &mut conn => return Some(out),
+            () = activity.wake.notified() => {
+                if activity.idle() {
+                    return None;
+                }
+                // A request began in between: it finishes.
+            }
+        }
+    }
+}
+
+/// A response body that holds its connection's busy mark until it ends.
+struct Guarded {
+    body: ResponseBody,
+    _busy: Busy,
+}
+
+impl hyper::body::Body for Guarded {
+    type Data = bytes::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, std::io::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
     }
 }
 

@@ -230,3 +230,66 @@ fn the_development_credential_never_serves_a_public_address() {
         "refused before it made anything"
     );
 }
+
+/// Issue 18, item 9: with room for 40 connections, half-sent request heads
+/// from a few addresses once took every place, and a client from another
+/// address was reset. One address now gets at most a quarter of the
+/// places, and at capacity the oldest connection that is not serving a
+/// request is shed for the newcomer; a request in flight is never shed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_sent_heads_cannot_take_every_place() {
+    let server = Server::start_with("max_connections = 40\nmin_body_rate = 0");
+    let r = server.raw(
+        b"PUT /calm HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 200);
+    let r = server.raw(
+        b"PUT /calm/k HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+    );
+    assert_eq!(r.status, 200);
+    // A slow upload in flight: its head is in, its body comes later.
+    let mut busy = connect_from([127, 0, 0, 20], server.addr).await.unwrap();
+    let head = b"PUT /calm/slow HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4\r\nConnection: close\r\n\r\n";
+    busy.write_all(&signed(head)).await.unwrap();
+    busy.write_all(b"ab").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // 100 half-sent heads from four addresses.
+    let mut heads = Vec::new();
+    for i in 0..100 {
+        let source = [127, 0, 0, 30 + (i % 4) as u8];
+        if let Ok(mut c) = connect_from(source, server.addr).await {
+            let _ = c
+                .write_all(b"GET /calm/k HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
+                .await;
+            heads.push(c);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // One address holds at most a quarter of the 40 places.
+    let held = |heads: &[TcpStream]| {
+        heads
+            .iter()
+            .filter(|c| {
+                let mut byte = [0u8; 1];
+                matches!(c.try_read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+            })
+            .count()
+    };
+    assert!(held(&heads) <= 40, "{} heads held", held(&heads));
+    for _ in 0..3 {
+        let (status, took) = normal_get(&server).await;
+        assert_eq!(status, 200, "a normal client gets in");
+        assert!(took < Duration::from_secs(1), "served in {took:?}");
+    }
+    // The upload in flight was not shed.
+    busy.write_all(b"cd").await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), busy.read_to_end(&mut answer)).await;
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    drop(heads);
+}
