@@ -152,9 +152,9 @@ impl RequestBody {
         } else {
             content_length
         };
-        if declared.is_none() && !chunked && headers.contains_key("transfer-encoding") {
-            return Err(Code::MissingContentLength.into());
-        }
+        // A body without a length (`Transfer-Encoding: chunked`, as curl
+        // `-T -` sends) streams like any other: the limit holds as its
+        // bytes arrive, as on MinIO (S3 itself answers 411).
         if declared.is_some_and(|n| n > limit) {
             return Err(S3Error::new(Code::EntityTooLarge)
                 .detail("ProposedSize", declared.unwrap_or(0).to_string())
