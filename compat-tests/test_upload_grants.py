@@ -408,6 +408,13 @@ def test_a_grant_holds_one_unfinished_upload_per_key(s3, bucket, endpoint):
     assert [u["UploadId"] for u in uploads] == [handles[-1].split(".")[0]]
     r = uppy.call("GET", f"/s3/multipart/{handles[0]}", key="uploads/fixed.mp4")
     assert r.status_code == 404
+    # The same grant with its signature's hex in another case is the same
+    # grant: it replaces the upload too.
+    fields = json.loads(base64.b64decode(grant))
+    fields["x-amz-signature"] = fields["x-amz-signature"].upper()
+    recased = Uppy(endpoint, base64.b64encode(json.dumps(fields).encode()).decode())
+    recased.ok("POST", "/s3/multipart", body)
+    assert len(s3.list_multipart_uploads(Bucket=bucket)["Uploads"]) == 1
     retry = {"Idempotency-Key": "retry-0123456789abcdef"}
     first = uppy.ok("POST", "/s3/multipart", body, headers=retry)
     assert uppy.ok("POST", "/s3/multipart", body, headers=retry) == first
@@ -440,3 +447,28 @@ def test_a_grants_uploads_expire_with_it_and_a_resume_window(start_server):
             break
         time.sleep(0.5)
     assert ids == [plain], "the grant's upload was swept; a plain upload was not"
+
+
+def test_values_a_browser_cannot_read_back_are_refused(s3, bucket, endpoint):
+    """A Content-Type that meets starts-with video/ but is no media type
+    (a tab or a space then text/html) would be served as no type at all; a
+    filename with a control character, or . or .., makes a key listings or
+    URLs cannot carry. Each is refused with 400, on both routes."""
+    uppy = Uppy(endpoint, mint(s3, bucket))
+    for content_type in ("video/mp4\ttext/html", "video/mp4 text/html"):
+        r = uppy.call("POST", "/s3/multipart", {"filename": "x.mp4", "type": content_type})
+        assert (r.status_code, r.json()["error"]) == (400, "InvalidArgument"), r.text
+        r = uppy.call("GET", "/s3/params", filename="x.mp4", type=content_type)
+        assert r.status_code == 400, r.text
+    for filename in ("a\u0000b.mp4", "a\u007fb.mp4", ".", ".."):
+        r = uppy.call("POST", "/s3/multipart", {"filename": filename, "type": "video/mp4"})
+        assert (r.status_code, r.json()["error"]) == (400, "InvalidArgument"), r.text
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    presigned = s3.generate_presigned_post(
+        bucket, "uploads/${filename}", ExpiresIn=600,
+        Conditions=[["starts-with", "$key", "uploads/"],
+                    ["starts-with", "$Content-Type", "video/"]])
+    fields = dict(presigned["fields"], **{"Content-Type": "video/mp4\ttext/html"})
+    r = requests.post(presigned["url"], data=fields,
+                      files={"file": ("x.mp4", b"<html>", "video/mp4")}, timeout=60)
+    assert r.status_code == 400 and b"<Code>InvalidArgument</Code>" in r.content, r.text

@@ -409,9 +409,7 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Respon
 /// addressing decides.
 async fn dispatch(state: Arc<AppState>, req: Request<Incoming>, request_id: &str) -> Outcome {
     let host = req.headers().get("host").and_then(|v| v.to_str().ok());
-    if let Some(host) = host.or(req.uri().authority().map(|a| a.as_str()))
-        && !state.config.answers_host(host)
-    {
+    if let Some(host) = refused_host(&state.config, &req) {
         let e = S3Error::with_message(
             Code::AccessDenied,
             format!(
@@ -422,6 +420,28 @@ async fn dispatch(state: Arc<AppState>, req: Request<Incoming>, request_id: &str
         return Outcome {
             response: s3::error_response(&e, req.uri().path(), request_id, is_head),
             op: "RefusedHost".to_owned(),
+            bucket: None,
+            key: None,
+            error: Some(e),
+            auth: Some(("anonymous".into(), "anonymous")),
+        };
+    }
+    // The development secret is public, and a form POST needs no
+    // preflight: a page elsewhere could sign one and store through it.
+    if state.config.uses_dev_credential()
+        && req.method() == http::Method::POST
+        && let Some(origin) = req.headers().get("origin")
+        && !origin
+            .to_str()
+            .is_ok_and(|o| crate::cors::allows(&state.config.cors, o, "POST"))
+    {
+        let e = S3Error::with_message(
+            Code::AccessDenied,
+            "A development server takes POSTs from browser pages only on the origins its CORS rules allow (by default loopback origins such as http://localhost:5173): its credential is public.",
+        );
+        return Outcome {
+            response: s3::error_response(&e, req.uri().path(), request_id, false),
+            op: "RefusedOrigin".to_owned(),
             bucket: None,
             key: None,
             error: Some(e),
@@ -451,6 +471,25 @@ async fn dispatch(state: Arc<AppState>, req: Request<Incoming>, request_id: &str
         error: None,
         auth: Some(("anonymous".into(), "anonymous")),
     }
+}
+
+/// The host name a request names that this server does not answer, if
+/// any: every Host header and the request target's authority are checked,
+/// and one that is not text is refused.
+fn refused_host(config: &crate::config::Config, req: &Request<Incoming>) -> Option<String> {
+    if !config.listens_on_loopback() {
+        return None;
+    }
+    let headers = req.headers().get_all("host").iter().map(|v| v.to_str());
+    let authority = req.uri().authority().map(|a| Ok(a.as_str()));
+    for host in headers.chain(authority) {
+        match host {
+            Ok(host) if config.answers_host(host) => {}
+            Ok(host) => return Some(host.to_owned()),
+            Err(_) => return Some("(not text)".to_owned()),
+        }
+    }
+    None
 }
 
 /// The collector and the lifecycle sweep.

@@ -263,20 +263,34 @@ impl Config {
         self.credentials.is_empty()
     }
 
+    pub fn listens_on_loopback(&self) -> bool {
+        self.listen.ip().is_loopback()
+    }
+
     /// Whether a request naming `host` (its Host header) may be answered.
     /// A server listening on a loopback address answers only loopback
     /// names and its own `domain` (and subdomains): a page elsewhere that
     /// rebinds its DNS name to 127.0.0.1 then still cannot reach it.
     pub fn answers_host(&self, host: &str) -> bool {
-        if !self.listen.ip().is_loopback() {
+        if !self.listens_on_loopback() {
             return true;
         }
-        // Without the port: `name:port`, `[v6]:port`.
+        let port = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+        // Without the port: `name[:port]`, `[v6][:port]`; anything else is
+        // no host name.
         let name = match host.strip_prefix('[') {
-            Some(rest) => rest.split(']').next().unwrap_or_default(),
-            None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+            Some(rest) => match rest.split_once(']') {
+                Some((name, "")) => name,
+                Some((name, after)) if after.strip_prefix(':').is_some_and(port) => name,
+                _ => return false,
+            },
+            None => match host.rsplit_once(':') {
+                Some((name, p)) if port(p) => name,
+                Some(_) => return false,
+                None => host,
+            },
         };
-        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
         let under = |domain: &str| {
             let domain = domain.trim_end_matches('.').to_ascii_lowercase();
             name == domain || name.ends_with(&format!(".{domain}"))

@@ -94,6 +94,11 @@ fn wildcard(pattern: &str, value: &str, ignore_case: bool) -> bool {
     }
 }
 
+/// Whether any of `rules` lets a page on `origin` send `method`.
+pub fn allows(rules: &[CorsRule], origin: &str, method: &str) -> bool {
+    rules.iter().any(|r| r.allows(origin, method, &[]))
+}
+
 impl CorsRule {
     fn allows(&self, origin: &str, method: &str, headers: &[&str]) -> bool {
         self.allowed_origins

@@ -178,8 +178,22 @@ impl PostPolicy {
     /// each front-end that takes an upload grant): the policy has not
     /// expired, every condition holds over `fields`, no field goes unnamed,
     /// and the object stores what the fields say and nothing else.
+    ///
+    /// A Content-Type must be one media type (`type/subtype`, parameters
+    /// allowed): a page could otherwise meet `starts-with image/` with a
+    /// value no browser parses (`image/png<TAB>text/html`), and the object
+    /// would be served as if it had none.
     pub fn admit(&self, fields: &[(String, String)], now_ms: i64) -> S3Result<Stored> {
         self.check(fields, now_ms)?;
+        if let Some((_, t)) = fields.iter().find(|(n, _)| n == "content-type")
+            && !is_media_type(t)
+        {
+            return Err(S3Error::with_message(
+                Code::InvalidArgument,
+                "The Content-Type must be one media type, such as video/mp4 or text/plain; charset=utf-8.",
+            )
+            .detail("ArgumentName", "Content-Type"));
+        }
         Stored::from_fields(fields)
     }
 
@@ -226,6 +240,37 @@ impl PostPolicy {
         }
         Ok(())
     }
+}
+
+/// Whether `value` is one media type as RFC 9110 writes it: `type/subtype`
+/// in tokens, then `; name=value` parameters (a token or a quoted string).
+fn is_media_type(value: &str) -> bool {
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    };
+    let mut parts = value.split(';');
+    let essence = parts.next().unwrap_or_default().trim_matches(' ');
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    if !token(kind) || !token(subtype) {
+        return false;
+    }
+    parts.all(|param| {
+        let param = param.trim_matches(' ');
+        let Some((name, v)) = param.split_once('=') else {
+            return param.is_empty();
+        };
+        let quoted = v.len() >= 2
+            && v.starts_with('"')
+            && v.ends_with('"')
+            && v[1..v.len() - 1]
+                .bytes()
+                .all(|b| b == b' ' || b.is_ascii_graphic());
+        token(name) && (token(v) || quoted)
+    })
 }
 
 fn parse_condition(c: &Value) -> S3Result<Condition> {
@@ -389,6 +434,29 @@ mod tests {
         ] {
             let e = PostPolicy::parse(bad.as_bytes()).unwrap_err();
             assert_eq!(e.code, Code::InvalidPolicyDocument, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_content_type_is_one_media_type() {
+        for ok in [
+            "video/mp4",
+            "text/plain; charset=utf-8",
+            "text/plain;charset=\"utf-8\"",
+            "application/vnd.api+json",
+        ] {
+            assert!(is_media_type(ok), "{ok}");
+        }
+        for bad in [
+            "image/png\ttext/html",
+            "image/png text/html",
+            "image/png, text/html",
+            "image/",
+            "png",
+            "",
+            "text/plain; charset=utf 8",
+        ] {
+            assert!(!is_media_type(bad), "{bad:?}");
         }
     }
 

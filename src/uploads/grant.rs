@@ -113,9 +113,15 @@ impl Grant {
             .map(|(_, v)| v.as_str())
     }
 
-    /// Identifies the grant (its signature), to scope idempotency tokens.
-    pub fn id(&self) -> &str {
-        self.field("x-amz-signature").unwrap_or_default()
+    /// Identifies the grant, to scope idempotency tokens and its one
+    /// unfinished upload per key: a hash of its signing key and of the
+    /// policy text it signed, which no page can vary (a signature's hex
+    /// could be sent in another case).
+    pub fn id(&self) -> String {
+        let policy = self.field("policy").unwrap_or_default();
+        crate::auth::sigv4::sha256_hex(
+            format!("{}\n{policy}", self.credential.access_key_id).as_bytes(),
+        )
     }
 
     /// The key an upload of `filename` gets: the grant's `key` with
@@ -128,11 +134,21 @@ impl Grant {
             )
         })?;
         let filename = filename.rsplit(['/', '\\']).next().unwrap_or_default();
-        if template.contains("${filename}") && filename.is_empty() {
-            return Err(S3Error::with_message(
-                Code::InvalidArgument,
-                "A filename is required: the grant's key is made from it.",
-            ));
+        if template.contains("${filename}") {
+            if filename.is_empty() {
+                return Err(S3Error::with_message(
+                    Code::InvalidArgument,
+                    "A filename is required: the grant's key is made from it.",
+                ));
+            }
+            // A control character makes a key that listings cannot carry;
+            // `.` and `..` make one that URLs cannot (clients resolve them).
+            if filename.chars().any(char::is_control) || filename == "." || filename == ".." {
+                return Err(S3Error::with_message(
+                    Code::InvalidArgument,
+                    "A filename may not contain control characters, nor be . or ..",
+                ));
+            }
         }
         Ok(template.replace("${filename}", filename))
     }

@@ -253,7 +253,7 @@ impl Route<'_> {
                 "This grant fixes the whole object's {name}, which a multipart upload cannot check as it goes; upload the file with the POST form of GET params instead."
             )));
         }
-        let grant_id = sha256_hex(self.grant.id().as_bytes());
+        let grant_id = self.grant.id();
         // A retried create (same grant, same key, same Idempotency-Key)
         // gets the same upload. Without one the token is unique.
         let token = match self.parts.headers.get("idempotency-key") {

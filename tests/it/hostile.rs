@@ -180,12 +180,29 @@ fn a_loopback_server_refuses_foreign_host_names() {
         "localhost.attacker.example",
         "127.0.0.1.nip.io",
         "s3.test.evil",
+        "[::1]evil.example",
+        "localhost:80x",
     ] {
         let r = get(host);
         assert_eq!(
             (r.status, r.code().as_str()),
             (403, "AccessDenied"),
             "{host}"
+        );
+    }
+    // Malformed ways of naming a host fail closed: a Host that is not
+    // text, a second Host, a request target naming another authority.
+    for request in [
+        &b"GET / HTTP/1.1\r\nHost: evil\xff.example\r\nConnection: close\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nHost: localhost\r\nHost: attacker.example\r\nConnection: close\r\n\r\n",
+        b"GET http://attacker.example/ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    ] {
+        let r = server.raw_unsigned(request);
+        assert!(
+            r.status == 403 || r.status == 400,
+            "{}: {}",
+            String::from_utf8_lossy(request),
+            r.status
         );
     }
     let port = server.addr.port();
@@ -292,4 +309,54 @@ async fn half_sent_heads_cannot_take_every_place() {
         String::from_utf8_lossy(&answer)
     );
     drop(heads);
+}
+
+/// A form POST needs no preflight, so CORS alone cannot keep a page
+/// elsewhere from storing through a development server, whose secret is
+/// public: its POSTs from origins the CORS rules do not allow are refused.
+#[test]
+fn a_development_server_refuses_posts_from_foreign_pages() {
+    let server = Server::start();
+    let r = server.raw(
+        b"PUT /site HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 200);
+    let boundary = "----page";
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\nindex.html\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x\"\r\n\r\n<script>1</script>\r\n\
+         --{boundary}--\r\n"
+    );
+    let post = |origin: &str| {
+        let request = format!(
+            "POST /site HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: {origin}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        server.raw_unsigned(request.as_bytes())
+    };
+    for origin in ["https://evil.example", "null"] {
+        let r = post(origin);
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (403, "AccessDenied"),
+            "{origin}"
+        );
+        assert!(
+            r.body_str().contains("development server"),
+            "{}",
+            r.body_str()
+        );
+    }
+    let r = server
+        .raw(b"HEAD /site/index.html HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 404, "nothing was stored");
+    // A page on a loopback origin gets as far as the bucket's own rules
+    // (anonymous writes are not among them).
+    let r = post("http://localhost:5173");
+    assert_eq!(r.status, 403);
+    assert!(
+        !r.body_str().contains("development server"),
+        "{}",
+        r.body_str()
+    );
 }
