@@ -429,6 +429,7 @@ mod tests {
             grant: "g".into(),
             min_size: 100,
             expires_ms: 9,
+            held: 0,
         });
         let back: UploadRecord = decode(&encode(&new)).unwrap();
         assert_eq!(back.granted, new.granted);

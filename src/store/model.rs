@@ -220,6 +220,9 @@ pub struct Granted {
     /// When the upload is gone: the grant's expiry and a resume window
     /// after it, at most the server's age for abandoned uploads.
     pub expires_ms: i64,
+    /// What its parts hold now, kept as each is stored: the running total
+    /// its size bound is checked against.
+    pub held: u64,
 }
 
 impl UploadRecord {

@@ -303,6 +303,7 @@ impl Route<'_> {
                 grant: grant_id,
                 min_size,
                 expires_ms,
+                held: 0,
             }),
         };
         let meta_store = &self.state.store.meta;

@@ -92,19 +92,24 @@ impl Change for CreateUpload {
     }
 }
 
-/// Refuses a part that would take an upload bounded by a grant past its
-/// bound, counting every other part already stored.
+/// What the upload's parts would hold with this part in place of `old`,
+/// when a grant bounds it; refused past the bound. A grant's upload keeps
+/// a running total; one made before it did sums its other parts.
 async fn check_bound<R: Reads>(
     txn: &mut R,
     upload: &UploadRecord,
-    id: &str,
-    number: u32,
+    (id, number): (&str, u32),
     size: u64,
-) -> Checked<()> {
+    old: Option<&PartRecord>,
+) -> Checked<Option<u64>> {
     let Some(max) = upload.max_size else {
-        return Ok(());
+        return Ok(None);
     };
-    let total = txn.part_bytes(id, number).await? + size;
+    let others = match &upload.granted {
+        Some(g) => g.held - old.map_or(0, |p| p.size),
+        None => txn.part_bytes(id, number).await?,
+    };
+    let total = others + size;
     if total > max {
         return Err(S3Error::with_message(
             Code::EntityTooLarge,
@@ -113,7 +118,7 @@ async fn check_bound<R: Reads>(
         .detail("MaxSizeAllowed", max.to_string())
         .into());
     }
-    Ok(())
+    Ok(Some(total))
 }
 
 /// Stores a part (its blob is new), replacing an earlier part of that
@@ -128,26 +133,46 @@ pub struct PutPart {
     pub grace_ms: i64,
 }
 
+/// A part as checked: the part, the one it replaces, and the upload's
+/// record when its running total changes.
+pub struct PartPlan {
+    part: PartRecord,
+    old: Option<PartRecord>,
+    upload: Option<UploadRecord>,
+}
+
 impl Change for PutPart {
-    /// The part as stored, and the one it replaces.
-    type Plan = (PartRecord, Option<PartRecord>);
+    type Plan = PartPlan;
     type Output = ();
 
-    async fn check<R: Reads>(&self, txn: &mut R) -> Checked<Self::Plan> {
+    async fn check<R: Reads>(&self, txn: &mut R) -> Checked<PartPlan> {
         let upload = txn.upload(&self.bucket, &self.key, &self.id).await?;
-        let upload = upload
+        let mut upload = upload
             .filter(|u| !u.expired(now_ms()))
             .ok_or(Code::NoSuchUpload)?;
-        check_bound(txn, &upload, &self.id, self.number, self.part.size).await?;
         let old = txn.part(&self.id, self.number).await?;
+        let at = (self.id.as_str(), self.number);
+        let total = check_bound(txn, &upload, at, self.part.size, old.as_ref()).await?;
+        let upload = match (&mut upload.granted, total) {
+            (Some(granted), Some(total)) => {
+                granted.held = total;
+                Some(upload)
+            }
+            _ => None,
+        };
         let mut part = self.part.clone();
         part.last_modified_ms = now_ms();
-        Ok((part, old))
+        Ok(PartPlan { part, old, upload })
     }
 
-    async fn apply<W: Writes>(&self, (part, old): Self::Plan, txn: &mut W) -> Done<()> {
+    async fn apply<W: Writes>(&self, plan: PartPlan, txn: &mut W) -> Done<()> {
+        let PartPlan { part, old, upload } = plan;
         txn.put_part(&self.id, self.number, &part).await?;
         txn.new_refs(Counted::Blob, part.blob).await?;
+        if let Some(upload) = &upload {
+            let at = (self.bucket.as_str(), self.key.as_str());
+            txn.put_upload(at, &self.id, upload).await?;
+        }
         let mut grown = part.size as i64;
         if let Some(old) = old {
             decref_blob(txn, old.blob, part.last_modified_ms + self.grace_ms).await?;

@@ -454,6 +454,7 @@ fn granted(grant: &str, min_size: u64, expires_ms: i64) -> UploadRecord {
         grant: grant.into(),
         min_size,
         expires_ms,
+        held: 0,
     });
     rec
 }
@@ -499,6 +500,39 @@ conformance!(
             meta.upload("b", "k", id).await.unwrap();
         }
         meta.upload("b", "k2", &d).await.unwrap();
+
+        // The grant's bound holds on a running total: replacing a part
+        // counts its new size only.
+        let mut bounded = granted("g5", 0, far);
+        bounded.max_size = Some(10);
+        let z = meta.create_upload("b", "z", bounded).await.unwrap();
+        meta.put_part("b", "z", &z, 1, part(6)).await.unwrap();
+        meta.put_part("b", "z", &z, 1, part(7)).await.unwrap();
+        meta.put_part("b", "z", &z, 2, part(3)).await.unwrap();
+        assert_eq!(
+            code(meta.put_part("b", "z", &z, 3, part(1)).await),
+            Code::EntityTooLarge
+        );
+        assert_eq!(
+            meta.upload("b", "z", &z)
+                .await
+                .unwrap()
+                .granted
+                .unwrap()
+                .held,
+            10
+        );
+        meta.put_part("b", "z", &z, 1, part(4)).await.unwrap();
+        meta.put_part("b", "z", &z, 3, part(3)).await.unwrap();
+        assert_eq!(
+            meta.upload("b", "z", &z)
+                .await
+                .unwrap()
+                .granted
+                .unwrap()
+                .held,
+            10
+        );
 
         // The grant's minimum holds at Complete; the upload stays.
         let small = part(4);
