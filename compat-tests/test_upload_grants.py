@@ -453,14 +453,14 @@ def test_values_a_browser_cannot_read_back_are_refused(s3, bucket, endpoint):
     """A Content-Type that meets starts-with video/ but is no media type
     (a tab or a space then text/html) would be served as no type at all; a
     filename with a control character, or . or .., makes a key listings or
-    URLs cannot carry. Each is refused with 400, on both routes."""
+    URLs cannot carry, and one with a bidirectional control reads as another. Each is refused with 400, on both routes."""
     uppy = Uppy(endpoint, mint(s3, bucket))
     for content_type in ("video/mp4\ttext/html", "video/mp4 text/html"):
         r = uppy.call("POST", "/s3/multipart", {"filename": "x.mp4", "type": content_type})
         assert (r.status_code, r.json()["error"]) == (400, "InvalidArgument"), r.text
         r = uppy.call("GET", "/s3/params", filename="x.mp4", type=content_type)
         assert r.status_code == 400, r.text
-    for filename in ("a\u0000b.mp4", "a\u007fb.mp4", ".", ".."):
+    for filename in ("a\u0000b.mp4", "a\u007fb.mp4", "x\u202egpj.mp4", ".", ".."):
         r = uppy.call("POST", "/s3/multipart", {"filename": filename, "type": "video/mp4"})
         assert (r.status_code, r.json()["error"]) == (400, "InvalidArgument"), r.text
     assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []

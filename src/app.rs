@@ -18,6 +18,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 use crate::error::{Code, S3Error};
+use crate::server::admission::{Activity, Hold};
 use crate::server::body::ResponseBody;
 use crate::server::health::{self, Probe};
 use crate::server::io::WriteTimeout;
@@ -32,10 +33,10 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Connections open now, in all and per client address. A connection past
 /// the per-address cap is closed as it arrives, so one client cannot take
-/// the descriptors every other client needs. At the total cap, the oldest
-/// connection that is not serving a request (a half-sent head, or idle
-/// between requests) is shed to make room; only when every connection is
-/// serving one is the newcomer closed.
+/// the descriptors every other client needs. At the total cap, a connection
+/// that is not serving an authenticated request is shed to make room
+/// ([`crate::server::admission`]); only when every connection is serving
+/// one is the newcomer closed.
 struct Connections {
     max: usize,
     max_per_ip: usize,
@@ -48,40 +49,6 @@ struct Open {
     /// Every admitted connection, by admission order (oldest first).
     live: std::collections::BTreeMap<u64, Arc<Activity>>,
     next: u64,
-}
-
-/// What the listener knows of one connection: whether it is serving a
-/// request, and how to tell it to close.
-#[derive(Default)]
-pub struct Activity {
-    /// Requests whose head has arrived and whose response has not ended.
-    busy: std::sync::atomic::AtomicUsize,
-    /// Set (and notified) when the connection is shed.
-    shed: std::sync::atomic::AtomicBool,
-    wake: tokio::sync::Notify,
-}
-
-impl Activity {
-    /// Marks a request as begun; the guard marks it ended when dropped
-    /// (with its response body).
-    fn begin(self: &Arc<Self>) -> Busy {
-        self.busy.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Busy(Arc::clone(self))
-    }
-
-    fn idle(&self) -> bool {
-        self.busy.load(std::sync::atomic::Ordering::SeqCst) == 0
-    }
-}
-
-struct Busy(Arc<Activity>);
-
-impl Drop for Busy {
-    fn drop(&mut self) {
-        self.0
-            .busy
-            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-    }
 }
 
 /// One admitted connection; dropping it gives its place back.
@@ -121,14 +88,16 @@ impl Connections {
             return None;
         }
         if open.live.len() >= self.max {
-            // The oldest connection not serving a request goes; it closes
-            // (and leaves the table) as soon as its task sees the signal.
-            let victim = open
-                .live
-                .values()
-                .find(|a| a.idle() && !a.shed.load(std::sync::atomic::Ordering::SeqCst))?;
-            victim.shed.store(true, std::sync::atomic::Ordering::SeqCst);
-            victim.wake.notify_one();
+            // A connection not serving a request goes: the oldest of those
+            // that never served one (half-sent heads, forms ahead of their
+            // signature), else the oldest idle one. It closes (and leaves
+            // the table) as soon as its task sees the signal.
+            let sheddable = |a: &&Arc<Activity>| a.idle() && !a.is_shed();
+            let victim = (open.live.values())
+                .filter(sheddable)
+                .find(|a| !a.served())
+                .or_else(|| open.live.values().find(sheddable))?;
+            victim.shed();
         }
         let id = open.next;
         open.next += 1;
@@ -267,13 +236,14 @@ impl Connection {
             acceptor,
         } = self;
         let activity = Arc::clone(&admitted.activity);
-        let service = service_fn(move |req| {
+        let service = service_fn(move |mut req: Request<Incoming>| {
             let state = Arc::clone(&state);
-            // Busy from the head's arrival until the response body ends.
-            let busy = activity.begin();
+            // Serving from authentication until the response body ends.
+            let hold = Hold::new(Arc::clone(&activity));
+            req.extensions_mut().insert(Arc::clone(&hold));
             async move {
                 let response = handle(state, req).await;
-                Ok::<_, Infallible>(response.map(|body| Guarded { body, _busy: busy }))
+                Ok::<_, Infallible>(response.map(|body| Guarded { body, _hold: hold }))
             }
         });
         let stream = WriteTimeout::new(stream, WRITE_STALL_TIMEOUT);
@@ -314,7 +284,7 @@ async fn until_shed<F: std::future::Future>(activity: &Activity, conn: F) -> Opt
     loop {
         tokio::select! {
             out = &mut conn => return Some(out),
-            () = activity.wake.notified() => {
+            () = activity.shed_signal() => {
                 if activity.idle() {
                     return None;
                 }
@@ -324,10 +294,10 @@ async fn until_shed<F: std::future::Future>(activity: &Activity, conn: F) -> Opt
     }
 }
 
-/// A response body that holds its connection's busy mark until it ends.
+/// A response body that keeps its request's hold until it ends.
 struct Guarded {
     body: ResponseBody,
-    _busy: Busy,
+    _hold: Arc<Hold>,
 }
 
 impl hyper::body::Body for Guarded {
@@ -387,9 +357,14 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Respon
     // Stowage documents as not implemented, are not.
     let fault = status >= 500 && status != 501;
     match &outcome.error {
-        Some(e) if e.cause.is_some() || fault => tracing::error!(
+        Some(e) if fault => tracing::error!(
             request_id, op = %outcome.op, %method, bucket, key, access_key, auth, status, bytes_in, bytes_out,
             ms = format_args!("{ms:.1}"), error = %e, "request"
+        ),
+        // A client's failure with a cause (a connection cut mid-body).
+        Some(e) if e.cause.is_some() => tracing::info!(
+            request_id, op = %outcome.op, %method, bucket, key, access_key, auth, status, bytes_in, bytes_out,
+            ms = format_args!("{ms:.1}"), code = ?e.code, error = %e, "request"
         ),
         Some(e) => tracing::info!(
             request_id, op = %outcome.op, %method, bucket, key, access_key, auth, status, bytes_in, bytes_out,
@@ -430,10 +405,7 @@ async fn dispatch(state: Arc<AppState>, req: Request<Incoming>, request_id: &str
     // preflight: a page elsewhere could sign one and store through it.
     if state.config.uses_dev_credential()
         && req.method() == http::Method::POST
-        && let Some(origin) = req.headers().get("origin")
-        && !origin
-            .to_str()
-            .is_ok_and(|o| crate::cors::allows(&state.config.cors, o, "POST"))
+        && foreign_page(&state.config, req.headers())
     {
         let e = S3Error::with_message(
             Code::AccessDenied,
@@ -490,6 +462,20 @@ fn refused_host(config: &crate::config::Config, req: &Request<Incoming>) -> Opti
         }
     }
     None
+}
+
+/// Whether a request comes from a browser page on an origin the CORS
+/// rules do not let POST: its `Origin` says so, or (a browser that sends
+/// none) its `Sec-Fetch-Site` is `cross-site`.
+fn foreign_page(config: &crate::config::Config, headers: &http::HeaderMap) -> bool {
+    match headers.get("origin") {
+        Some(origin) => !origin
+            .to_str()
+            .is_ok_and(|o| crate::cors::allows(&config.cors, o, "POST")),
+        None => headers
+            .get("sec-fetch-site")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site")),
+    }
 }
 
 /// The collector and the lifecycle sweep.

@@ -48,9 +48,19 @@ pub struct Ctx {
     /// What the body must prove; taken with the body.
     payload: Option<Payload>,
     body: Option<Incoming>,
+    /// The request's hold on its connection, taken once authenticated.
+    hold: Option<Arc<crate::server::admission::Hold>>,
 }
 
 impl Ctx {
+    /// The request is authenticated: its connection is not shed while it
+    /// is served.
+    pub fn authenticated(&self) {
+        if let Some(hold) = &self.hold {
+            hold.authenticated();
+        }
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
@@ -197,6 +207,11 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, request_id: &s
     let mut outcome = match admitted {
         Err(e) => error_outcome(e, op, bucket, key, &resource, request_id, is_head),
         Ok(authenticated) => {
+            // A form's signature is in its body: POST Object takes the
+            // hold itself once it has checked it.
+            if op != Operation::PostObject {
+                crate::server::admission::Hold::mark(&parts.extensions);
+            }
             let mode = authenticated.mode;
             if authenticated.is_presigned() {
                 presigned_params_as_headers(&query, &mut parts.headers);
@@ -211,6 +226,7 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, request_id: &s
                 principal: authenticated.principal,
                 payload: Some(authenticated.payload),
                 body: Some(incoming),
+                hold: parts.extensions.get().cloned(),
             };
             let mut result = dispatch(&mut ctx).await;
             if let Err(e) = &mut result

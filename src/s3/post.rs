@@ -127,6 +127,7 @@ pub async fn post_object(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
     let (form, mut file) = read_fields(&mut form_reader, &file_started).await?;
 
     let principal = authenticate(ctx, &form, &bucket).await?;
+    ctx.authenticated();
     let key = expand_key(&form)?;
     super::check_key(&key)?;
     // The policy sees the bucket and the expanded key among the fields.

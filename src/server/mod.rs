@@ -4,6 +4,7 @@
 //! upload routes in [`crate::uploads`]) stand side by side on it, and
 //! [`crate::app`] dispatches each request to one of them.
 
+pub mod admission;
 pub mod body;
 pub mod cors;
 pub mod health;

@@ -143,10 +143,16 @@ impl Grant {
             }
             // A control character makes a key that listings cannot carry;
             // `.` and `..` make one that URLs cannot (clients resolve them).
-            if filename.chars().any(char::is_control) || filename == "." || filename == ".." {
+            // Bidirectional controls would let a name read as another
+            // (`x\u{202e}gpj.exe`).
+            let bidi = |c: char| matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+            if filename.chars().any(|c| c.is_control() || bidi(c))
+                || filename == "."
+                || filename == ".."
+            {
                 return Err(S3Error::with_message(
                     Code::InvalidArgument,
-                    "A filename may not contain control characters, nor be . or ..",
+                    "A filename may not contain control or bidirectional formatting characters, nor be . or ..",
                 ));
             }
         }

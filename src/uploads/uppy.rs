@@ -89,6 +89,7 @@ pub async fn handle(
     let target = (Some(grant.bucket.as_str()), None);
     let on = (&state.config, state.store.as_ref());
     access::authorize(on, &principal, Action::Other, true, target).await?;
+    crate::server::admission::Hold::mark(&parts.extensions);
     let query = Query::parse(parts.uri.query())?;
     let segments: Vec<&str> = rest.split('/').collect();
     let upload_id = segments.get(2).map(|s| {
