@@ -59,7 +59,7 @@ fn small_puts(nodes: &[SocketAddr], n: usize) -> f64 {
                 for i in (t..n).step_by(THREADS) {
                     let addr = nodes[i % nodes.len()];
                     let head = format!(
-                        "PUT /bench/small/{i} HTTP/1.1\r\nHost: x\r\nContent-Length: 4096\r\nConnection: close\r\n\r\n"
+                        "PUT /bench/small/{i} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4096\r\nConnection: close\r\n\r\n"
                     );
                     let (status, _) = send(addr, &head, body);
                     assert_eq!(status, 200);
@@ -75,7 +75,7 @@ fn small_puts(nodes: &[SocketAddr], n: usize) -> f64 {
 fn multipart(nodes: &[SocketAddr], mib: usize) -> f64 {
     let (status, body) = send(
         nodes[0],
-        "POST /bench/big?uploads HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        "POST /bench/big?uploads HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
         b"",
     );
     assert_eq!(status, 200);
@@ -96,7 +96,7 @@ fn multipart(nodes: &[SocketAddr], mib: usize) -> f64 {
                 s.spawn(move || {
                     for p in (t..parts).step_by(4) {
                         let head = format!(
-                            "PUT /bench/big?partNumber={}&uploadId={id} HTTP/1.1\r\nHost: x\r\nContent-Length: {PART}\r\nConnection: close\r\n\r\n",
+                            "PUT /bench/big?partNumber={}&uploadId={id} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {PART}\r\nConnection: close\r\n\r\n",
                             p + 1
                         );
                         let (status, _) = send(nodes[p % nodes.len()], &head, data);
@@ -123,7 +123,7 @@ fn multipart(nodes: &[SocketAddr], mib: usize) -> f64 {
     }
     xml += "</CompleteMultipartUpload>";
     let head = format!(
-        "POST /bench/big?uploadId={id} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "POST /bench/big?uploadId={id} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         xml.len()
     );
     let (status, body) = send(nodes[nodes.len() - 1], &head, xml.as_bytes());
@@ -158,7 +158,7 @@ fn setup(url: Option<&str>, n: usize) -> Setup {
         .collect();
     let (status, _) = send(
         nodes[0].1,
-        "PUT /bench HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        "PUT /bench HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
         b"",
     );
     assert_eq!(status, 200);

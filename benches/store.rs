@@ -127,7 +127,7 @@ fn env_or(name: &str, default: usize) -> usize {
 fn complete(addr: SocketAddr, key: &str, parts: usize) -> Duration {
     let mut conn = Conn::open(addr);
     let (_, body) = conn.send(
-        &format!("POST /bench/{key}?uploads HTTP/1.1\r\nHost: x\r\n\r\n"),
+        &format!("POST /bench/{key}?uploads HTTP/1.1\r\nHost: localhost\r\n\r\n"),
         &[],
     );
     let body = String::from_utf8(body).unwrap();
@@ -142,7 +142,7 @@ fn complete(addr: SocketAddr, key: &str, parts: usize) -> Duration {
     let etags: Vec<std::sync::Mutex<String>> = (0..parts).map(|_| Default::default()).collect();
     concurrent(addr, 8, parts, |conn, i| {
         let head = format!(
-            "PUT /bench/{key}?partNumber={}&uploadId={id} HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n",
+            "PUT /bench/{key}?partNumber={}&uploadId={id} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1\r\n\r\n",
             i + 1
         );
         let (status, _) = conn.send(&head, b"x");
@@ -159,7 +159,7 @@ fn complete(addr: SocketAddr, key: &str, parts: usize) -> Duration {
     }
     xml += "</CompleteMultipartUpload>";
     let head = format!(
-        "POST /bench/{key}?uploadId={id} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        "POST /bench/{key}?uploadId={id} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n",
         xml.len()
     );
     let t = Instant::now();
@@ -236,7 +236,7 @@ fn main() {
         "op=CompleteMultipartUpload",
     );
     Conn::open(addr).send(
-        "PUT /bench HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+        "PUT /bench HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n",
         &[],
     );
     let mut puts = Vec::new();
@@ -244,14 +244,14 @@ fn main() {
         let body = vec![b'x'; size];
         let rate = concurrent(addr, 8, ops, |conn, i| {
             let head = format!(
-                "PUT /bench/s{size}/{i} HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\n\r\n"
+                "PUT /bench/s{size}/{i} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {size}\r\n\r\n"
             );
             assert_eq!(conn.send(&head, &body).0, 200);
         });
         puts.push((size, rate));
     }
     let get = concurrent(addr, 8, 40_000, |conn, i| {
-        let head = format!("GET /bench/s4096/{} HTTP/1.1\r\nHost: x\r\n\r\n", i % 8000);
+        let head = format!("GET /bench/s4096/{} HTTP/1.1\r\nHost: localhost\r\n\r\n", i % 8000);
         let (status, body) = conn.send(&head, &[]);
         assert!(status == 200 && body.len() == 4096);
     });
@@ -289,7 +289,7 @@ fn main() {
     let list = |conn: &mut Conn, after: &str| {
         let t = Instant::now();
         let head = format!(
-            "GET /many?list-type=2&max-keys=1000&start-after={after} HTTP/1.1\r\nHost: x\r\n\r\n"
+            "GET /many?list-type=2&max-keys=1000&start-after={after} HTTP/1.1\r\nHost: localhost\r\n\r\n"
         );
         let (status, body) = conn.send(&head, &[]);
         assert_eq!(status, 200);
@@ -304,7 +304,7 @@ fn main() {
     let peak_big = peak_rss_mib(&server);
     // A write in flight when the process dies.
     conn.send(
-        "PUT /many/last HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n",
+        "PUT /many/last HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1\r\n\r\n",
         b"x",
     );
     let _ = server.kill();

@@ -29,7 +29,7 @@ fn put_signed_chunks(addr: SocketAddr, piece: &[u8], size: usize) -> String {
     let encoded = chunks * frame(SIGNED_CHUNK) + frame(0);
     let (head, seed) = sign(
         &format!(
-            "PUT /bench/obj HTTP/1.1\r\nHost: x\r\nContent-Length: {encoded}\r\n\
+            "PUT /bench/obj HTTP/1.1\r\nHost: localhost\r\nContent-Length: {encoded}\r\n\
              Content-Encoding: aws-chunked\r\nx-amz-decoded-content-length: {size}\r\n\r\n"
         ),
         "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
@@ -177,12 +177,12 @@ fn main() {
     let (mut child, addr) = common::start_server(dir.path(), "");
     request(
         addr,
-        &signed("PUT /bench HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"),
+        &signed("PUT /bench HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n"),
         &[],
         0,
     );
 
-    let put_head = format!("PUT /bench/obj HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\n\r\n");
+    let put_head = format!("PUT /bench/obj HTTP/1.1\r\nHost: localhost\r\nContent-Length: {size}\r\n\r\n");
     let put = best_of_3(|| {
         let t = Instant::now();
         let (status, _) = request(addr, &signed(&put_head), &chunk, size);
@@ -216,7 +216,7 @@ fn main() {
         let t = Instant::now();
         let (status, n) = request(
             addr,
-            &signed("GET /bench/obj HTTP/1.1\r\nHost: x\r\n\r\n"),
+            &signed("GET /bench/obj HTTP/1.1\r\nHost: localhost\r\n\r\n"),
             &[],
             0,
         );
@@ -234,7 +234,7 @@ fn main() {
         let t = Instant::now();
         request(
             addr,
-            &(signed("PUT /bench/tiny HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n") + "x"),
+            &(signed("PUT /bench/tiny HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1\r\n\r\n") + "x"),
             &[],
             0,
         );
@@ -243,7 +243,7 @@ fn main() {
     let complete = best_of_3(|| {
         let (body, _) = request(
             addr,
-            &signed("POST /bench/mp?uploads HTTP/1.1\r\nHost: x\r\n\r\n"),
+            &signed("POST /bench/mp?uploads HTTP/1.1\r\nHost: localhost\r\n\r\n"),
             &[],
             0,
         );
@@ -258,7 +258,7 @@ fn main() {
         let mut xml = String::from("<CompleteMultipartUpload>");
         for n in 1..=4 {
             let head = format!(
-                "PUT /bench/mp?partNumber={n}&uploadId={id} HTTP/1.1\r\nHost: x\r\nContent-Length: {part}\r\n\r\n"
+                "PUT /bench/mp?partNumber={n}&uploadId={id} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {part}\r\n\r\n"
             );
             let (status, _) = request(addr, &signed(&head), &chunk, part);
             let etag = status
@@ -270,7 +270,7 @@ fn main() {
         }
         xml += "</CompleteMultipartUpload>";
         let head = signed(&format!(
-            "POST /bench/mp?uploadId={id} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+            "POST /bench/mp?uploadId={id} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n",
             xml.len()
         )) + &xml;
         let t = Instant::now();
