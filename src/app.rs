@@ -87,7 +87,11 @@ impl Connections {
         if mine >= self.max_per_ip {
             return None;
         }
-        if open.live.len() >= self.max {
+        // Connections already told to close make room as they go: only
+        // a newcomer beyond them needs another shed.
+        if open.live.len() >= self.max
+            && open.live.len() - open.live.values().filter(|a| a.is_shed()).count() >= self.max
+        {
             // A connection not serving a request goes: the oldest of those
             // that never served one (half-sent heads, forms ahead of their
             // signature), else the oldest idle one. It closes (and leaves

@@ -17,7 +17,9 @@ pub const DEV_SECRET_ACCESS_KEY: &str = "stowage-dev-secret";
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// Address and port to listen on.
+    /// Address and port to listen on; a host name (`localhost:9000`) is
+    /// resolved, its first address taken.
+    #[serde(deserialize_with = "socket_address")]
     pub listen: SocketAddr,
     /// Directory holding `meta.redb`, `blobs/` and `tmp/`.
     pub data_dir: PathBuf,
@@ -29,6 +31,7 @@ pub struct Config {
     /// Default `tracing` filter; `RUST_LOG` overrides it.
     pub log_level: String,
     /// When set, Prometheus metrics are served on this address.
+    #[serde(default, deserialize_with = "optional_socket_address")]
     pub metrics_listen: Option<SocketAddr>,
     /// PEM certificate chain and private key: with both set, `listen`
     /// speaks HTTPS (reloaded on SIGHUP).
@@ -189,6 +192,57 @@ impl Default for Limits {
     }
 }
 
+/// `ADDR:PORT`, or `HOST:PORT` with the host resolved (its first address).
+pub fn resolve_address(text: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let mut found = text.to_socket_addrs().map_err(|e| {
+        format!(
+            "{text:?} is not an address and port (127.0.0.1:9000, [::]:9000, localhost:9000): {e}"
+        )
+    })?;
+    found
+        .next()
+        .ok_or_else(|| format!("{text:?} resolves to no address"))
+}
+
+fn socket_address<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(d)?;
+    resolve_address(&text).map_err(serde::de::Error::custom)
+}
+
+fn optional_socket_address<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<SocketAddr>, D::Error> {
+    let text = Option::<String>::deserialize(d)?;
+    text.map(|t| resolve_address(&t).map_err(serde::de::Error::custom))
+        .transpose()
+}
+
+/// Checks a `log_level` filter: comma-separated directives, each a level
+/// (`error`, `warn`, `info`, `debug`, `trace`, `off`) or `target=level`.
+/// A bare word that is no level (`warning`) would be taken as a target
+/// and silence everything else, so it is refused.
+pub fn check_log_level(filter: &str) -> Result<(), String> {
+    const LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
+    let is_level = |l: &str| LEVELS.contains(&l.trim().to_ascii_lowercase().as_str());
+    for directive in filter.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let level = directive
+            .rsplit_once('=')
+            .map_or(directive, |(_, level)| level);
+        if !is_level(level) {
+            return Err(format!(
+                "log_level {filter:?}: {directive:?} names no level; use one of error, warn, info, debug, trace, off, or target=level (stowage=debug)"
+            ));
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(filter)
+        .map(drop)
+        .map_err(|e| format!("log_level {filter:?}: {e}"))
+}
+
 impl Limits {
     pub fn abandoned_upload_age(&self) -> Duration {
         Duration::from_secs(self.abandoned_upload_secs)
@@ -331,6 +385,13 @@ impl Config {
                 ));
             }
         }
+        check_log_level(&self.log_level)?;
+        if self.limits.min_part_size > self.limits.max_object_size {
+            return Err(format!(
+                "limits.min_part_size ({}) is above limits.max_object_size ({}): no multipart upload could complete",
+                self.limits.min_part_size, self.limits.max_object_size
+            ));
+        }
         if self.uses_dev_credential() && !self.listen.ip().is_loopback() {
             return Err(format!(
                 "listen = {}: the development credential ({DEV_ACCESS_KEY_ID} / {DEV_SECRET_ACCESS_KEY}) is public, so a server without a configured key listens only on a loopback address. To listen on {}, configure a key: set STOWAGE_ACCESS_KEY_ID and STOWAGE_SECRET_ACCESS_KEY, or add a [[credentials]] table to the configuration (README, Credentials).",
@@ -348,6 +409,25 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mistakes_are_refused_and_host_names_resolve() {
+        let load = |text: &str| Config::from_toml(text).and_then(|c| c.validate().map(|()| c));
+        for bad in [
+            "log_level = \"warning\"",
+            "log_level = \"info,stowage=loud\"",
+            "[limits]\nmin_part_size = 10\nmax_object_size = 5",
+            "listen = \"localhost\"",
+            "listen = \"no-such-host.invalid:9000\"",
+        ] {
+            assert!(load(bad).is_err(), "{bad}");
+        }
+        for good in ["info", "warn", "stowage=debug,warn", "OFF"] {
+            load(&format!("log_level = {good:?}")).unwrap();
+        }
+        let c = load("listen = \"localhost:9000\"").unwrap();
+        assert!(c.listen.ip().is_loopback() && c.listen.port() == 9000);
+    }
 
     #[test]
     fn empty_file_is_the_defaults() {

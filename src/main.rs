@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use stowage::config::{Config, DEV_ACCESS_KEY_ID};
+use stowage::config::{Config, DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY};
 use stowage::s3::AppState;
 use stowage::store::Store;
 use tracing_subscriber::EnvFilter;
@@ -18,8 +18,9 @@ struct Cli {
     /// present, else built-in defaults].
     #[arg(long, value_name = "PATH")]
     config: Option<PathBuf>,
-    /// Address and port to listen on (overrides `listen`).
-    #[arg(long, value_name = "ADDR:PORT")]
+    /// Address and port to listen on (overrides `listen`); a host name is
+    /// resolved.
+    #[arg(long, value_name = "ADDR:PORT", value_parser = stowage::config::resolve_address)]
     listen: Option<SocketAddr>,
     /// Data directory (overrides `data_dir`).
     #[arg(long, value_name = "DIR", global = true)]
@@ -125,12 +126,26 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(config: Config) -> Result<(), String> {
+    // The ports first: a port in use is reported before anything is
+    // created on disk.
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr} for metrics: {e}"))?,
+        ),
+        None => None,
+    };
     if config.uses_dev_credential() {
-        // The key id only: secrets never reach a log, not even this
-        // public one (the README gives it).
+        // The development pair is public (the README gives it); a copied
+        // binary has no README beside it.
         tracing::warn!(
             access_key_id = DEV_ACCESS_KEY_ID,
-            "no credentials configured: using the public development credential (its secret is in the README), on a loopback address only; CORS lets in pages on loopback origins unless [[cors]] is set; configure [[credentials]] (or STOWAGE_ACCESS_KEY_ID and STOWAGE_SECRET_ACCESS_KEY) to serve other addresses"
+            secret_access_key = DEV_SECRET_ACCESS_KEY,
+            "no credentials configured: using the public development credential, on a loopback address only; CORS lets in pages on loopback origins unless [[cors]] is set; configure [[credentials]] (or STOWAGE_ACCESS_KEY_ID and STOWAGE_SECRET_ACCESS_KEY) to serve other addresses"
         );
     }
     let grace_ms = (config.limits.gc_grace_secs * 1000) as i64;
@@ -145,12 +160,11 @@ async fn run(config: Config) -> Result<(), String> {
     store.floor = config.limits.min_free_bytes;
     let store = Arc::new(store);
     let metrics = Arc::new(stowage::server::metrics::Metrics::default());
-    if let Some(metrics_addr) = config.metrics_listen {
-        let listener = tokio::net::TcpListener::bind(metrics_addr)
-            .await
-            .map_err(|e| format!("cannot listen on {metrics_addr} for metrics: {e}"))?;
+    let mut metrics_url = String::new();
+    if let Some(listener) = metrics_listener {
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        tracing::info!("metrics on http://{addr}/metrics");
+        metrics_url = format!("http://{addr}/metrics");
+        tracing::info!("metrics on {metrics_url}");
         tokio::spawn(stowage::server::metrics::serve(
             listener,
             Arc::clone(&metrics),
@@ -166,16 +180,23 @@ async fn run(config: Config) -> Result<(), String> {
         _ => None,
     };
     // The signal handlers are in place before the port is announced: a
-    // supervisor's SIGTERM right after start still shuts down gracefully.
+    // supervisor's SIGTERM right after start still shuts down gracefully,
+    // and a SIGHUP (logrotate, `systemctl reload`) never stops the server.
     let shutdown = shutdown_signal().map_err(|e| format!("cannot handle signals: {e}"))?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    hangup(tls.is_some()).map_err(|e| format!("cannot handle signals: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let scheme = if tls.is_some() { "https" } else { "http" };
+    let data_dir = std::fs::canonicalize(&config.data_dir).unwrap_or(config.data_dir.clone());
+    let engine = match &config.metadata_url {
+        None => "redb (embedded)",
+        Some(_) => "postgresql",
+    };
     tracing::info!(
-        data_dir = %config.data_dir.display(),
+        version = env!("CARGO_PKG_VERSION"),
+        data_dir = %data_dir.display(),
+        metadata = engine,
         region = %config.region,
+        metrics = %metrics_url,
         "stowage listening on {scheme}://{addr}"
     );
     let chunk_budget = stowage::chunked::ChunkBudget::new(config.limits.signed_chunk_budget);
@@ -187,6 +208,29 @@ async fn run(config: Config) -> Result<(), String> {
     });
     stowage::app::serve(listener, state, tls, shutdown).await;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// SIGHUP, handled for as long as the server runs, so that it never takes
+/// the default action (exit). The TLS pair, when there is one, reloads on
+/// it by itself; other settings take effect at the next start.
+#[cfg(unix)]
+fn hangup(tls: bool) -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            tracing::info!(
+                tls_reloaded = tls,
+                "SIGHUP: the server keeps running; settings other than the TLS pair take effect at the next start"
+            );
+        }
+    });
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn hangup(_tls: bool) -> std::io::Result<()> {
     Ok(())
 }
 

@@ -144,9 +144,10 @@ async fn unsupported_operations_answer_not_implemented() {
     assert_eq!(err_status(&e), 501);
 }
 
-/// The log says which configuration was loaded, never prints a secret (not
-/// even the public development one), and keeps ERROR for server faults: a
-/// documented 501 is a client's question, logged at INFO.
+/// The log says which configuration was loaded, never prints a configured
+/// secret (the public development pair it does print, for a binary copied
+/// without its README), and keeps ERROR for server faults: a documented 501
+/// is a client's question, logged at INFO.
 #[tokio::test]
 async fn the_log_names_its_configuration_and_keeps_secrets_and_errors_apart() {
     let server = Server::start();
@@ -165,7 +166,17 @@ async fn the_log_names_its_configuration_and_keeps_secrets_and_errors_apart() {
         "{log}"
     );
     assert!(log.contains("access_key_id=\"stowage\""), "{log}");
-    assert!(!log.contains("stowage-dev-secret"), "{log}");
+    assert!(log.contains("stowage-dev-secret"), "{log}");
+    let configured = Server::start_with_config(
+        "[[credentials]]\naccess_key_id = \"ops\"\nsecret_access_key = \"ops-very-secret\"",
+        "",
+    );
+    let configured_log = configured.log();
+    assert!(configured_log.contains("listening on"), "{configured_log}");
+    assert!(
+        !configured_log.contains("ops-very-secret"),
+        "{configured_log}"
+    );
     let line = log
         .lines()
         .find(|l| l.contains("status=501"))

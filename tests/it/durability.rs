@@ -607,3 +607,52 @@ async fn a_slow_read_outlives_a_delete_through_its_lease() {
     let blobs = server.data_dir.join("blobs");
     wait_for("the parts to be collected", || count_files(&blobs) == 0).await;
 }
+
+/// Issue 19 (part): SIGHUP (logrotate, `systemctl reload`) once killed a
+/// server without TLS with status 129, cutting uploads. It never stops the
+/// server now, and says so in the log.
+#[test]
+fn sighup_never_stops_the_server() {
+    let server = Server::start();
+    for _ in 0..3 {
+        let status = std::process::Command::new("kill")
+            .args(["-HUP", &server.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let r = server.raw(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 200, "still serving after SIGHUP");
+    assert_eq!(
+        server.log().matches("SIGHUP").count(),
+        3,
+        "{}",
+        server.log()
+    );
+}
+
+/// Issue 19 (part): a port in use is reported before anything is created
+/// on disk, and the start line names the version, the data directory and
+/// the metadata engine.
+#[test]
+fn a_port_in_use_is_reported_before_the_data_directory_is_made() {
+    let server = Server::start();
+    let log = server.log();
+    let start = log.lines().find(|l| l.contains("listening on")).unwrap();
+    for field in ["version=", "data_dir=", "metadata="] {
+        assert!(start.contains(field), "{start}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stowage"))
+        .args(["--listen", &server.addr.to_string(), "--data-dir"])
+        .arg(&data)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("cannot listen on"), "{said}");
+    assert!(!data.exists(), "the data directory was created");
+}

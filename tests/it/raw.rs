@@ -678,7 +678,7 @@ fn an_early_refusal_reaches_a_client_that_sends_the_whole_body() {
 /// held while its bytes arrive; one past the limit stores nothing.
 #[test]
 fn a_put_without_a_length_streams_within_the_limit() {
-    let server = Server::start_with("max_object_size = 100000");
+    let server = Server::start_with("max_object_size = 100000\nmin_part_size = 1");
     let r = server.raw(
         b"PUT /bkt HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
     );
