@@ -251,7 +251,10 @@ fn main() {
         puts.push((size, rate));
     }
     let get = concurrent(addr, 8, 40_000, |conn, i| {
-        let head = format!("GET /bench/s4096/{} HTTP/1.1\r\nHost: localhost\r\n\r\n", i % 8000);
+        let head = format!(
+            "GET /bench/s4096/{} HTTP/1.1\r\nHost: localhost\r\n\r\n",
+            i % 8000
+        );
         let (status, body) = conn.send(&head, &[]);
         assert!(status == 200 && body.len() == 4096);
     });

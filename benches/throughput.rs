@@ -182,7 +182,8 @@ fn main() {
         0,
     );
 
-    let put_head = format!("PUT /bench/obj HTTP/1.1\r\nHost: localhost\r\nContent-Length: {size}\r\n\r\n");
+    let put_head =
+        format!("PUT /bench/obj HTTP/1.1\r\nHost: localhost\r\nContent-Length: {size}\r\n\r\n");
     let put = best_of_3(|| {
         let t = Instant::now();
         let (status, _) = request(addr, &signed(&put_head), &chunk, size);
@@ -234,7 +235,8 @@ fn main() {
         let t = Instant::now();
         request(
             addr,
-            &(signed("PUT /bench/tiny HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1\r\n\r\n") + "x"),
+            &(signed("PUT /bench/tiny HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1\r\n\r\n")
+                + "x"),
             &[],
             0,
         );

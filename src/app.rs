@@ -356,7 +356,8 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Respon
     let (access_key, auth) = outcome
         .auth
         .as_ref()
-        .map_or(("", ""), |(k, mode)| (k.as_str(), *mode));
+        // Refused before it was authenticated: no one.
+        .map_or(("anonymous", "none"), |(k, mode)| (k.as_str(), *mode));
     // Server faults are errors; what a client got wrong, and the operations
     // Stowage documents as not implemented, are not.
     let fault = status >= 500 && status != 501;
