@@ -396,15 +396,7 @@ async fn dispatch(state: Arc<AppState>, req: Request<Incoming>, request_id: &str
                 "This server listens on a loopback address and answers only loopback host names (localhost, 127.0.0.1, [::1]) and its configured domain, not {host:?}: a page that rebinds its name to this machine gets nothing."
             ),
         );
-        let is_head = req.method() == http::Method::HEAD;
-        return Outcome {
-            response: s3::error_response(&e, req.uri().path(), request_id, is_head),
-            op: "RefusedHost".to_owned(),
-            bucket: None,
-            key: None,
-            error: Some(e),
-            auth: Some(("anonymous".into(), "anonymous")),
-        };
+        return refusal(e, "RefusedHost", &req, request_id);
     }
     // The development secret is public, and a form POST needs no
     // preflight: a page elsewhere could sign one and store through it.
@@ -416,14 +408,7 @@ async fn dispatch(state: Arc<AppState>, req: Request<Incoming>, request_id: &str
             Code::AccessDenied,
             "A development server takes POSTs from browser pages only on the origins its CORS rules allow (by default loopback origins such as http://localhost:5173): its credential is public.",
         );
-        return Outcome {
-            response: s3::error_response(&e, req.uri().path(), request_id, false),
-            op: "RefusedOrigin".to_owned(),
-            bucket: None,
-            key: None,
-            error: Some(e),
-            auth: Some(("anonymous".into(), "anonymous")),
-        };
+        return refusal(e, "RefusedOrigin", &req, request_id);
     }
     let domain = state.config.domain.as_deref();
     let target = s3::router::split_target(req.uri().path(), host, domain);
@@ -446,6 +431,19 @@ async fn dispatch(state: Arc<AppState>, req: Request<Incoming>, request_id: &str
         bucket: None,
         key: None,
         error: None,
+        auth: Some(("anonymous".into(), "anonymous")),
+    }
+}
+
+/// A request refused before any front-end sees it, as an S3 error.
+fn refusal(e: S3Error, op: &str, req: &Request<Incoming>, request_id: &str) -> Outcome {
+    let is_head = req.method() == http::Method::HEAD;
+    Outcome {
+        response: s3::error_response(&e, req.uri().path(), request_id, is_head),
+        op: op.to_owned(),
+        bucket: None,
+        key: None,
+        error: Some(e),
         auth: Some(("anonymous".into(), "anonymous")),
     }
 }

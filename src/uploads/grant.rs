@@ -16,6 +16,7 @@ use serde_json::Value;
 use crate::auth::post_policy::{self, Condition, PostPolicy, Stored, policy_denied};
 use crate::config::{Config, Credential};
 use crate::error::{Code, S3Error, S3Result};
+use crate::store::model::Granted;
 
 pub const HEADER: &str = "x-stowage-grant";
 
@@ -167,6 +168,26 @@ impl Grant {
         (min, max.min(cap))
     }
 
+    /// What an upload made now under this grant is held to, for every
+    /// front-end that takes grants: its size maximum (for the record's
+    /// `max_size`), and its minimum, its grant and its expiry (the grant's
+    /// expiry plus `limits.grant_resume_secs`, at most
+    /// `limits.abandoned_upload_secs` from now).
+    pub fn hold(&self, limits: &crate::config::Limits, now_ms: i64) -> (u64, Granted) {
+        let (min_size, max_size) = self.size_range(limits.max_object_size);
+        let ms = |secs: u64| i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let expires_ms = (self.policy.expiration_ms)
+            .saturating_add(ms(limits.grant_resume_secs))
+            .min(now_ms.saturating_add(ms(limits.abandoned_upload_secs)));
+        let granted = Granted {
+            grant: self.id(),
+            min_size,
+            expires_ms,
+            held: 0,
+        };
+        (max_size, granted)
+    }
+
     /// Checks only the grant's conditions on the bucket and key: for routes
     /// on an upload whose fields were admitted at its creation.
     pub fn allows_key(&self, key: &str) -> S3Result<()> {
@@ -292,6 +313,18 @@ mod tests {
         assert_eq!(grant.bucket, "media");
         assert_eq!(grant.size_range(u64::MAX), (1, 1000));
         assert_eq!(grant.size_range(500), (1, 500));
+        // Its uploads live until the grant expires plus the resume window,
+        // and never past the age of abandoned uploads.
+        let mut limits = crate::config::Limits {
+            grant_resume_secs: 10,
+            ..Default::default()
+        };
+        let (max, held) = grant.hold(&limits, now);
+        assert_eq!((max, held.min_size, held.held), (1000, 1, 0));
+        assert_eq!(held.expires_ms, grant.policy.expiration_ms + 10_000);
+        assert_eq!(held.grant, grant.id());
+        limits.abandoned_upload_secs = 1;
+        assert_eq!(grant.hold(&limits, now).1.expires_ms, now + 1000);
         let key = grant.key_for("C:\\clips\\cut.mp4").unwrap();
         assert_eq!(key, "u/7/cut.mp4");
         let offer = |t: &str| [("content-type".to_owned(), t.to_owned())];

@@ -37,7 +37,7 @@ use crate::error::{Code, S3Error, S3Result};
 use crate::query::Query;
 use crate::server::body::{ResponseBody, json};
 use crate::server::state::{AppState, origin_of};
-use crate::store::model::{CompletedPart, Completion, Granted, UploadRecord, WriteCondition};
+use crate::store::model::{CompletedPart, Completion, UploadRecord, WriteCondition};
 use crate::store::rules::input;
 use crate::time::{amz_date, iso8601, now_ms};
 
@@ -194,10 +194,15 @@ impl Route<'_> {
         )
     }
 
+    /// What the capability signs: the upload's bucket, key and store id.
+    fn capability_message(&self, key: &str, id: &str) -> String {
+        format!("{}\n{key}\n{id}", self.grant.bucket)
+    }
+
     fn handle_for(&self, key: &str, id: &str) -> String {
         let mac = self
             .capability_key()
-            .sign(&format!("{}\n{key}\n{id}", self.grant.bucket));
+            .sign(&self.capability_message(key, id));
         format!("{id}.{mac}")
     }
 
@@ -254,7 +259,8 @@ impl Route<'_> {
                 "This grant fixes the whole object's {name}, which a multipart upload cannot check as it goes; upload the file with the POST form of GET params instead."
             )));
         }
-        let grant_id = self.grant.id();
+        let limits = &self.state.config.limits;
+        let (max_size, granted) = self.grant.hold(limits, self.now);
         // A retried create (same grant, same key, same Idempotency-Key)
         // gets the same upload. Without one the token is unique.
         let token = match self.parts.headers.get("idempotency-key") {
@@ -272,7 +278,7 @@ impl Route<'_> {
             }
             Some(k) => sha256_hex(
                 &[
-                    grant_id.as_bytes(),
+                    granted.grant.as_bytes(),
                     b"\n",
                     key.as_bytes(),
                     b"\n",
@@ -285,12 +291,6 @@ impl Route<'_> {
                 crate::store::model::id_hex(crate::store::model::new_id())
             ),
         };
-        let limits = &self.state.config.limits;
-        let (min_size, max_size) = self.grant.size_range(limits.max_object_size);
-        let secs = |s: u64| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX);
-        let expires_ms = (self.grant.policy.expiration_ms)
-            .saturating_add(secs(limits.grant_resume_secs))
-            .min(self.now.saturating_add(secs(limits.abandoned_upload_secs)));
         let record = UploadRecord {
             initiated_ms: self.now,
             owner: self.grant.credential.access_key_id.clone(),
@@ -300,12 +300,7 @@ impl Route<'_> {
             acl: stored.acl,
             max_size: Some(max_size),
             token: Some(token),
-            granted: Some(Granted {
-                grant: grant_id,
-                min_size,
-                expires_ms,
-                held: 0,
-            }),
+            granted: Some(granted),
         };
         let meta_store = &self.state.store.meta;
         let id = meta_store
@@ -321,11 +316,13 @@ impl Route<'_> {
     /// bucket and `key`, made under a grant and not expired. Anything else
     /// is `NoSuchUpload`, so a route tells nothing of uploads it may not
     /// reach.
-    async fn upload(&self, handle: &str) -> S3Result<(String, String)> {
+    async fn upload<'h>(&self, handle: &'h str) -> S3Result<(String, &'h str)> {
         let key = self.key()?;
         let (id, mac) = handle.rsplit_once('.').unwrap_or((handle, ""));
-        let message = format!("{}\n{key}\n{id}", self.grant.bucket);
-        if !self.capability_key().verify(&message, mac) {
+        if !self
+            .capability_key()
+            .verify(&self.capability_message(&key, id), mac)
+        {
             return Err(S3Error::new(Code::NoSuchUpload));
         }
         let upload = self
@@ -340,17 +337,16 @@ impl Route<'_> {
         {
             return Err(S3Error::new(Code::NoSuchUpload));
         }
-        Ok((key, id.to_owned()))
+        Ok((key, id))
     }
 
     async fn sign_parts(
         &self,
-        id: &str,
+        handle: &str,
         numbers: &[u32],
         batch: bool,
     ) -> S3Result<(Response<ResponseBody>, String)> {
-        let (key, id) = self.upload(id).await?;
-        let id = id.as_str();
+        let (key, id) = self.upload(handle).await?;
         let signer = Signer {
             access_key: &self.grant.credential.access_key_id,
             secret: &self.grant.credential.secret_access_key,
@@ -382,7 +378,6 @@ impl Route<'_> {
 
     async fn list_parts(&self, handle: &str) -> S3Result<(Response<ResponseBody>, String)> {
         let (key, id) = self.upload(handle).await?;
-        let id = id.as_str();
         let mut out = Vec::new();
         let mut after = 0;
         loop {
@@ -409,7 +404,6 @@ impl Route<'_> {
         body: CompleteBody,
     ) -> S3Result<(Response<ResponseBody>, String)> {
         let (key, id) = self.upload(handle).await?;
-        let id = id.as_str();
         let completion = Completion {
             parts: body
                 .parts
@@ -453,7 +447,6 @@ impl Route<'_> {
 
     async fn abort(&self, handle: &str) -> S3Result<(Response<ResponseBody>, String)> {
         let (key, id) = self.upload(handle).await?;
-        let id = id.as_str();
         self.state
             .store
             .meta

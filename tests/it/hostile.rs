@@ -248,6 +248,20 @@ fn the_development_credential_never_serves_a_public_address() {
     );
 }
 
+/// `n` connections from four addresses (127.0.0.`first`..`first + 3`),
+/// each sending `head` and nothing more; those the server took.
+async fn flood(server: &Server, first: u8, n: usize, head: &[u8]) -> Vec<TcpStream> {
+    let mut open = Vec::new();
+    for i in 0..n {
+        let source = [127, 0, 0, first + (i % 4) as u8];
+        if let Ok(mut c) = connect_from(source, server.addr).await {
+            let _ = c.write_all(head).await;
+            open.push(c);
+        }
+    }
+    open
+}
+
 /// Issue 18, item 9: with room for 40 connections, half-sent request heads
 /// from a few addresses once took every place, and a client from another
 /// address was reset. One address now gets at most a quarter of the
@@ -272,16 +286,13 @@ async fn half_sent_heads_cannot_take_every_place() {
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     // 100 half-sent heads from four addresses.
-    let mut heads = Vec::new();
-    for i in 0..100 {
-        let source = [127, 0, 0, 30 + (i % 4) as u8];
-        if let Ok(mut c) = connect_from(source, server.addr).await {
-            let _ = c
-                .write_all(b"GET /calm/k HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
-                .await;
-            heads.push(c);
-        }
-    }
+    let heads = flood(
+        &server,
+        30,
+        100,
+        b"GET /calm/k HTTP/1.1\r\nHost: localhost\r\nX-Slow: ",
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     // One address holds at most a quarter of the 40 places.
     let held = |heads: &[TcpStream]| {
@@ -302,16 +313,7 @@ async fn half_sent_heads_cannot_take_every_place() {
     // Form POSTs whose heads are in but whose fields (and signature) never
     // come are not serving anyone yet: they are shed too.
     drop(heads);
-    let mut forms = Vec::new();
-    for i in 0..60 {
-        let source = [127, 0, 0, 40 + (i % 4) as u8];
-        if let Ok(mut c) = connect_from(source, server.addr).await {
-            let _ = c
-                .write_all(b"POST /calm HTTP/1.1\r\nHost: localhost\r\nContent-Type: multipart/form-data; boundary=x\r\nContent-Length: 1000000\r\n\r\n")
-                .await;
-            forms.push(c);
-        }
-    }
+    let mut forms = flood(&server, 40, 60, b"POST /calm HTTP/1.1\r\nHost: localhost\r\nContent-Type: multipart/form-data; boundary=x\r\nContent-Length: 1000000\r\n\r\n").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (status, took) = normal_get(&server).await;
     assert_eq!(status, 200, "a normal client gets past unsigned forms");
@@ -335,13 +337,7 @@ async fn half_sent_heads_cannot_take_every_place() {
         got
     }
     assert!(response(&mut kept).await.starts_with(b"HTTP/1.1 200"));
-    for i in 0..60 {
-        let source = [127, 0, 0, 50 + (i % 4) as u8];
-        if let Ok(mut c) = connect_from(source, server.addr).await {
-            let _ = c.write_all(b"GET /calm/k HTTP/1.1\r\nX-Slow: ").await;
-            forms.push(c);
-        }
-    }
+    forms.extend(flood(&server, 50, 60, b"GET /calm/k HTTP/1.1\r\nX-Slow: ").await);
     tokio::time::sleep(Duration::from_millis(300)).await;
     kept.write_all(&get).await.unwrap();
     let again = response(&mut kept).await;

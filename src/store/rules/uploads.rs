@@ -106,7 +106,9 @@ async fn check_bound<R: Reads>(
         return Ok(None);
     };
     let others = match &upload.granted {
-        Some(g) => g.held - old.map_or(0, |p| p.size),
+        // Saturating: a total can only be off if a record was, and a bound
+        // check is no place to panic.
+        Some(g) => g.held.saturating_sub(old.map_or(0, |p| p.size)),
         None => txn.part_bytes(id, number).await?,
     };
     let total = others + size;
