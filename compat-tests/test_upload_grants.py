@@ -463,6 +463,17 @@ def test_values_a_browser_cannot_read_back_are_refused(s3, bucket, endpoint):
     for filename in ("a\u0000b.mp4", "a\u007fb.mp4", "x\u202egpj.mp4", ".", ".."):
         r = uppy.call("POST", "/s3/multipart", {"filename": filename, "type": "video/mp4"})
         assert (r.status_code, r.json()["error"]) == (400, "InvalidArgument"), r.text
+    # The grant's key template is the page's to edit (within the policy's
+    # prefix): the whole key is held to the same rule.
+    fields = json.loads(base64.b64decode(mint(s3, bucket)))
+    for template in ("uploads/\u0001${filename}", "uploads/../x/${filename}"):
+        edited = Uppy(endpoint, base64.b64encode(json.dumps(dict(fields, key=template)).encode()).decode())
+        r = edited.call("POST", "/s3/multipart", {"filename": "a.mp4", "type": "video/mp4"})
+        assert (r.status_code, r.json()["error"]) == (400, "InvalidArgument"), r.text
+    # A create body is small: one past 64 KiB is refused as it arrives.
+    r = uppy.call("POST", "/s3/multipart", {"filename": "a.mp4", "type": "video/mp4",
+                                            "metadata": {f"k{i}": "v" for i in range(10000)}})
+    assert r.status_code == 400 and r.json()["error"] == "EntityTooLarge", r.text
     assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
     presigned = s3.generate_presigned_post(
         bucket, "uploads/${filename}", ExpiresIn=600,

@@ -242,6 +242,22 @@ impl PostPolicy {
     }
 }
 
+/// Refuses a key a browser path should never make: a control character
+/// (listings cannot carry it), a bidirectional control (`x\u{202e}gpj.exe`
+/// reads as another name), or a `.` or `..` segment (clients resolve it in
+/// URLs).
+pub fn check_browser_key(key: &str) -> S3Result<()> {
+    let bidi = |c: char| matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    let dots = key.split(['/', '\\']).any(|s| s == "." || s == "..");
+    if dots || key.chars().any(|c| c.is_control() || bidi(c)) {
+        return Err(S3Error::with_message(
+            Code::InvalidArgument,
+            "A key made in a browser may not contain control or bidirectional formatting characters, nor . or .. segments.",
+        ));
+    }
+    Ok(())
+}
+
 /// Whether `value` is one media type as RFC 9110 writes it: `type/subtype`
 /// in tokens, then `; name=value` parameters (a token or a quoted string).
 fn is_media_type(value: &str) -> bool {
@@ -434,6 +450,22 @@ mod tests {
         ] {
             let e = PostPolicy::parse(bad.as_bytes()).unwrap_err();
             assert_eq!(e.code, Code::InvalidPolicyDocument, "{bad}");
+        }
+    }
+
+    #[test]
+    fn keys_made_in_a_browser_are_plain() {
+        for ok in ["users/7/cut.mp4", "a..b", "u/.hidden", "café/x"] {
+            check_browser_key(ok).unwrap();
+        }
+        for bad in [
+            "users/7/\u{1}x",
+            "u/x\u{202e}gpj.exe",
+            "users/7/../8/x",
+            "u/.",
+            "u\\..\\x",
+        ] {
+            assert!(check_browser_key(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -503,18 +503,33 @@ pub fn check_version_id(q: &Query) -> S3Result<()> {
 /// and a request's headers at 8 KiB; the stored system headers are held to
 /// that 8 KiB too, so that an object's head stays small.
 pub fn object_meta(headers: &HeaderMap) -> S3Result<ObjectMeta> {
-    let fields = headers.iter().filter_map(|(name, value)| {
+    const STANDARD: [&str; 6] = [
+        "content-type",
+        "content-encoding",
+        "content-disposition",
+        "content-language",
+        "cache-control",
+        "expires",
+    ];
+    let mut fields = Vec::new();
+    for (name, value) in headers {
         let name = name.as_str();
-        let value = if name.starts_with("x-amz-meta-") {
-            crate::rfc2047::decode(value.as_bytes())
-        } else {
+        if name.starts_with("x-amz-meta-") {
+            fields.push((name, crate::rfc2047::decode(value.as_bytes())));
+        } else if STANDARD.contains(&name) {
             // Kept as sent when it is UTF-8 (it goes back out as the same
-            // bytes); other bytes are left out, as before.
-            std::str::from_utf8(value.as_bytes()).ok()?.to_owned()
-        };
-        Some((name, value))
-    });
-    object_meta_from(fields)
+            // bytes); other bytes would be lost, so they are refused.
+            let value = std::str::from_utf8(value.as_bytes()).map_err(|_| {
+                S3Error::with_message(
+                    Code::InvalidArgument,
+                    format!("The {name} header is not UTF-8 text."),
+                )
+                .detail("ArgumentName", name)
+            })?;
+            fields.push((name, value.to_owned()));
+        }
+    }
+    object_meta_from(fields.into_iter())
 }
 
 /// Writes an object's stored metadata as response headers, with

@@ -352,6 +352,7 @@ fn expand_key(form: &Form) -> S3Result<String> {
     // Browsers on some systems send a path; S3 keeps the last component.
     let filename = filename.rsplit(['/', '\\']).next().unwrap_or_default();
     let key = key.replace("${filename}", filename);
+    post_policy::check_browser_key(&key)?;
     if key.is_empty() {
         return Err(S3Error::with_message(
             Code::InvalidArgument,

@@ -135,29 +135,17 @@ impl Grant {
             )
         })?;
         let filename = filename.rsplit(['/', '\\']).next().unwrap_or_default();
-        if template.contains("${filename}") {
-            if filename.is_empty() {
-                return Err(S3Error::with_message(
-                    Code::InvalidArgument,
-                    "A filename is required: the grant's key is made from it.",
-                ));
-            }
-            // A control character makes a key that listings cannot carry;
-            // `.` and `..` make one that URLs cannot (clients resolve them).
-            // Bidirectional controls would let a name read as another
-            // (`x\u{202e}gpj.exe`).
-            let bidi = |c: char| matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
-            if filename.chars().any(|c| c.is_control() || bidi(c))
-                || filename == "."
-                || filename == ".."
-            {
-                return Err(S3Error::with_message(
-                    Code::InvalidArgument,
-                    "A filename may not contain control or bidirectional formatting characters, nor be . or ..",
-                ));
-            }
+        if template.contains("${filename}") && filename.is_empty() {
+            return Err(S3Error::with_message(
+                Code::InvalidArgument,
+                "A filename is required: the grant's key is made from it.",
+            ));
         }
-        Ok(template.replace("${filename}", filename))
+        let key = template.replace("${filename}", filename);
+        // The whole key: the template is the page's to change, as long as
+        // the policy's key condition holds.
+        post_policy::check_browser_key(&key)?;
+        Ok(key)
     }
 
     /// The size range of an upload under this grant: the policy's
@@ -237,20 +225,20 @@ impl Grant {
             .collect();
         fields.push(("bucket".into(), self.bucket.clone()));
         fields.push(("key".into(), key.to_owned()));
-        let mut seen: Vec<String> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for (name, value) in offered {
+            // What the policy does not name is left out, whatever it is.
+            if !self.policy.names(&name) {
+                continue;
+            }
             // A name offered twice could meet a condition with one value
             // and be stored with the other.
-            if seen.contains(&name) {
+            if !seen.insert(name.clone()) {
                 return Err(S3Error::with_message(
                     Code::InvalidArgument,
                     format!("The field {name} is given more than once."),
                 )
                 .detail("ArgumentName", name));
-            }
-            seen.push(name.clone());
-            if !self.policy.names(&name) {
-                continue;
             }
             match fields.iter_mut().find(|(n, _)| *n == name) {
                 Some(slot) => slot.1 = value,

@@ -141,15 +141,15 @@ fn route(method: &Method, rest: &str) -> Call {
     }
 }
 
-/// The body of a JSON request, at most 1 MiB.
+/// The body of a JSON request, at most `max` bytes.
 pub async fn json_body<T: serde::de::DeserializeOwned>(
     state: &AppState,
-    headers: &http::HeaderMap,
+    (headers, max): (&http::HeaderMap, u64),
     incoming: Incoming,
 ) -> S3Result<T> {
     let limits = &state.config.limits;
     let grace = std::time::Duration::from_secs(limits.body_rate_grace_secs);
-    let body = body::RequestBody::new(incoming, headers, 1 << 20, crate::auth::Payload::Unsigned)?
+    let body = body::RequestBody::new(incoming, headers, max, crate::auth::Payload::Unsigned)?
         .with_min_rate(limits.min_body_rate, grace);
     let bytes = body.collect().await?;
     serde_json::from_slice(&bytes).map_err(|e| {

@@ -68,6 +68,11 @@ struct PartBody {
     etag: String,
 }
 
+/// The largest create body: a file name, its type and some metadata.
+const CREATE_MAX: u64 = 64 << 10;
+/// The largest complete body: 10,000 parts of about 60 bytes each.
+const COMPLETE_MAX: u64 = 1 << 20;
+
 /// The shortest Idempotency-Key taken: 16 characters.
 const MIN_IDEMPOTENCY_KEY: usize = 16;
 
@@ -107,7 +112,7 @@ pub async fn handle(
     let (response, key) = match call {
         Call::Params => ctx.params()?,
         Call::Create => {
-            ctx.create(json_body(state, &parts.headers, incoming).await?)
+            ctx.create(json_body(state, (&parts.headers, CREATE_MAX), incoming).await?)
                 .await?
         }
         Call::SignPart => {
@@ -128,7 +133,8 @@ pub async fn handle(
         }
         Call::ListParts => ctx.list_parts(upload_id.as_deref().unwrap_or("")).await?,
         Call::Complete => {
-            let body: CompleteBody = json_body(state, &parts.headers, incoming).await?;
+            let body: CompleteBody =
+                json_body(state, (&parts.headers, COMPLETE_MAX), incoming).await?;
             ctx.complete(upload_id.as_deref().unwrap_or(""), body)
                 .await?
         }

@@ -719,3 +719,27 @@ fn a_put_without_a_length_streams_within_the_limit() {
     assert_eq!(get(&server, "/bkt/too-big").status, 404);
     assert_eq!(server.tmp_files(), 0);
 }
+
+/// A standard metadata header that is not UTF-8 could not go back out as
+/// sent: it is refused, never stored without it (a Content-Disposition
+/// lost serves an attachment inline).
+#[test]
+fn a_standard_header_that_is_not_text_is_refused() {
+    let server = setup();
+    // Signed with an ASCII stand-in that is swapped after signing (the
+    // header is not among those signed).
+    let mut request = crate::harness::signed(
+        b"PUT /bkt/page HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+          Content-Length: 2\r\n\r\n<p",
+    );
+    let at = find(&request, b"\r\n\r\n").unwrap();
+    request.splice(
+        at..at,
+        b"\r\nContent-Disposition: attachment; filename=\"\xe9.html\""
+            .iter()
+            .copied(),
+    );
+    let r = server.raw_unsigned(&request);
+    assert_eq!((r.status, r.code().as_str()), (400, "InvalidArgument"));
+    assert_eq!(get(&server, "/bkt/page").status, 404);
+}
