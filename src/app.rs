@@ -38,8 +38,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// ([`crate::server::admission`]); only when every connection is serving
 /// one is the newcomer closed.
 struct Connections {
-    max: usize,
-    max_per_ip: usize,
+    /// Descriptors left for connections under the open-file limit.
+    fd_room: usize,
     open: std::sync::Mutex<Open>,
 }
 
@@ -60,9 +60,7 @@ struct Admitted {
 }
 
 impl Connections {
-    /// The caps the limits set, within what the open-file limit allows.
-    /// One address gets at most a quarter of the real capacity.
-    fn for_limits(limits: &crate::config::Limits) -> Connections {
+    fn new(limits: &crate::config::Limits) -> Connections {
         let fd_room = raise_fd_limit();
         if limits.max_connections > fd_room {
             tracing::warn!(
@@ -71,26 +69,32 @@ impl Connections {
                 "the open-file limit allows fewer connections than configured; serving at most fd_room"
             );
         }
-        let max = limits.max_connections.min(fd_room).max(1);
         Connections {
-            max,
-            max_per_ip: limits.max_connections_per_ip.min((max / 4).max(1)),
+            fd_room,
             open: Default::default(),
         }
     }
 
+    /// The caps the limits set, within what the open-file limit allows:
+    /// in all, and for one address at most a quarter of that.
+    fn caps(&self, limits: &crate::config::Limits) -> (usize, usize) {
+        let max = limits.max_connections.min(self.fd_room).max(1);
+        (max, limits.max_connections_per_ip.min((max / 4).max(1)))
+    }
+
     /// A place for a connection from `ip`, shedding an idle one at the
     /// total cap; `None` when there is none.
-    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Admitted> {
+    fn admit(self: &Arc<Self>, ip: IpAddr, limits: &crate::config::Limits) -> Option<Admitted> {
+        let (max, max_per_ip) = self.caps(limits);
         let mut open = self.open.lock().expect("connection counts");
         let mine = open.per_ip.get(&ip).copied().unwrap_or(0);
-        if mine >= self.max_per_ip {
+        if mine >= max_per_ip {
             return None;
         }
         // Connections already told to close make room as they go: only
         // a newcomer beyond them needs another shed.
-        if open.live.len() >= self.max
-            && open.live.len() - open.live.values().filter(|a| a.is_shed()).count() >= self.max
+        if open.live.len() >= max
+            && open.live.len() - open.live.values().filter(|a| a.is_shed()).count() >= max
         {
             // A connection not serving a request goes: the oldest of those
             // that never served one (half-sent heads, forms ahead of their
@@ -161,14 +165,8 @@ pub async fn serve(
 ) {
     let background = spawn_background(Arc::clone(&state));
     let graceful = GracefulShutdown::new();
-    let limits = &state.config.limits;
-    let connections = Arc::new(Connections::for_limits(limits));
+    let connections = Arc::new(Connections::new(&state.config().limits));
     let mut refused_logged: Option<Instant> = None;
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(limits.header_timeout_secs))
-        .keep_alive(true);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -183,7 +181,10 @@ pub async fn serve(
                         continue;
                     }
                 };
-                let Some(admitted) = connections.admit(peer.ip()) else {
+                // The limits in force now: a reload changes them for the
+                // connections that come after it.
+                let config = state.config();
+                let Some(admitted) = connections.admit(peer.ip(), &config.limits) else {
                     // Closed at once; said once a minute at most.
                     if refused_logged.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
                         refused_logged = Some(Instant::now());
@@ -194,10 +195,15 @@ pub async fn serve(
                 };
                 let _ = stream.set_nodelay(true);
                 let acceptor = tls.as_ref().map(|tls| tls.acceptor());
+                let mut builder = http1::Builder::new();
+                builder
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(config.limits.header_timeout_secs))
+                    .keep_alive(true);
                 let connection = Connection {
                     peer,
                     admitted,
-                    builder: builder.clone(),
+                    builder,
                     watcher: graceful.watcher(),
                     acceptor,
                 };
@@ -207,7 +213,7 @@ pub async fn serve(
         }
     }
     drop(listener);
-    let grace = Duration::from_secs(state.config.limits.shutdown_grace_secs);
+    let grace = Duration::from_secs(state.config().limits.shutdown_grace_secs);
     tracing::info!(
         grace_secs = grace.as_secs(),
         "shutting down: finishing in-flight requests"
@@ -361,6 +367,15 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Respon
     // Server faults are errors; what a client got wrong, and the operations
     // Stowage documents as not implemented, are not.
     let fault = status >= 500 && status != 501;
+    if !fault && !state.config().access_log {
+        return response;
+    }
+    // An orchestrator's probes come every few seconds: they say nothing
+    // unless they fail.
+    if !fault && outcome.op.starts_with("Health") && status < 400 {
+        tracing::debug!(request_id, op = %outcome.op, %method, status, ms = format_args!("{ms:.1}"), "request");
+        return response;
+    }
     match &outcome.error {
         Some(e) if fault => tracing::error!(
             request_id, op = %outcome.op, %method, bucket, key, access_key, auth, status, bytes_in, bytes_out,
@@ -388,8 +403,9 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Respon
 /// On a virtual-hosted bucket's name `/_stowage/` is a key, so S3's own
 /// addressing decides.
 async fn dispatch(state: Arc<AppState>, req: Request<Incoming>, request_id: &str) -> Outcome {
+    let config = state.config();
     let host = req.headers().get("host").and_then(|v| v.to_str().ok());
-    if let Some(host) = refused_host(&state.config, &req) {
+    if let Some(host) = refused_host(&config, &req) {
         let e = S3Error::with_message(
             Code::AccessDenied,
             format!(
@@ -400,9 +416,9 @@ async fn dispatch(state: Arc<AppState>, req: Request<Incoming>, request_id: &str
     }
     // The development secret is public, and a form POST needs no
     // preflight: a page elsewhere could sign one and store through it.
-    if state.config.uses_dev_credential()
+    if config.uses_dev_credential()
         && req.method() == http::Method::POST
-        && foreign_page(&state.config, req.headers())
+        && foreign_page(&config, req.headers())
     {
         let e = S3Error::with_message(
             Code::AccessDenied,
@@ -410,7 +426,7 @@ async fn dispatch(state: Arc<AppState>, req: Request<Incoming>, request_id: &str
         );
         return refusal(e, "RefusedOrigin", &req, request_id);
     }
-    let domain = state.config.domain.as_deref();
+    let domain = config.domain.as_deref();
     let target = s3::router::split_target(req.uri().path(), host, domain);
     if !matches!(&target, Ok((Some(b), _)) if b == server::EXTENSIONS_BUCKET) {
         return s3::handle(state, req, request_id).await;
@@ -423,7 +439,7 @@ async fn dispatch(state: Arc<AppState>, req: Request<Incoming>, request_id: &str
     };
     let mut response = health::answer(&state.store, probe).await;
     if let Some(origin) = req.headers().get("origin").and_then(|v| v.to_str().ok()) {
-        server::cors::decorate_with(&state.config.cors, origin, req.method(), &mut response);
+        server::cors::decorate_with(&config.cors, origin, req.method(), &mut response);
     }
     Outcome {
         response,
@@ -481,42 +497,53 @@ fn foreign_page(config: &crate::config::Config, headers: &http::HeaderMap) -> bo
     }
 }
 
-/// The collector and the lifecycle sweep.
+/// The collector and the lifecycle sweep, each at the interval the
+/// settings in force give.
 fn spawn_background(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
+    use tokio::time::{Instant, sleep_until};
     tokio::spawn(async move {
-        let limits = &state.config.limits;
-        let mut gc = tokio::time::interval(limits.gc_interval());
+        let mut next_gc = Instant::now();
         // The first sweep waits one interval: start-up stays quick.
-        let first_sweep = tokio::time::Instant::now() + limits.sweep_interval();
-        let mut sweep_tick = tokio::time::interval_at(first_sweep, limits.sweep_interval());
+        let mut next_sweep = Instant::now() + state.config().limits.sweep_interval();
         loop {
             tokio::select! {
-                _ = gc.tick() => loop {
-                    match state.store.collect_garbage().await {
-                        Ok((n, more)) => {
-                            if n > 0 {
-                                tracing::debug!(blobs = n, "collected freed blobs");
-                            }
-                            if !more {
-                                break;
-                            }
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "garbage collection failed");
-                            break;
-                        }
-                    }
-                },
-                _ = sweep_tick.tick() => sweep(&state).await,
+                () = sleep_until(next_gc) => {
+                    collect(&state).await;
+                    next_gc = Instant::now() + state.config().limits.gc_interval();
+                }
+                () = sleep_until(next_sweep) => {
+                    sweep(&state).await;
+                    next_sweep = Instant::now() + state.config().limits.sweep_interval();
+                }
             }
         }
     })
 }
 
+/// Unlinks freed blobs whose grace has passed, a batch at a time.
+async fn collect(state: &AppState) {
+    loop {
+        match state.store.collect_garbage().await {
+            Ok((n, more)) => {
+                if n > 0 {
+                    tracing::debug!(blobs = n, "collected freed blobs");
+                }
+                if !more {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "garbage collection failed");
+                return;
+            }
+        }
+    }
+}
+
 /// Applies lifecycle rules and the default upload age, and logs what
 /// incomplete uploads still hold.
 async fn sweep(state: &AppState) {
-    let policy = state.config.limits.sweep_policy();
+    let policy = state.config().limits.sweep_policy();
     let report = match state.store.sweep(crate::time::now_ms(), policy).await {
         Ok(report) => report,
         Err(e) => {

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The credential a server with no configured credentials starts with, so
 /// that a developer can point an SDK at it with zero setup. A warning is
@@ -30,6 +30,11 @@ pub struct Config {
     pub domain: Option<String>,
     /// Default `tracing` filter; `RUST_LOG` overrides it.
     pub log_level: String,
+    /// `text` (one readable line per event) or `json` (one JSON object per
+    /// line, for log shippers).
+    pub log_format: LogFormat,
+    /// One line per request at INFO (health probes at DEBUG).
+    pub access_log: bool,
     /// When set, Prometheus metrics are served on this address.
     #[serde(default, deserialize_with = "optional_socket_address")]
     pub metrics_listen: Option<SocketAddr>,
@@ -52,7 +57,15 @@ pub struct Config {
     pub cors: Vec<crate::cors::CorsRule>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Largest single PutObject body and largest part, in bytes (S3: 5 GiB).
@@ -155,6 +168,8 @@ impl Default for Config {
             region: "us-east-1".to_owned(),
             domain: None,
             log_level: "info".to_owned(),
+            log_format: LogFormat::Text,
+            access_log: true,
             metrics_listen: None,
             tls_cert_file: None,
             tls_key_file: None,
@@ -206,6 +221,19 @@ pub fn resolve_address(text: &str) -> Result<SocketAddr, String> {
     found
         .next()
         .ok_or_else(|| format!("{text:?} resolves to no address"))
+}
+
+/// The key a TOML error calls unknown when it is a top-level setting
+/// written under a table (appended after `[limits]`, say).
+fn misplaced_top_level_key(message: &str) -> Option<&str> {
+    let (_, rest) = message.split_once("unknown field `")?;
+    let (name, _) = rest.split_once('`')?;
+    // Known at the top when, alone there, it is not unknown.
+    let known = match toml::from_str::<Config>(&format!("{name} = 0")) {
+        Ok(_) => true,
+        Err(e) => !e.to_string().contains("unknown field"),
+    };
+    known.then_some(name)
 }
 
 fn socket_address<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
@@ -288,7 +316,15 @@ impl Config {
     }
 
     pub fn from_toml(text: &str) -> Result<Config, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
+        toml::from_str(text).map_err(|e| {
+            let message = e.to_string();
+            match misplaced_top_level_key(&message) {
+                Some(name) => format!(
+                    "{message}\n`{name}` is a top-level setting: in TOML, a key belongs to the [table] above it, so put `{name}` above the first [table] of the file"
+                ),
+                None => message,
+            }
+        })
     }
 
     /// Applies `STOWAGE_ACCESS_KEY_ID` / `STOWAGE_SECRET_ACCESS_KEY`: they
@@ -369,6 +405,108 @@ impl Config {
             .cloned()
     }
 
+    /// Takes from `running` what only a restart changes (addresses, the
+    /// data directory, the metadata engine, whether TLS is on, the chunk
+    /// budget, the log format), and names each that differed.
+    pub fn keep_fixed(&mut self, running: &Config) -> Vec<&'static str> {
+        let mut kept = Vec::new();
+        macro_rules! fixed {
+            ($($field:ident).+) => {
+                if self.$($field).+ != running.$($field).+ {
+                    self.$($field).+ = running.$($field).+.clone();
+                    kept.push(stringify!($($field).+));
+                }
+            };
+        }
+        fixed!(listen);
+        fixed!(data_dir);
+        fixed!(metadata_url);
+        fixed!(node_id);
+        fixed!(metrics_listen);
+        fixed!(log_format);
+        fixed!(limits.signed_chunk_budget);
+        if self.tls_cert_file.is_some() != running.tls_cert_file.is_some() {
+            self.tls_cert_file = running.tls_cert_file.clone();
+            self.tls_key_file = running.tls_key_file.clone();
+            kept.push("tls (on or off)");
+        }
+        kept
+    }
+
+    /// What differs from `old`, one entry per setting, for the log: values
+    /// for plain settings, access key ids (never secrets) for credentials.
+    pub fn changes(&self, old: &Config) -> Vec<String> {
+        let mut changed = Vec::new();
+        let mut plain = |name: &str, old: String, new: String| {
+            if old != new {
+                changed.push(format!("{name}: {old} -> {new}"));
+            }
+        };
+        plain("region", old.region.clone(), self.region.clone());
+        plain(
+            "domain",
+            format!("{:?}", old.domain),
+            format!("{:?}", self.domain),
+        );
+        plain("log_level", old.log_level.clone(), self.log_level.clone());
+        plain(
+            "access_log",
+            old.access_log.to_string(),
+            self.access_log.to_string(),
+        );
+        plain(
+            "tls_cert_file",
+            format!("{:?}", old.tls_cert_file),
+            format!("{:?}", self.tls_cert_file),
+        );
+        plain(
+            "tls_key_file",
+            format!("{:?}", old.tls_key_file),
+            format!("{:?}", self.tls_key_file),
+        );
+        plain(
+            "public_read_buckets",
+            format!("{:?}", old.public_read_buckets),
+            format!("{:?}", self.public_read_buckets),
+        );
+        let table = |l: &Limits| toml::Table::try_from(l).unwrap_or_default();
+        let (before, after) = (table(&old.limits), table(&self.limits));
+        for (name, value) in &after {
+            if let Some(was) = before.get(name).filter(|was| *was != value) {
+                changed.push(format!("limits.{name}: {was} -> {value}"));
+            }
+        }
+        if format!("{:?}", old.cors) != format!("{:?}", self.cors) {
+            changed.push(format!(
+                "cors: {} rules -> {}",
+                old.cors.len(),
+                self.cors.len()
+            ));
+        }
+        let find =
+            |list: &[Credential], id: &str| list.iter().find(|c| c.access_key_id == id).cloned();
+        for c in &self.credentials {
+            match find(&old.credentials, &c.access_key_id) {
+                None => changed.push(format!("credentials: added {}", c.access_key_id)),
+                Some(o) if o.secret_access_key != c.secret_access_key => {
+                    changed.push(format!("credentials: rotated {}", c.access_key_id))
+                }
+                Some(o)
+                    if (o.admin, o.read_only, &o.buckets) != (c.admin, c.read_only, &c.buckets) =>
+                {
+                    changed.push(format!("credentials: changed {}", c.access_key_id))
+                }
+                Some(_) => {}
+            }
+        }
+        for c in &old.credentials {
+            if find(&self.credentials, &c.access_key_id).is_none() {
+                changed.push(format!("credentials: removed {}", c.access_key_id));
+            }
+        }
+        changed
+    }
+
     /// Checks what serde cannot: unique access keys, valid CORS rules.
     pub fn validate(&self) -> Result<(), String> {
         for (i, c) in self.credentials.iter().enumerate() {
@@ -446,7 +584,15 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_refused() {
-        assert!(Config::from_toml("lisen = \"x\"").is_err());
+        let e = Config::from_toml("lisen = \"x\"").unwrap_err();
+        assert!(!e.contains("top-level"), "{e}");
+        // The README's old HTTPS recipe appended to the shipped file,
+        // after its [limits] table.
+        let shipped = include_str!("../config.toml");
+        let e = Config::from_toml(&format!("{shipped}\ntls_cert_file = \"c.pem\"\n")).unwrap_err();
+        assert!(e.contains("`tls_cert_file` is a top-level setting"), "{e}");
+        let e = Config::from_toml("[limits]\nlisen = 1\n").unwrap_err();
+        assert!(!e.contains("top-level"), "{e}");
     }
 
     #[test]

@@ -10,8 +10,11 @@ use stowage::s3::AppState;
 use stowage::store::Store;
 use tracing_subscriber::EnvFilter;
 
+/// Puts a `log_level` filter in force while the server runs.
+type SetLevel = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
 /// An S3-compatible object server.
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, Parser)]
 #[command(name = "stowage", version)]
 struct Cli {
     /// Configuration file [default: config.toml in the working directory if
@@ -37,7 +40,7 @@ struct Cli {
     command: Option<Command>,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 enum Command {
     /// Re-reads every stored blob and checks it against the MD5 and
     /// checksum recorded when it was written, cross-checks reference
@@ -96,12 +99,7 @@ fn main() -> std::process::ExitCode {
     if let Some(Command::Verify { repair }) = cli.command {
         return verify(&config, repair);
     }
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log_level));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .init();
+    let set_level = init_logging(&config);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -116,7 +114,7 @@ fn main() -> std::process::ExitCode {
         Some(path) => tracing::info!("configuration: {}", path.display()),
         None => tracing::info!("configuration: none found, built-in defaults"),
     }
-    match runtime.block_on(run(config)) {
+    match runtime.block_on(run(config, cli, set_level)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
@@ -125,7 +123,38 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run(config: Config) -> Result<(), String> {
+/// Logs to stdout as text or JSON lines, at the configured level unless
+/// `RUST_LOG` says otherwise; returns what changes the level later.
+fn init_logging(config: &Config) -> SetLevel {
+    use stowage::config::LogFormat;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{fmt, reload};
+    let from_env = EnvFilter::try_from_default_env().ok();
+    let fixed = from_env.is_some();
+    let filter = from_env.unwrap_or_else(|| EnvFilter::new(&config.log_level));
+    let (filter, handle) = reload::Layer::new(filter);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let (text, json) = match config.log_format {
+        LogFormat::Text => (Some(fmt::layer().with_ansi(ansi)), None),
+        LogFormat::Json => (None, Some(fmt::layer().json().flatten_event(true))),
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(text)
+        .with(json)
+        .init();
+    Box::new(move |level| {
+        if fixed {
+            return Err("RUST_LOG is set, and it decides the level".into());
+        }
+        handle
+            .reload(EnvFilter::new(level))
+            .map_err(|e| e.to_string())
+    })
+}
+
+async fn run(config: Config, cli: Cli, set_level: SetLevel) -> Result<(), String> {
     // The ports first: a port in use is reported before anything is
     // created on disk.
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -149,7 +178,7 @@ async fn run(config: Config) -> Result<(), String> {
         );
     }
     let grace_ms = (config.limits.gc_grace_secs * 1000) as i64;
-    let mut store = match &config.metadata_url {
+    let store = match &config.metadata_url {
         None => Store::open_embedded(&config.data_dir, grace_ms).await?,
         Some(url) => {
             let node = config.node_name();
@@ -157,9 +186,14 @@ async fn run(config: Config) -> Result<(), String> {
             Store::open_shared(&config.data_dir, url, &node, grace_ms).await?
         }
     };
-    store.floor = config.limits.min_free_bytes;
     let store = Arc::new(store);
-    let metrics = Arc::new(stowage::server::metrics::Metrics::default());
+    let tls = match (&config.tls_cert_file, &config.tls_key_file) {
+        (Some(cert), Some(key)) => Some(Arc::new(stowage::server::tls::Tls::load(cert, key)?)),
+        _ => None,
+    };
+    let state = Arc::new(AppState::new(config, store));
+    let config = state.config();
+    let metrics = Arc::clone(&state.metrics);
     let mut metrics_url = String::new();
     if let Some(listener) = metrics_listener {
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
@@ -168,22 +202,20 @@ async fn run(config: Config) -> Result<(), String> {
         tokio::spawn(stowage::server::metrics::serve(
             listener,
             Arc::clone(&metrics),
-            Arc::clone(&store),
+            Arc::clone(&state.store),
         ));
     }
-    let tls = match (&config.tls_cert_file, &config.tls_key_file) {
-        (Some(cert), Some(key)) => {
-            let tls = Arc::new(stowage::server::tls::Tls::load(cert, key)?);
-            tls.reload_on_sighup();
-            Some(tls)
-        }
-        _ => None,
-    };
     // The signal handlers are in place before the port is announced: a
     // supervisor's SIGTERM right after start still shuts down gracefully,
     // and a SIGHUP (logrotate, `systemctl reload`) never stops the server.
     let shutdown = shutdown_signal().map_err(|e| format!("cannot handle signals: {e}"))?;
-    hangup(tls.is_some()).map_err(|e| format!("cannot handle signals: {e}"))?;
+    let reloader = Reloader {
+        cli,
+        state: Arc::clone(&state),
+        tls: tls.clone(),
+        set_level,
+    };
+    hangup(reloader).map_err(|e| format!("cannot handle signals: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let data_dir = std::fs::canonicalize(&config.data_dir).unwrap_or(config.data_dir.clone());
@@ -199,38 +231,74 @@ async fn run(config: Config) -> Result<(), String> {
         metrics = %metrics_url,
         "stowage listening on {scheme}://{addr}"
     );
-    let chunk_budget = stowage::chunked::ChunkBudget::new(config.limits.signed_chunk_budget);
-    let state = Arc::new(AppState {
-        config,
-        store,
-        metrics,
-        chunk_budget,
-    });
     stowage::app::serve(listener, state, tls, shutdown).await;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// SIGHUP, handled for as long as the server runs, so that it never takes
-/// the default action (exit). The TLS pair, when there is one, reloads on
-/// it by itself; other settings take effect at the next start.
+/// What SIGHUP reloads the settings with: the same flags and environment
+/// the server started with, over the configuration file as it is now.
+struct Reloader {
+    cli: Cli,
+    state: Arc<AppState>,
+    tls: Option<Arc<stowage::server::tls::Tls>>,
+    set_level: SetLevel,
+}
+
+impl Reloader {
+    /// Reads and checks the settings, and puts in force what can change
+    /// while the server runs: credentials, CORS rules, public buckets,
+    /// limits, the log level and access log, the TLS pair. Anything wrong
+    /// leaves every setting as it was.
+    fn reload(&self) -> Result<(), String> {
+        let (mut config, _) = load_config(&self.cli)?;
+        let running = self.state.config();
+        let kept = config.keep_fixed(&running);
+        if let (Some(tls), Some(cert), Some(key)) =
+            (&self.tls, &config.tls_cert_file, &config.tls_key_file)
+        {
+            tls.reload(cert, key)?;
+            tracing::info!(cert = %cert.display(), "TLS pair reloaded");
+        }
+        if config.log_level != running.log_level {
+            (self.set_level)(&config.log_level)?;
+        }
+        for setting in kept {
+            tracing::warn!(
+                setting,
+                "changed in the configuration: takes effect at the next start"
+            );
+        }
+        let changes = config.changes(&running);
+        self.state.replace_config(config);
+        if changes.is_empty() {
+            tracing::info!("SIGHUP: settings reloaded, nothing changed");
+        }
+        for change in changes {
+            tracing::info!("SIGHUP: {change}");
+        }
+        Ok(())
+    }
+}
+
+/// SIGHUP, handled for as long as the server runs: it reloads the
+/// settings, and never stops the server (the default action would).
 #[cfg(unix)]
-fn hangup(tls: bool) -> std::io::Result<()> {
+fn hangup(reloader: Reloader) -> std::io::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hangups = signal(SignalKind::hangup())?;
     tokio::spawn(async move {
         while hangups.recv().await.is_some() {
-            tracing::info!(
-                tls_reloaded = tls,
-                "SIGHUP: the server keeps running; settings other than the TLS pair take effect at the next start"
-            );
+            if let Err(e) = reloader.reload() {
+                tracing::error!("SIGHUP: reload refused, every setting stays as it was: {e}");
+            }
         }
     });
     Ok(())
 }
 
 #[cfg(not(unix))]
-fn hangup(_tls: bool) -> std::io::Result<()> {
+fn hangup(_reloader: Reloader) -> std::io::Result<()> {
     Ok(())
 }
 

@@ -212,7 +212,7 @@ pub async fn get_acl(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
             super::check_version_id(&ctx.query)?;
             ctx.meta().head_object(&bucket, &key).await?.acl
         }
-        None => BucketAccess::of(&ctx.state.config, &bucket, &record).acl,
+        None => BucketAccess::of(&ctx.state.config(), &bucket, &record).acl,
     };
     Ok(xml_response(render(acl, &record.owner)))
 }
@@ -249,7 +249,7 @@ pub async fn put_acl(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
             ctx.meta().set_object_acl(&bucket, &key, acl).await?;
         }
         None => {
-            let access = BucketAccess::of(&ctx.state.config, &bucket, &record);
+            let access = BucketAccess::of(&ctx.state.config(), &bucket, &record);
             if access.by_config && acl != Acl::PublicRead {
                 return Err(by_config(&bucket));
             }
@@ -388,7 +388,7 @@ fn check_public_read_policy(text: &[u8], bucket: &str) -> S3Result<()> {
 pub async fn get_bucket_policy(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
     let bucket = ctx.bucket().to_owned();
     let record = ctx.meta().bucket(&bucket).await?;
-    if !BucketAccess::of(&ctx.state.config, &bucket, &record).public_objects {
+    if !BucketAccess::of(&ctx.state.config(), &bucket, &record).public_objects {
         return Err(S3Error::new(Code::NoSuchBucketPolicy).detail("BucketName", bucket));
     }
     let mut r = Response::new(body::full(policy_json(&bucket)));
@@ -409,7 +409,7 @@ pub async fn put_bucket_policy(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>
 pub async fn delete_bucket_policy(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
     let bucket = ctx.bucket().to_owned();
     let record = ctx.meta().bucket(&bucket).await?;
-    if BucketAccess::of(&ctx.state.config, &bucket, &record).by_config {
+    if BucketAccess::of(&ctx.state.config(), &bucket, &record).by_config {
         return Err(by_config(&bucket));
     }
     ctx.meta().set_bucket_policy(&bucket, false).await?;

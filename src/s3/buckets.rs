@@ -56,7 +56,7 @@ pub async fn list_buckets(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
         Some(token) => Some(super::list::decode_token(token)?),
     };
     let prefix = ctx.query.get("prefix").unwrap_or("");
-    let region = &ctx.state.config.region;
+    let region = &ctx.state.config().region;
     let in_region = ctx.query.get("bucket-region").is_none_or(|r| r == region);
     let buckets = ctx.meta().list_buckets().await?;
     let mut visible = buckets.into_iter().filter(|(name, record)| {
@@ -104,7 +104,7 @@ pub async fn create_bucket(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
             location_constraint: Option<String>,
         }
         let cfg: CreateBucketConfiguration = crate::xml::parse(&body)?;
-        let region = &ctx.state.config.region;
+        let region = &ctx.state.config().region;
         if let Some(loc) = cfg.location_constraint.filter(|l| !l.is_empty())
             && &loc != region
         {
@@ -124,7 +124,7 @@ pub async fn create_bucket(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
         // configuration stay); every other region answers 409.
         Err(e)
             if e.code == Code::BucketAlreadyOwnedByYou
-                && ctx.state.config.region == "us-east-1" => {}
+                && ctx.state.config().region == "us-east-1" => {}
         other => other?,
     }
     let mut r = status_response(StatusCode::OK);
@@ -135,7 +135,7 @@ pub async fn create_bucket(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
 pub async fn head_bucket(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
     ctx.meta().bucket(ctx.bucket()).await?;
     let mut r = status_response(StatusCode::OK);
-    set_header(&mut r, "x-amz-bucket-region", &ctx.state.config.region);
+    set_header(&mut r, "x-amz-bucket-region", &ctx.state.config().region);
     Ok(r)
 }
 
@@ -149,8 +149,8 @@ pub async fn get_bucket_location(ctx: &mut Ctx) -> S3Result<Response<ResponseBod
     let mut w = XmlWriter::new();
     w.root("LocationConstraint");
     // us-east-1 is reported as an empty constraint, as S3 does.
-    if ctx.state.config.region != "us-east-1" {
-        w.text(&ctx.state.config.region);
+    if ctx.state.config().region != "us-east-1" {
+        w.text(&ctx.state.config().region);
     }
     w.close("LocationConstraint");
     Ok(xml_response(w.finish()))

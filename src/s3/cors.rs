@@ -38,7 +38,7 @@ async fn rules_for(state: &AppState, bucket: &str) -> S3Result<Vec<CorsRule>> {
         Err(e) if e.code == Code::NoSuchBucket => None,
         other => other?,
     };
-    Ok(own.unwrap_or_else(|| state.config.cors.clone()))
+    Ok(own.unwrap_or_else(|| state.config().cors.clone()))
 }
 
 pub async fn preflight(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {

@@ -93,7 +93,7 @@ impl Ctx {
             .take()
             .ok_or_else(|| S3Error::internal("the request body was taken twice"))?;
         let payload = self.payload.take().unwrap_or_default();
-        let limits = &self.state.config.limits;
+        let limits = &self.state.config().limits;
         let grace = std::time::Duration::from_secs(limits.body_rate_grace_secs);
         Ok(RequestBody::new(incoming, &self.headers, limit, payload)?
             .with_min_rate(limits.min_body_rate, grace)
@@ -132,7 +132,7 @@ impl Ctx {
         if required && md5.is_none() && requested.is_none() {
             return Err(missing());
         }
-        let cap = self.state.config.limits.max_xml_body as u64;
+        let cap = self.state.config().limits.max_xml_body as u64;
         let mut body = self.body(cap)?;
         let mut data = bytes::BytesMut::new();
         while let Some(piece) = body.next().await? {
@@ -166,7 +166,7 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, request_id: &s
     let (mut parts, incoming) = req.into_parts();
     let resource = parts.uri.path().to_owned();
     let host = parts.headers.get("host").and_then(|v| v.to_str().ok());
-    let target = router::split_target(parts.uri.path(), host, state.config.domain.as_deref());
+    let target = router::split_target(parts.uri.path(), host, state.config().domain.as_deref());
     let parsed =
         target.and_then(|(bucket, key)| Ok((bucket, key, Query::parse(parts.uri.query())?)));
     let (bucket, key, query) = match parsed {
@@ -317,7 +317,7 @@ async fn admit(
         query,
         headers: &parts.headers,
     };
-    let authenticated = auth::authenticate(&state.config, &request, crate::time::now_ms())?;
+    let authenticated = auth::authenticate(&state.config(), &request, crate::time::now_ms())?;
     let write = !matches!(parts.method, http::Method::GET | http::Method::HEAD);
     authorize(state, &authenticated.principal, op, write, (bucket, key)).await?;
     if matches!(op, Operation::CopyObject | Operation::UploadPartCopy) {
@@ -338,7 +338,8 @@ pub(crate) async fn authorize(
     write: bool,
     target: (Option<&str>, Option<&str>),
 ) -> S3Result<()> {
-    let on = (&state.config, state.store.as_ref());
+    let config = state.config();
+    let on = (config.as_ref(), state.store.as_ref());
     access::authorize(on, principal, op.action(), write, target).await
 }
 

@@ -135,7 +135,7 @@ pub async fn upload_part(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
     let upload = check_upload(ctx, &id).await?;
     // A part of an upload an upload grant bounds can never be larger than
     // the bound (the engine then checks the parts together).
-    let limit = ctx.state.config.limits.max_object_size;
+    let limit = ctx.state.config().limits.max_object_size;
     let body = ctx.body(upload.max_size.map_or(limit, |max| max.min(limit)))?;
     let algorithm = part_algorithm(ctx, &upload)?;
     let received = receive(ctx, body, algorithm, false).await?;
@@ -193,7 +193,7 @@ pub async fn upload_part_copy(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>>
         Some(v) => parse_copy_range(v, source.size)?,
         None => (0, source.size),
     };
-    if end - start > ctx.state.config.limits.max_object_size {
+    if end - start > ctx.state.config().limits.max_object_size {
         return Err(Code::EntityTooLarge.into());
     }
     let upload = check_upload(ctx, &id).await?;
@@ -396,7 +396,7 @@ pub async fn complete(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
             .collect::<S3Result<_>>()?,
         expected: expected_checksum(ctx)?,
         kind,
-        min_part_size: ctx.state.config.limits.min_part_size,
+        min_part_size: ctx.state.config().limits.min_part_size,
     };
     // The condition is checked after NoSuchUpload, and not at all when the
     // request replays an earlier success.

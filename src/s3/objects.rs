@@ -88,7 +88,7 @@ pub async fn put_object(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
     let tags = super::tagging::from_header(ctx)?;
     let acl = super::acl::from_headers(ctx, &[ctx.principal.name()])?.unwrap_or_default();
     let condition = write_condition(ctx)?;
-    let body = ctx.body(ctx.state.config.limits.max_object_size)?;
+    let body = ctx.body(ctx.state.config().limits.max_object_size)?;
     precheck(ctx, &condition).await?;
     let received = receive(ctx, body, Algorithm::Crc64Nvme, true).await?;
     let record = ctx

@@ -119,7 +119,7 @@ fn fields_too_large() -> S3Error {
 pub async fn post_object(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
     let bucket = ctx.bucket().to_owned();
     let boundary = form_boundary(ctx)?;
-    let limit = ctx.state.config.limits.max_object_size + FIELDS_MAX as u64 + 64 * 1024;
+    let limit = ctx.state.config().limits.max_object_size + FIELDS_MAX as u64 + 64 * 1024;
     let body = ctx.body(limit)?;
     let file_started = Arc::new(AtomicBool::new(false));
     let stream = body_stream(body, Arc::clone(&file_started));
@@ -161,7 +161,7 @@ pub async fn post_object(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>> {
     let (min, max) = range.unwrap_or((0, u64::MAX));
     let md5 = checksum::content_md5(&digests)?;
     let mut expect = Expect::new(md5, checksum::requested(&digests)?, Algorithm::Crc64Nvme);
-    (expect.min, expect.max) = (min, max.min(ctx.state.config.limits.max_object_size));
+    (expect.min, expect.max) = (min, max.min(ctx.state.config().limits.max_object_size));
     expect.inline = true;
     let received = ctx
         .store()
@@ -311,7 +311,7 @@ async fn authenticate(
 ) -> S3Result<(Principal, Option<PostPolicy>)> {
     let (principal, policy) = match form.get("policy") {
         Some(policy_b64) => {
-            let config = &ctx.state.config;
+            let config = &ctx.state.config();
             let field = |name: &str| form.get(name).map(str::to_owned);
             let credential = post_policy::verify(config, field, policy_b64)?;
             let policy = PostPolicy::decode(policy_b64)?;

@@ -1,9 +1,9 @@
 //! HTTPS on the S3 port: rustls with the certificate chain and key named in
-//! config.toml. The files are read again on SIGHUP; connections already
-//! open keep the certificate they began with, new ones get the new one,
-//! and a reload that fails keeps the old one (and says why in the log).
+//! config.toml. The files are read again when SIGHUP reloads the settings;
+//! connections already open keep the certificate they began with, new ones
+//! get the new one, and a reload that fails keeps the old one.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 use rustls::ServerConfig;
@@ -13,8 +13,6 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 /// The current TLS configuration, swapped whole on reload.
 #[derive(Debug)]
 pub struct Tls {
-    cert: PathBuf,
-    key: PathBuf,
     current: RwLock<Arc<ServerConfig>>,
 }
 
@@ -22,8 +20,6 @@ impl Tls {
     pub fn load(cert: &Path, key: &Path) -> Result<Tls, String> {
         let config = server_config(cert, key)?;
         Ok(Tls {
-            cert: cert.to_path_buf(),
-            key: key.to_path_buf(),
             current: RwLock::new(Arc::new(config)),
         })
     }
@@ -34,36 +30,12 @@ impl Tls {
         tokio_rustls::TlsAcceptor::from(Arc::clone(&config))
     }
 
-    /// Reads the files again; on failure the old configuration stays.
-    pub fn reload(&self) -> Result<(), String> {
-        let config = server_config(&self.cert, &self.key)?;
+    /// Reads the pair again (a settings reload may name new files); on
+    /// failure the old configuration stays.
+    pub fn reload(&self, cert: &Path, key: &Path) -> Result<(), String> {
+        let config = server_config(cert, key)?;
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
         Ok(())
-    }
-
-    /// Reloads on every SIGHUP, for as long as the process runs.
-    pub fn reload_on_sighup(self: &Arc<Self>) {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            let Ok(mut hup) = signal(SignalKind::hangup()) else {
-                tracing::warn!("cannot listen for SIGHUP: certificates will not reload");
-                return;
-            };
-            let tls = Arc::clone(self);
-            tokio::spawn(async move {
-                while hup.recv().await.is_some() {
-                    match tls.reload() {
-                        Ok(()) => {
-                            tracing::info!(cert = %tls.cert.display(), "TLS certificate reloaded")
-                        }
-                        Err(e) => {
-                            tracing::error!("TLS reload failed, keeping the old certificate: {e}")
-                        }
-                    }
-                }
-            });
-        }
     }
 }
 

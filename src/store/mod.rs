@@ -64,7 +64,7 @@ pub struct Store {
     pub grace_ms: i64,
     /// Free space kept for metadata commits and deletes: writes that would
     /// go below it are refused ([`Store::check_space`]).
-    pub floor: u64,
+    floor: std::sync::atomic::AtomicU64,
 }
 
 impl Store {
@@ -86,7 +86,7 @@ impl Store {
             meta: Arc::new(meta),
             blobs: Arc::new(blobs),
             grace_ms,
-            floor: 0,
+            floor: Default::default(),
         };
         store.recover().await.map_err(|e| e.to_string())?;
         Ok(store)
@@ -118,7 +118,7 @@ impl Store {
             meta: Arc::new(meta),
             blobs: Arc::new(blobs),
             grace_ms,
-            floor: 0,
+            floor: Default::default(),
         };
         store.recover().await.map_err(|e| e.to_string())?;
         Ok(store)
@@ -163,7 +163,8 @@ impl Store {
     /// SDK's retries, so clients should fail fast and say why). Deletes,
     /// aborts and the collector never ask.
     pub fn check_space(&self, incoming: u64) -> S3Result<()> {
-        if self.floor == 0 {
+        let floor = self.floor();
+        if floor == 0 {
             return Ok(());
         }
         let free = match self.blobs.free_bytes() {
@@ -173,16 +174,27 @@ impl Store {
                 return Ok(());
             }
         };
-        if free < self.floor.saturating_add(incoming) {
+        if free < floor.saturating_add(incoming) {
             return Err(S3Error::with_message(
                 Code::InsufficientStorage,
                 format!(
                     "The server's disk has {free} bytes free and keeps {} for its own records (limits.min_free_bytes); nothing was stored. Deletes still work, and writes will again once space is freed.",
-                    self.floor
+                    floor
                 ),
             ));
         }
         Ok(())
+    }
+
+    /// The free space writes never take (0: no check); settings reloads
+    /// change it while the server runs.
+    pub fn floor(&self) -> u64 {
+        self.floor.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn set_floor(&self, bytes: u64) {
+        self.floor
+            .store(bytes, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// A writer for a body; `inline` lets a small one stay in memory.

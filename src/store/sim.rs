@@ -203,7 +203,7 @@ async fn open_store(disk: &Arc<SimDisk>, blobs: &Arc<SimBlobs>) -> Arc<Store> {
         meta: Arc::new(meta),
         blobs: Arc::new(SimBlobsHandle(Arc::clone(blobs))),
         grace_ms: 0,
-        floor: 0,
+        floor: Default::default(),
     };
     store.recover().await.unwrap();
     Arc::new(store)

@@ -88,7 +88,7 @@ pub async fn handle(
         .map(str::to_owned);
     let result = match call {
         Call::Preflight => {
-            cors::preflight_with(&state.config.cors, &parts.headers).map(|response| Done {
+            cors::preflight_with(&state.config().cors, &parts.headers).map(|response| Done {
                 response,
                 bucket: None,
                 key: None,
@@ -108,7 +108,7 @@ pub async fn handle(
     if let Some(origin) = origin
         && call != Call::Preflight
     {
-        cors::decorate_with(&state.config.cors, &origin, &parts.method, &mut response);
+        cors::decorate_with(&state.config().cors, &origin, &parts.method, &mut response);
     }
     Outcome {
         response,
@@ -147,7 +147,7 @@ pub async fn json_body<T: serde::de::DeserializeOwned>(
     (headers, max): (&http::HeaderMap, u64),
     incoming: Incoming,
 ) -> S3Result<T> {
-    let limits = &state.config.limits;
+    let limits = &state.config().limits;
     let grace = std::time::Duration::from_secs(limits.body_rate_grace_secs);
     let body = body::RequestBody::new(incoming, headers, max, crate::auth::Payload::Unsigned)?
         .with_min_rate(limits.min_body_rate, grace);

@@ -88,11 +88,12 @@ pub async fn handle(
     rest: &str,
 ) -> S3Result<Done> {
     let now = now_ms();
-    let grant = Grant::from_headers(&state.config, &parts.headers, now)?;
+    let config = state.config();
+    let grant = Grant::from_headers(&config, &parts.headers, now)?;
     // The key that signed the grant must still be allowed to write there.
     let principal = Principal::Key(grant.credential.clone());
     let target = (Some(grant.bucket.as_str()), None);
-    let on = (&state.config, state.store.as_ref());
+    let on = (config.as_ref(), state.store.as_ref());
     access::authorize(on, &principal, Action::Other, true, target).await?;
     crate::server::admission::Hold::mark(&parts.extensions);
     let query = Query::parse(parts.uri.query())?;
@@ -195,7 +196,7 @@ impl Route<'_> {
         SigningKey::derive(
             secret,
             "00000000",
-            &self.state.config.region,
+            &self.state.config().region,
             "stowage-upload",
         )
     }
@@ -265,7 +266,7 @@ impl Route<'_> {
                 "This grant fixes the whole object's {name}, which a multipart upload cannot check as it goes; upload the file with the POST form of GET params instead."
             )));
         }
-        let limits = &self.state.config.limits;
+        let limits = &self.state.config().limits;
         let (max_size, granted) = self.grant.hold(limits, self.now);
         // A retried create (same grant, same key, same Idempotency-Key)
         // gets the same upload. Without one the token is unique.
@@ -356,7 +357,7 @@ impl Route<'_> {
         let signer = Signer {
             access_key: &self.grant.credential.access_key_id,
             secret: &self.grant.credential.secret_access_key,
-            region: &self.state.config.region,
+            region: &self.state.config().region,
         };
         let mut path = format!("/{}/", self.grant.bucket);
         uri_encode(key.as_bytes(), true, &mut path);
@@ -422,7 +423,7 @@ impl Route<'_> {
                 .collect(),
             expected: None,
             kind: None,
-            min_part_size: self.state.config.limits.min_part_size,
+            min_part_size: self.state.config().limits.min_part_size,
         };
         let head = self
             .state

@@ -632,6 +632,104 @@ fn sighup_never_stops_the_server() {
     );
 }
 
+/// Issue 19: SIGHUP reloads what can change while the server runs
+/// (credentials added and rotated, limits, the log level) and says what
+/// changed; what needs a restart is named and kept; a configuration that
+/// does not load leaves every setting as it was.
+#[tokio::test]
+async fn sighup_reloads_credentials_limits_and_the_log_level() {
+    let creds = |list: &[(&str, &str)]| {
+        list.iter()
+            .map(|(k, s)| {
+                format!("[[credentials]]\naccess_key_id = {k:?}\nsecret_access_key = {s:?}\nadmin = true\n")
+            })
+            .collect::<String>()
+    };
+    let server = Server::start_with_config(&creds(&[("first-key", "first-secret-1")]), "");
+    let first = server.client_as("first-key", "first-secret-1");
+    first.create_bucket().bucket("hup").send().await.unwrap();
+    let probe =
+        b"GET /_stowage/health/live HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    assert_eq!(server.raw_unsigned(probe).status, 200);
+
+    let top = "log_level = \"debug\"\nnode_id = \"elsewhere\"\n".to_owned()
+        + &creds(&[
+            ("first-key", "first-secret-2"),
+            ("second-key", "second-secret"),
+        ]);
+    server.rewrite_config(&top, "max_object_size = 1000\nmin_part_size = 1000");
+    server.hangup();
+    let log = server.log_when("SIGHUP: limits.max_object_size: 5368709120 -> 1000");
+    for said in [
+        "SIGHUP: credentials: added second-key",
+        "SIGHUP: credentials: rotated first-key",
+        "SIGHUP: log_level: info -> debug",
+        "takes effect at the next start setting=\"node_id\"",
+    ] {
+        assert!(log.contains(said), "{said:?} in\n{log}");
+    }
+    assert!(!log.contains("second-secret") && !log.contains("first-secret"));
+
+    // The rotated secret is refused, the new ones work.
+    assert!(first.list_buckets().send().await.is_err());
+    let rotated = server.client_as("first-key", "first-secret-2");
+    rotated.list_buckets().send().await.unwrap();
+    let second = server.client_as("second-key", "second-secret");
+    let put = |len: usize| {
+        second
+            .put_object()
+            .bucket("hup")
+            .key("k")
+            .body(ByteStream::from(vec![7u8; len]))
+            .send()
+    };
+    put(1000).await.unwrap();
+    let e = put(1001).await.unwrap_err();
+    assert_eq!(e.into_service_error().meta().code(), Some("EntityTooLarge"));
+
+    // At DEBUG, the probes' lines appear (at INFO they never did).
+    assert!(!server.log().contains("op=HealthLive"));
+    assert_eq!(server.raw_unsigned(probe).status, 200);
+    server.log_when("op=HealthLive");
+
+    // A mistake keeps every setting as it was.
+    let unknown_level = top.replace("\"debug\"", "\"warning\"");
+    server.rewrite_config(&unknown_level, "");
+    server.hangup();
+    server.log_when("reload refused");
+    put(1000).await.unwrap();
+    assert!(put(1001).await.is_err(), "the limit in force stays");
+}
+
+/// Issue 19: `log_format = "json"` writes one JSON object per line (for
+/// log shippers), and `access_log = false` leaves requests out.
+#[tokio::test]
+async fn json_logs_and_the_access_log_switch() {
+    let server = Server::start_with_config("log_format = \"json\"\naccess_log = false", "");
+    let client = server.client();
+    client.create_bucket().bucket("quiet").send().await.unwrap();
+    client.list_buckets().send().await.unwrap();
+    let log = server.log_when("listening on");
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let start = lines
+        .iter()
+        .find(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("listening on"))
+        })
+        .expect("the start line");
+    assert_eq!(start["level"], "INFO");
+    assert_eq!(start["version"], env!("CARGO_PKG_VERSION"));
+    assert!(
+        !log.contains("CreateBucket") && !log.contains("ListBuckets"),
+        "{log}"
+    );
+}
+
 /// Issue 19 (part): a port in use is reported before anything is created
 /// on disk, and the start line names the version, the data directory and
 /// the metadata engine.

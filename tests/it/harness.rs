@@ -15,6 +15,8 @@ pub struct Server {
     child: Option<Child>,
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
+    /// The configuration file it started with (rewrite it, then SIGHUP).
+    pub config: PathBuf,
     log: Arc<Mutex<String>>,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -67,14 +69,7 @@ impl Server {
         } else {
             top.to_owned()
         };
-        std::fs::write(
-            &config,
-            format!(
-                "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nlog_level = \"info\"\n{top}\n[limits]\n{limits}\n",
-                data_dir.display().to_string()
-            ),
-        )
-        .expect("write config");
+        std::fs::write(&config, config_text(&data_dir, &top, limits)).expect("write config");
         let mut child = Command::new(env!("CARGO_BIN_EXE_stowage"))
             .arg("--config")
             .arg(&config)
@@ -102,7 +97,13 @@ impl Server {
                     && let Some((_, rest)) = line[i..].split_once("://")
                     && let Some(tx) = tx.take()
                 {
-                    let addr = rest.split_whitespace().next().unwrap_or("").to_owned();
+                    // Text or JSON lines: the address is what follows.
+                    let in_address = |c: char| c.is_ascii_alphanumeric() || ".:[]".contains(c);
+                    let addr = rest
+                        .split(|c| !in_address(c))
+                        .next()
+                        .unwrap_or("")
+                        .to_owned();
                     let _ = tx.send(addr);
                 }
             }
@@ -118,16 +119,33 @@ impl Server {
             child: Some(child),
             addr,
             data_dir,
+            config,
             log,
             _tmp: None,
         }
     }
 
-    /// Sends the server a SIGHUP.
+    /// Rewrites the configuration file with other settings (as
+    /// [`Server::start_with_config`] takes them), for a SIGHUP to reload;
+    /// the address and data directory stay.
+    pub fn rewrite_config(&self, top: &str, limits: &str) {
+        let url_file = self.data_dir.parent().expect("dir").join("metadata_url");
+        let top = match std::fs::read_to_string(url_file) {
+            Ok(url) if !top.contains("metadata_url") => format!("metadata_url = {url:?}\n{top}"),
+            _ => top.to_owned(),
+        };
+        let text = config_text(&self.data_dir, &top, limits).replace(
+            "listen = \"127.0.0.1:0\"",
+            &format!("listen = \"127.0.0.1:{}\"", self.addr.port()),
+        );
+        std::fs::write(&self.config, text).expect("rewrite config");
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
     }
 
+    /// Sends the server a SIGHUP.
     pub fn hangup(&self) {
         let pid = self.child.as_ref().expect("running").id();
         let status = Command::new("kill")
@@ -250,6 +268,18 @@ impl Server {
 }
 
 /// Files under `dir`, at any depth.
+fn config_text(data_dir: &Path, top: &str, limits: &str) -> String {
+    let level = if top.contains("log_level") {
+        ""
+    } else {
+        "log_level = \"info\"\n"
+    };
+    format!(
+        "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n{level}{top}\n[limits]\n{limits}\n",
+        data_dir.display().to_string()
+    )
+}
+
 pub fn count_files(dir: &Path) -> usize {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
