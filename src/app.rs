@@ -167,9 +167,12 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     let connections = Arc::new(Connections::new(&state.config().limits));
     let mut refused_logged: Option<Instant> = None;
+    // Every connection's task, so a stop can cut those the grace leaves.
+    let mut tasks = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
                     Ok(a) => a,
@@ -207,7 +210,7 @@ pub async fn serve(
                     watcher: graceful.watcher(),
                     acceptor,
                 };
-                tokio::spawn(connection.serve(stream, Arc::clone(&state)));
+                tasks.spawn(connection.serve(stream, Arc::clone(&state)));
             }
             () = &mut shutdown => break,
         }
@@ -218,13 +221,23 @@ pub async fn serve(
         grace_secs = grace.as_secs(),
         "shutting down: finishing in-flight requests"
     );
+    background.abort();
     if tokio::time::timeout(grace, graceful.shutdown())
         .await
         .is_err()
     {
-        tracing::warn!("grace period over; closing remaining connections");
+        tracing::warn!(
+            connections = tasks.len(),
+            "grace period over; cutting the remaining connections"
+        );
+        // Each request cut logs its line as it goes; its unfinished body
+        // is discarded and settled below, not left for the next start.
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+        if let Err(e) = state.store.tidy_after_stop().await {
+            tracing::warn!(error = %e, "cannot settle temporary files: the next start will");
+        }
     }
-    background.abort();
 }
 
 /// One admitted connection, served until it ends or the grace period does.
@@ -256,6 +269,11 @@ impl Connection {
                 Ok::<_, Infallible>(response.map(|body| Guarded { body, _hold: hold }))
             }
         });
+        if acceptor.is_some() && sends_plain_http(&stream).await {
+            tracing::debug!(%peer, "plain HTTP on the HTTPS port");
+            say_https(WriteTimeout::new(stream, WRITE_STALL_TIMEOUT)).await;
+            return;
+        }
         let stream = WriteTimeout::new(stream, WRITE_STALL_TIMEOUT);
         let served = match acceptor {
             None => {
@@ -284,6 +302,30 @@ impl Connection {
             None => tracing::debug!(%peer, "connection shed to make room for a new one"),
             Some(Ok(())) => {}
         }
+    }
+}
+
+/// Whether a client on the HTTPS port began with plain HTTP: a TLS
+/// connection opens with a handshake record (0x16), a request with a
+/// method name.
+async fn sends_plain_http(stream: &tokio::net::TcpStream) -> bool {
+    let mut first = [0u8; 1];
+    let peeked = tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await;
+    matches!(peeked, Ok(Ok(1))) && first[0].is_ascii_uppercase()
+}
+
+/// A readable answer to plain HTTP on the HTTPS port (a client without
+/// `https://` in its endpoint), rather than a TLS alert it shows as noise.
+/// Closing lingers, so the answer arrives though the request is unread.
+async fn say_https(mut stream: WriteTimeout<tokio::net::TcpStream>) {
+    use tokio::io::AsyncWriteExt;
+    let text = "This port speaks HTTPS: use an https:// endpoint.\n";
+    let answer = format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\nServer: Stowage\r\n\r\n{text}",
+        text.len()
+    );
+    if stream.write_all(answer.as_bytes()).await.is_ok() {
+        let _ = stream.shutdown().await;
     }
 }
 
@@ -341,7 +383,16 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Respon
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(0);
+    let mut cut = Unfinished {
+        armed: state.config().access_log,
+        request_id: &request_id,
+        method: &method,
+        target: req.uri().path().to_owned(),
+        started,
+        bytes_in,
+    };
     let outcome = dispatch(Arc::clone(&state), req, &request_id).await;
+    cut.armed = false;
     let mut response = outcome.response;
     let headers = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&request_id) {
@@ -396,6 +447,32 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Respon
         ),
     }
     response
+}
+
+/// A request being handled: dropped before its response (its client
+/// left, or the stop cut it after the grace), it still gets an access-log
+/// line.
+struct Unfinished<'a> {
+    armed: bool,
+    request_id: &'a str,
+    method: &'a http::Method,
+    target: String,
+    started: Instant,
+    bytes_in: u64,
+}
+
+impl Drop for Unfinished<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        tracing::info!(
+            request_id = self.request_id, method = %self.method, target = self.target,
+            bytes_in = self.bytes_in, ms = format_args!("{ms:.1}"),
+            "request cut before its response: its client left, or the server stopped"
+        );
+    }
 }
 
 /// Hands a request to the front-end its path names: the extensions below

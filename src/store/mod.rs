@@ -128,16 +128,51 @@ impl Store {
     /// landed, a crash came before its publish: publish it) or the remains
     /// of a write that was never acknowledged (discard it).
     async fn recover(&self) -> S3Result<()> {
+        let (moved, removed) = self.settle().await?;
+        if moved + removed > 0 {
+            tracing::info!(
+                moved,
+                removed,
+                "recovered blobs left unpublished by a crash"
+            );
+        }
+        Ok(())
+    }
+
+    /// After a clean stop cut requests short (the shutdown grace ran
+    /// out): waits a little for their commits and discards to finish,
+    /// then settles what they left as start-up recovery would, so the
+    /// next start finds nothing to recover.
+    pub async fn tidy_after_stop(&self) -> S3Result<()> {
+        if !write::Aftermath::settled(std::time::Duration::from_secs(10)).await {
+            tracing::warn!("commits still running at the stop: the next start recovers them");
+            return Ok(());
+        }
+        let (moved, removed) = self.settle().await?;
+        if moved + removed > 0 {
+            tracing::info!(
+                published = moved,
+                removed,
+                "temporary files of requests cut by the stop settled"
+            );
+        }
+        Ok(())
+    }
+
+    /// Publishes each of this node's unpublished blobs that the metadata
+    /// refers to and discards the rest; how many of each. Only when no
+    /// write is in flight.
+    async fn settle(&self) -> S3Result<(usize, usize)> {
         let blobs = Arc::clone(&self.blobs);
         let ids = tokio::task::spawn_blocking(move || blobs.unpublished())
             .await
             .map_err(crate::error::S3Error::internal)??;
         if ids.is_empty() {
-            return Ok(());
+            return Ok((0, 0));
         }
         let live = self.meta.live_blobs(ids.clone()).await?;
         let blobs = Arc::clone(&self.blobs);
-        let (moved, removed) = tokio::task::spawn_blocking(move || -> S3Result<(usize, usize)> {
+        tokio::task::spawn_blocking(move || -> S3Result<(usize, usize)> {
             let live: std::collections::HashSet<BlobId> = live.into_iter().collect();
             for id in &ids {
                 if live.contains(id) {
@@ -149,13 +184,7 @@ impl Store {
             Ok((live.len(), ids.len() - live.len()))
         })
         .await
-        .map_err(crate::error::S3Error::internal)??;
-        tracing::info!(
-            moved,
-            removed,
-            "recovered blobs left unpublished by a crash"
-        );
-        Ok(())
+        .map_err(crate::error::S3Error::internal)?
     }
 
     /// Refuses a write of `incoming` more bytes when it would leave less
@@ -324,7 +353,9 @@ async fn commit_detached<T: Send + 'static>(
     blob: write::PendingBlob,
     commit: impl std::future::Future<Output = S3Result<T>> + Send + 'static,
 ) -> S3Result<T> {
+    let pending = write::Aftermath::begin();
     tokio::spawn(async move {
+        let _pending = pending;
         let result = commit.await;
         match &result {
             Ok(_) => blob.committed().await,

@@ -277,11 +277,49 @@ fn blob_error(what: &str, e: io::Error) -> S3Error {
     S3Error::internal(format!("{what}: {e}"))
 }
 
+/// Blob work that outlives the request that began it (detached commits,
+/// discards of bodies never committed), counted across the process so
+/// that a clean stop can wait for it before it tidies up.
+static AFTERMATH: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// One piece of such work, counted while it lives.
+pub struct Aftermath(());
+
+impl Aftermath {
+    pub fn begin() -> Aftermath {
+        AFTERMATH.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Aftermath(())
+    }
+
+    /// Waits until no such work is left, for at most `limit`; whether
+    /// none is.
+    pub async fn settled(limit: std::time::Duration) -> bool {
+        let start = std::time::Instant::now();
+        while AFTERMATH.load(std::sync::atomic::Ordering::Acquire) > 0 {
+            if start.elapsed() >= limit {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        true
+    }
+}
+
+impl Drop for Aftermath {
+    fn drop(&mut self) {
+        AFTERMATH.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
 /// Discards an uncommitted blob, off the async workers when called from one
 /// (a multi-GiB unlink takes a while).
 fn discard(store: &Arc<dyn BlobStore>, id: BlobId) {
     let store = Arc::clone(store);
-    let unlink = move || store.discard(id);
+    let pending = Aftermath::begin();
+    let unlink = move || {
+        store.discard(id);
+        drop(pending);
+    };
     match tokio::runtime::Handle::try_current() {
         Ok(rt) => drop(rt.spawn_blocking(unlink)),
         Err(_) => unlink(),

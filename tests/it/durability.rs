@@ -730,6 +730,39 @@ async fn json_logs_and_the_access_log_switch() {
     );
 }
 
+/// Issue 19: an upload the shutdown grace cuts gets its log line, and its
+/// temporary file is removed at the stop, not found by the next start's
+/// crash recovery.
+#[test]
+fn a_clean_stop_leaves_no_temporary_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start_in(dir.path(), "shutdown_grace_secs = 1");
+    assert_eq!(server.raw(b"PUT /cut HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").status, 200);
+    let mut conn = TcpStream::connect(server.addr).unwrap();
+    let (head, _) = crate::harness::sign_with_seed(
+        b"PUT /cut/big HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10000000\r\nx-amz-content-sha256: UNSIGNED-PAYLOAD\r\n\r\n",
+        crate::harness::DEV_KEY,
+        crate::harness::DEV_SECRET,
+    );
+    conn.write_all(&head).unwrap();
+    conn.write_all(&vec![b'x'; 4 << 20]).unwrap();
+    let start = Instant::now();
+    while server.tmp_files() == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the body reaches tmp/"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(server.terminate().success());
+    let log = server.log();
+    assert!(log.contains("request cut before its response"), "{log}");
+    assert!(log.contains("target=\"/cut/big\""), "{log}");
+    assert_eq!(server.tmp_files(), 0, "{log}");
+    let again = Server::start_in(dir.path(), "");
+    assert!(!again.log().contains("recovered blobs"), "{}", again.log());
+}
+
 /// Issue 19 (part): a port in use is reported before anything is created
 /// on disk, and the start line names the version, the data directory and
 /// the metadata engine.

@@ -123,6 +123,17 @@ async fn https_serves_the_configured_certificate_and_reloads_it_on_sighup() {
     wait_for_log(&server, "reload refused").await;
     let mut after = connect(server.addr, &second).await.unwrap();
     assert_eq!(status(&mut after, list).await, 200);
+
+    // Plain HTTP on the HTTPS port gets a readable answer, even with a
+    // body it never reads.
+    let mut plain = TcpStream::connect(server.addr).await.unwrap();
+    let put = "PUT /tls/k HTTP/1.1\r\nHost: localhost\r\nContent-Length: 65536\r\n\r\n";
+    plain.write_all(put.as_bytes()).await.unwrap();
+    let _ = plain.write_all(&[b'x'; 65536]).await;
+    let mut answer = String::new();
+    plain.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+    assert!(answer.contains("This port speaks HTTPS"), "{answer}");
 }
 
 /// aws-sdk-s3 over HTTPS, trusting only the test's certificate: over TLS it
