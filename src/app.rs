@@ -40,6 +40,7 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 struct Connections {
     /// Descriptors left for connections under the open-file limit.
     fd_room: usize,
+    metrics: Arc<crate::server::metrics::Metrics>,
     open: std::sync::Mutex<Open>,
 }
 
@@ -60,7 +61,10 @@ struct Admitted {
 }
 
 impl Connections {
-    fn new(limits: &crate::config::Limits) -> Connections {
+    fn new(
+        limits: &crate::config::Limits,
+        metrics: Arc<crate::server::metrics::Metrics>,
+    ) -> Connections {
         let fd_room = raise_fd_limit();
         if limits.max_connections > fd_room {
             tracing::warn!(
@@ -71,6 +75,7 @@ impl Connections {
         }
         Connections {
             fd_room,
+            metrics,
             open: Default::default(),
         }
     }
@@ -85,10 +90,12 @@ impl Connections {
     /// A place for a connection from `ip`, shedding an idle one at the
     /// total cap; `None` when there is none.
     fn admit(self: &Arc<Self>, ip: IpAddr, limits: &crate::config::Limits) -> Option<Admitted> {
+        use std::sync::atomic::Ordering::Relaxed;
         let (max, max_per_ip) = self.caps(limits);
         let mut open = self.open.lock().expect("connection counts");
         let mine = open.per_ip.get(&ip).copied().unwrap_or(0);
         if mine >= max_per_ip {
+            self.metrics.connections_refused.fetch_add(1, Relaxed);
             return None;
         }
         // Connections already told to close make room as they go: only
@@ -104,14 +111,20 @@ impl Connections {
             let victim = (open.live.values())
                 .filter(sheddable)
                 .find(|a| !a.served())
-                .or_else(|| open.live.values().find(sheddable))?;
+                .or_else(|| open.live.values().find(sheddable));
+            let Some(victim) = victim else {
+                self.metrics.connections_refused.fetch_add(1, Relaxed);
+                return None;
+            };
             victim.shed();
+            self.metrics.connections_shed.fetch_add(1, Relaxed);
         }
         let id = open.next;
         open.next += 1;
         let activity = Arc::new(Activity::default());
         open.live.insert(id, Arc::clone(&activity));
         *open.per_ip.entry(ip).or_default() += 1;
+        self.metrics.connections_open.fetch_add(1, Relaxed);
         Some(Admitted {
             connections: Arc::clone(self),
             ip,
@@ -125,6 +138,8 @@ impl Drop for Admitted {
     fn drop(&mut self) {
         let mut open = self.connections.open.lock().expect("connection counts");
         open.live.remove(&self.id);
+        (self.connections.metrics.connections_open)
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         if let Some(n) = open.per_ip.get_mut(&self.ip) {
             *n -= 1;
             if *n == 0 {
@@ -165,7 +180,10 @@ pub async fn serve(
 ) {
     let background = spawn_background(Arc::clone(&state));
     let graceful = GracefulShutdown::new();
-    let connections = Arc::new(Connections::new(&state.config().limits));
+    let connections = Arc::new(Connections::new(
+        &state.config().limits,
+        Arc::clone(&state.metrics),
+    ));
     let mut refused_logged: Option<Instant> = None;
     // Every connection's task, so a stop can cut those the grace leaves.
     let mut tasks = tokio::task::JoinSet::new();
@@ -404,9 +422,13 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Respon
         .exact()
         .unwrap_or(0);
     let status = response.status().as_u16();
-    state
-        .metrics
-        .record(&outcome.op, status, bytes_in, bytes_out);
+    state.metrics.record(
+        &outcome.op,
+        status,
+        bytes_in,
+        bytes_out,
+        started.elapsed().as_secs_f64(),
+    );
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     let bucket = outcome.bucket.as_deref().unwrap_or("");
     let key = outcome.key.as_deref().unwrap_or("");
@@ -597,8 +619,12 @@ fn spawn_background(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
     })
 }
 
-/// Unlinks freed blobs whose grace has passed, a batch at a time.
+/// Unlinks freed blobs whose grace has passed, a batch at a time, and
+/// lets the metadata engine tidy up.
 async fn collect(state: &AppState) {
+    if let Err(e) = state.store.meta.tidy().await {
+        tracing::warn!(error = %e, "metadata housekeeping failed");
+    }
     loop {
         match state.store.collect_garbage().await {
             Ok((n, more)) => {

@@ -15,6 +15,7 @@ pub mod rfc2047;
 pub mod s3;
 pub mod server;
 pub mod store;
+pub mod telemetry;
 pub mod time;
 pub mod uploads;
 pub mod xml;

@@ -1,8 +1,10 @@
 //! Prometheus metrics, served on their own address (`metrics_listen`) so
-//! that no path is taken from the S3 namespace: request counts by operation
-//! and status, bytes in and out, and what the store holds that costs disk
-//! without being visible as objects (incomplete uploads, freed blobs not yet
-//! reclaimed).
+//! that no path is taken from the S3 namespace: requests by operation and
+//! status with their latency, bytes in and out, connections, what each
+//! bucket stores, what costs disk without being visible as objects
+//! (incomplete uploads, freed blobs not yet reclaimed), free space against
+//! the floor, metadata commits, and reads that found rot. The README's
+//! "Metrics" section lists every family.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -21,61 +23,138 @@ use tokio::net::TcpListener;
 use crate::server::body::{self, ResponseBody};
 use crate::store::Store;
 use crate::store::model::Stats;
+use crate::telemetry::{self, Histogram};
+
+/// Per operation: answers by status, and latency by status class.
+#[derive(Debug, Default)]
+struct OpStats {
+    by_status: BTreeMap<u16, u64>,
+    latency: BTreeMap<char, Histogram>,
+}
 
 #[derive(Debug, Default)]
 pub struct Metrics {
-    /// operation → status → requests.
-    requests: Mutex<BTreeMap<String, BTreeMap<u16, u64>>>,
+    requests: Mutex<BTreeMap<String, OpStats>>,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
+    /// Connections being served now.
+    pub connections_open: AtomicU64,
+    /// Connections closed as they arrived (a cap was reached).
+    pub connections_refused: AtomicU64,
+    /// Idle connections closed to make room for a new one.
+    pub connections_shed: AtomicU64,
+}
+
+/// What the store is asked for at each scrape.
+pub struct Gauges {
+    pub stats: Option<Stats>,
+    pub free_bytes: Option<u64>,
+    pub floor_bytes: u64,
 }
 
 impl Metrics {
-    pub fn record(&self, op: &str, status: u16, bytes_in: u64, bytes_out: u64) {
+    /// One answered request: `seconds` from its head's arrival to its
+    /// response's head.
+    pub fn record(&self, op: &str, status: u16, bytes_in: u64, bytes_out: u64, seconds: f64) {
         let mut requests = self.requests.lock().expect("metrics lock");
         // The name is copied only the first time it is seen.
-        let by_status = match requests.get_mut(op) {
-            Some(by_status) => by_status,
+        let stats = match requests.get_mut(op) {
+            Some(stats) => stats,
             None => requests.entry(op.to_owned()).or_default(),
         };
-        *by_status.entry(status).or_default() += 1;
+        *stats.by_status.entry(status).or_default() += 1;
+        let class = char::from(b'0' + (status / 100).min(9) as u8);
+        (stats.latency)
+            .entry(class)
+            .or_insert_with(|| Histogram::new(telemetry::SECONDS))
+            .observe(seconds);
         drop(requests);
         self.bytes_in.fetch_add(bytes_in, Ordering::Relaxed);
         self.bytes_out.fetch_add(bytes_out, Ordering::Relaxed);
     }
 
-    /// The Prometheus text exposition of the counters and of the store's
+    /// The Prometheus text exposition: the counters, and the store's
     /// gauges (absent when the store could not be asked).
-    pub fn render(&self, stats: Option<Stats>) -> String {
-        let stats = stats.as_ref();
+    pub fn render(&self, gauges: &Gauges) -> String {
+        let stats = gauges.stats.as_ref();
         let mut out = String::new();
-        out.push_str(
-            "# HELP stowage_requests_total S3 requests answered, by operation and status.\n",
+        let head = |out: &mut String, name: &str, kind: &str, help: &str| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        };
+        head(
+            &mut out,
+            "stowage_build_info",
+            "gauge",
+            "The running binary: always 1, its version as a label.",
         );
-        out.push_str("# TYPE stowage_requests_total counter\n");
-        for (op, by_status) in self.requests.lock().expect("metrics lock").iter() {
-            for (status, n) in by_status {
-                let _ = writeln!(
-                    out,
-                    "stowage_requests_total{{operation=\"{op}\",status=\"{status}\"}} {n}"
-                );
+        let _ = writeln!(
+            out,
+            "stowage_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+        {
+            let requests = self.requests.lock().expect("metrics lock");
+            head(
+                &mut out,
+                "stowage_requests_total",
+                "counter",
+                "Requests answered, by operation and status.",
+            );
+            for (op, stats) in requests.iter() {
+                for (status, n) in &stats.by_status {
+                    let _ = writeln!(
+                        out,
+                        "stowage_requests_total{{operation=\"{op}\",status=\"{status}\"}} {n}"
+                    );
+                }
+            }
+            let name = "stowage_request_duration_seconds";
+            head(
+                &mut out,
+                name,
+                "histogram",
+                "Time from a request's head to its response's head, by operation and status class.",
+            );
+            for (op, stats) in requests.iter() {
+                for (class, h) in &stats.latency {
+                    h.render(
+                        &mut out,
+                        name,
+                        &format!("operation=\"{op}\",class=\"{class}xx\""),
+                    );
+                }
             }
         }
         let counters = [
             (
                 "stowage_received_bytes_total",
                 "Request body bytes declared by clients.",
-                &self.bytes_in,
+                self.bytes_in.load(Ordering::Relaxed),
             ),
             (
                 "stowage_sent_bytes_total",
                 "Response body bytes sent.",
-                &self.bytes_out,
+                self.bytes_out.load(Ordering::Relaxed),
+            ),
+            (
+                "stowage_connections_refused_total",
+                "Connections closed as they arrived: the total or per-address cap was reached.",
+                self.connections_refused.load(Ordering::Relaxed),
+            ),
+            (
+                "stowage_connections_shed_total",
+                "Idle connections closed to make room for a new one at the cap.",
+                self.connections_shed.load(Ordering::Relaxed),
+            ),
+            (
+                "stowage_corrupt_reads_total",
+                "Reads cut because the bytes on disk differ from what was recorded when they were written.",
+                telemetry::CORRUPT_READS.load(Ordering::Relaxed),
             ),
         ];
         for (name, help, value) in counters {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+            head(&mut out, name, "counter", help);
+            let _ = writeln!(out, "{name} {value}");
         }
         let gauge = |out: &mut String, name: &str, help: &str, value: Option<u64>| {
             if let Some(v) = value {
@@ -84,32 +163,103 @@ impl Metrics {
         };
         gauge(
             &mut out,
-            "stowage_incomplete_uploads",
-            "Multipart uploads neither completed nor aborted.",
-            stats.map(|s| s.incomplete_uploads),
+            "stowage_connections_open",
+            "Connections being served now.",
+            Some(self.connections_open.load(Ordering::Relaxed)),
         );
         gauge(
             &mut out,
+            "stowage_disk_free_bytes",
+            "Bytes free on the blob filesystem for new blobs.",
+            gauges.free_bytes,
+        );
+        gauge(
+            &mut out,
+            "stowage_disk_floor_bytes",
+            "Free space writes never take (limits.min_free_bytes): writes are refused with 507 below it.",
+            Some(gauges.floor_bytes),
+        );
+        for (name, help, h) in [
+            (
+                "stowage_metadata_commit_seconds",
+                "How long metadata commits take (redb: one per batch; PostgreSQL: one per change).",
+                &telemetry::COMMIT_SECONDS,
+            ),
+            (
+                "stowage_metadata_commit_changes",
+                "How many changes each metadata commit carries.",
+                &telemetry::COMMIT_CHANGES,
+            ),
+        ] {
+            head(&mut out, name, "histogram", help);
+            h.render(&mut out, name, "");
+        }
+        let Some(stats) = stats else {
+            return out;
+        };
+        // Each incomplete upload is an S3 multipart upload for now (the
+        // upload routes make those too); tus and GCS sessions get their
+        // own protocol label.
+        let protocol = "protocol=\"s3\"";
+        head(
+            &mut out,
+            "stowage_incomplete_uploads",
+            "gauge",
+            "Uploads neither completed nor aborted, by protocol.",
+        );
+        let _ = writeln!(
+            out,
+            "stowage_incomplete_uploads{{{protocol}}} {}",
+            stats.incomplete_uploads
+        );
+        head(
+            &mut out,
             "stowage_incomplete_upload_bytes",
-            "Bytes held by the parts of incomplete multipart uploads.",
-            stats.map(|s| s.incomplete_upload_bytes),
+            "gauge",
+            "Bytes held by incomplete uploads, by protocol.",
+        );
+        let _ = writeln!(
+            out,
+            "stowage_incomplete_upload_bytes{{{protocol}}} {}",
+            stats.incomplete_upload_bytes
         );
         gauge(
             &mut out,
             "stowage_garbage_blobs",
-            "Freed blobs and manifests waiting for the collector.",
-            stats.map(|s| s.garbage_blobs),
+            "The collector's backlog: freed blobs and manifests not yet reclaimed.",
+            Some(stats.garbage_blobs),
         );
-        if let Some(stats) = stats {
-            let name = "stowage_bucket_incomplete_upload_bytes";
+        // Bucket names are DNS-like: no quote or backslash to escape.
+        let name = "stowage_bucket_incomplete_upload_bytes";
+        head(
+            &mut out,
+            name,
+            "gauge",
+            "Bytes held by the parts of a bucket's incomplete multipart uploads.",
+        );
+        for (bucket, bytes) in &stats.upload_bytes_by_bucket {
+            let _ = writeln!(out, "{name}{{bucket=\"{bucket}\"}} {bytes}");
+        }
+        head(
+            &mut out,
+            "stowage_bucket_objects",
+            "gauge",
+            "Objects stored in a bucket.",
+        );
+        for (bucket, objects, _) in &stats.objects_by_bucket {
             let _ = writeln!(
                 out,
-                "# HELP {name} Bytes held by the parts of a bucket's incomplete multipart uploads.\n# TYPE {name} gauge"
+                "stowage_bucket_objects{{bucket=\"{bucket}\"}} {objects}"
             );
-            for (bucket, bytes) in &stats.upload_bytes_by_bucket {
-                // Bucket names are DNS-like: no quote or backslash to escape.
-                let _ = writeln!(out, "{name}{{bucket=\"{bucket}\"}} {bytes}");
-            }
+        }
+        head(
+            &mut out,
+            "stowage_bucket_bytes",
+            "gauge",
+            "Bytes of the objects stored in a bucket.",
+        );
+        for (bucket, _, bytes) in &stats.objects_by_bucket {
+            let _ = writeln!(out, "stowage_bucket_bytes{{bucket=\"{bucket}\"}} {bytes}");
         }
         out
     }
@@ -131,7 +281,12 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, store: Arc<Stor
                 if let Some(probe) = super::health::Probe::of_path(req.uri().path()) {
                     return Ok(super::health::answer(&store, probe).await);
                 }
-                let text = metrics.render(store.meta.stats().await.ok());
+                let gauges = Gauges {
+                    stats: store.meta.stats().await.ok(),
+                    free_bytes: store.blobs.free_bytes().ok(),
+                    floor_bytes: store.floor(),
+                };
+                let text = metrics.render(&gauges);
                 let mut r: Response<ResponseBody> = Response::new(body::full(text));
                 r.headers_mut().insert(
                     "content-type",

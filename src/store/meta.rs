@@ -176,6 +176,8 @@ pub trait MetaStore: Send + Sync + std::fmt::Debug + 'static {
     /// it is already gone (the reader waited too long).
     async fn lease(&self, body: u128, until_ms: i64) -> S3Result<bool>;
     async fn stats(&self) -> S3Result<Stats>;
+    /// The engine's housekeeping, with each collector pass.
+    async fn tidy(&self) -> S3Result<()>;
     /// A small durable write, to prove the engine takes writes (readiness).
     async fn probe(&self) -> S3Result<()>;
     /// Which of `ids` any record refers to (start-up recovery of blobs that

@@ -378,6 +378,8 @@ pub struct Stats {
     /// Bytes held by incomplete uploads, per bucket that has any.
     pub upload_bytes_by_bucket: Vec<(String, u64)>,
     pub garbage_blobs: u64,
+    /// Objects and their bytes, per bucket that has any.
+    pub objects_by_bucket: Vec<(String, u64, u64)>,
 }
 
 /// An incomplete upload, as the sweep sees it.

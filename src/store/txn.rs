@@ -159,6 +159,12 @@ pub enum Tally<'a> {
     UploadBytes { bucket: &'a str, delta: i64 },
     /// Garbage rows.
     Garbage(i64),
+    /// Objects stored in `bucket`, and their bytes.
+    Objects {
+        bucket: &'a str,
+        objects: i64,
+        bytes: i64,
+    },
 }
 
 /// One segment of a manifest and the object offset where it starts.
@@ -441,6 +447,11 @@ pub trait Change: Send + Sync + 'static {
 pub trait Engine: Send + Sync + std::fmt::Debug + 'static {
     fn query<Q: Query>(&self, q: Q) -> impl Future<Output = S3Result<Q::Output>> + Send;
     fn change<C: Change>(&self, c: C) -> impl Future<Output = S3Result<C::Output>> + Send;
+    /// The engine's own housekeeping, run with each collector pass (the
+    /// PostgreSQL engine folds its usage rows).
+    fn tidy(&self) -> impl Future<Output = S3Result<()>> + Send {
+        async { Ok(()) }
+    }
 }
 
 /// Runs a change's two phases in one transaction that implements both

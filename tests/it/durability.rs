@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 
 use crate::harness::{RawResponse, Server, count_files, md5_hex, put, random_bytes};
 
@@ -286,22 +287,98 @@ async fn metrics_show_requests_and_bytes_held_by_incomplete_uploads() {
         .send()
         .await
         .unwrap();
-    let mut s = TcpStream::connect(&addr).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    let scrape = || {
+        let mut s = TcpStream::connect(&addr).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).unwrap();
+        RawResponse::parse(&buf).body_str()
+    };
+    let text = scrape();
+    for line in [
+        "stowage_requests_total{operation=\"PutObject\",status=\"200\"} 1\n",
+        "stowage_request_duration_seconds_count{operation=\"PutObject\",class=\"2xx\"} 1\n",
+        "stowage_request_duration_seconds_bucket{operation=\"UploadPart\",class=\"2xx\",le=\"+Inf\"} 1\n",
+        "stowage_incomplete_uploads{protocol=\"s3\"} 1\n",
+        "stowage_incomplete_upload_bytes{protocol=\"s3\"} 9\n",
+        "stowage_garbage_blobs 0\n",
+        "stowage_bucket_objects{bucket=\"bkt\"} 1\n",
+        "stowage_bucket_bytes{bucket=\"bkt\"} 1\n",
+        concat!(
+            "stowage_build_info{version=\"",
+            env!("CARGO_PKG_VERSION"),
+            "\"} 1\n"
+        ),
+    ] {
+        assert!(text.contains(line), "{line} in\n{text}");
+    }
+    let value = |text: &str, name: &str| -> f64 {
+        let line = text.lines().find(|l| l.starts_with(&format!("{name} ")));
+        let line = line.unwrap_or_else(|| panic!("{name} in\n{text}"));
+        line[name.len() + 1..].parse().unwrap()
+    };
+    assert!(value(&text, "stowage_disk_free_bytes") > 0.0);
+    assert!(value(&text, "stowage_metadata_commit_seconds_count") >= 3.0);
+    assert!(value(&text, "stowage_connections_open") >= 1.0);
+
+    // The totals follow overwrites, completions and deletes.
+    put(&s3, "bkt", "k", b"four").await;
+    let part = CompletedPart::builder().part_number(1).e_tag("\"unused\"");
+    let parts = s3
+        .list_parts()
+        .bucket("bkt")
+        .key("m")
+        .upload_id(&id)
+        .send()
+        .await
         .unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).unwrap();
-    let text = RawResponse::parse(&buf).body_str();
+    let etag = parts.parts()[0].e_tag().unwrap().to_owned();
+    s3.complete_multipart_upload()
+        .bucket("bkt")
+        .key("m")
+        .upload_id(&id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .parts(part.e_tag(etag).build())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let text = scrape();
+    assert_eq!(value(&text, "stowage_bucket_objects{bucket=\"bkt\"}"), 2.0);
+    assert_eq!(value(&text, "stowage_bucket_bytes{bucket=\"bkt\"}"), 13.0);
+    assert_eq!(
+        value(&text, "stowage_incomplete_upload_bytes{protocol=\"s3\"}"),
+        0.0
+    );
+    s3.delete_object()
+        .bucket("bkt")
+        .key("k")
+        .send()
+        .await
+        .unwrap();
+    s3.delete_object()
+        .bucket("bkt")
+        .key("gone")
+        .send()
+        .await
+        .unwrap();
+    let text = scrape();
+    assert_eq!(value(&text, "stowage_bucket_objects{bucket=\"bkt\"}"), 1.0);
+    assert_eq!(value(&text, "stowage_bucket_bytes{bucket=\"bkt\"}"), 9.0);
+    s3.delete_object()
+        .bucket("bkt")
+        .key("m")
+        .send()
+        .await
+        .unwrap();
+    let text = scrape();
     assert!(
-        text.contains("stowage_requests_total{operation=\"PutObject\",status=\"200\"} 1"),
+        !text.contains("stowage_bucket_objects{bucket=\"bkt\"}"),
         "{text}"
     );
-    assert!(text.contains("stowage_incomplete_uploads 1\n"), "{text}");
-    assert!(
-        text.contains("stowage_incomplete_upload_bytes 9\n"),
-        "{text}"
-    );
-    assert!(text.contains("stowage_garbage_blobs 0\n"), "{text}");
 }
 
 /// Every blob file under `dir`, with its size.

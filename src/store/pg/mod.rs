@@ -29,7 +29,7 @@ use deadpool_postgres::{Pool, Runtime, Transaction};
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
-use super::model::new_id;
+use super::model::{ObjectHead, new_id};
 use super::rules::Meta;
 use super::txn::{Change, Done, Engine, Fault, Query, Stop};
 use crate::error::{Code, S3Error, S3Result};
@@ -193,6 +193,9 @@ impl Attempt for Migration {
             return Ok(false); // another node moved it on
         }
         txn.batch_execute(self.sql).await?;
+        if self.version + 1 == schema::USAGE_VERSION {
+            count_usage(txn).await?;
+        }
         txn.execute(
             "INSERT INTO stowage_schema (id, version) VALUES (1, $1) \
              ON CONFLICT (id) DO UPDATE SET version = excluded.version",
@@ -201,6 +204,26 @@ impl Attempt for Migration {
         .await?;
         Ok(true)
     }
+}
+
+/// Fills the new usage table from the heads already stored.
+async fn count_usage(txn: &Transaction<'_>) -> PgResult<()> {
+    let mut by_bucket = std::collections::BTreeMap::<String, (i64, i64)>::new();
+    for row in txn.query("SELECT bucket, record FROM heads", &[]).await? {
+        let head: ObjectHead =
+            crate::store::codec::decode(row.get::<_, &[u8]>(1)).map_err(PgFail::from)?;
+        let totals = by_bucket.entry(row.get(0)).or_default();
+        totals.0 += 1;
+        totals.1 += head.size as i64;
+    }
+    for (bucket, (objects, bytes)) in by_bucket {
+        txn.execute(
+            "INSERT INTO usage (id, bucket, objects, bytes) VALUES ($1, $2, $3, $4)",
+            &[&bid(new_id()).as_slice(), &bucket, &objects, &bytes],
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Exponential backoff with jitter: 2 ms, 4 ms, ... up to about 0.5 s.
@@ -425,7 +448,7 @@ async fn once<A: Attempt>(
         .start()
         .await?;
     match attempt.run(&txn).await {
-        Ok(value) => match txn.commit().await {
+        Ok(value) => match timed_commit(txn).await {
             Ok(()) => Ok(value),
             // Refused at COMMIT: nothing landed; try again.
             Err(e) if retryable(&e) => Err(PgFail::Db(e)),
@@ -440,6 +463,15 @@ async fn once<A: Attempt>(
         }
         Err(other) => Err(other),
     }
+}
+
+/// COMMIT, measured for the metrics (one change per commit).
+async fn timed_commit(txn: Transaction<'_>) -> Result<(), tokio_postgres::Error> {
+    let started = std::time::Instant::now();
+    let committed = txn.commit().await;
+    crate::telemetry::COMMIT_SECONDS.observe(started.elapsed().as_secs_f64());
+    crate::telemetry::COMMIT_CHANGES.observe(1.0);
+    committed
 }
 
 /// Runs a query on a connection or in a transaction.
@@ -485,5 +517,11 @@ impl Engine for Pg {
             node,
         })
         .await
+    }
+
+    async fn tidy(&self) -> S3Result<()> {
+        let client = self.pool.get().await.map_err(unavailable)?;
+        let fold = client.execute(schema::FOLD_USAGE, &[]).await;
+        fold.map(drop).map_err(db_error)
     }
 }

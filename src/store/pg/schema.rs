@@ -76,7 +76,30 @@ pub const MIGRATIONS: &[&str] = &[
         at_ms BIGINT NOT NULL
     );
     "#,
+    // 2: objects and bytes per bucket, as rows of changes that only ever
+    // insert (no two writers contend for a total); the collector folds
+    // them into one row per bucket. The migration counts what is there.
+    r#"
+    CREATE TABLE usage (
+        id BYTEA PRIMARY KEY,
+        bucket TEXT NOT NULL,
+        objects BIGINT NOT NULL,
+        bytes BIGINT NOT NULL
+    );
+    "#,
 ];
+
+/// The version after which [`MIGRATIONS`]' usage table exists and must be
+/// filled from the heads already stored.
+pub const USAGE_VERSION: i32 = 2;
+
+/// Folds the usage rows into one per bucket (dropping buckets at zero),
+/// in one statement: under READ COMMITTED a concurrent fold skips the rows
+/// this one deleted, and rows inserted meanwhile stay for the next.
+pub const FOLD_USAGE: &str = "WITH gone AS (DELETE FROM usage RETURNING bucket, objects, bytes) \
+     INSERT INTO usage (id, bucket, objects, bytes) \
+     SELECT decode(md5(random()::text || bucket), 'hex'), bucket, SUM(objects)::BIGINT, SUM(bytes)::BIGINT \
+     FROM gone GROUP BY bucket HAVING SUM(objects) <> 0 OR SUM(bytes) <> 0";
 
 /// The version table, created before anything else.
 pub const VERSION_TABLE: &str =

@@ -371,7 +371,21 @@ impl<C: GenericClient> Reads for View<'_, C> {
             .filter(|(_, n)| *n > 0)
             .collect();
         upload_bytes_by_bucket.sort();
+        let usage = self
+            .all(
+                "SELECT bucket, SUM(objects)::BIGINT, SUM(bytes)::BIGINT FROM usage \
+                 GROUP BY bucket HAVING SUM(objects) > 0 ORDER BY bucket",
+                &[],
+            )
+            .await?;
+        let objects_by_bucket = (usage.iter())
+            .map(|r| {
+                let n = |i| r.get::<_, i64>(i).max(0) as u64;
+                (r.get::<_, String>(0), n(1), n(2))
+            })
+            .collect();
         Ok(Stats {
+            objects_by_bucket,
             incomplete_uploads: totals.get::<_, i64>(0) as u64,
             incomplete_upload_bytes: totals.get::<_, i64>(1) as u64,
             upload_bytes_by_bucket,
@@ -399,6 +413,8 @@ impl<C: GenericClient> Writes for View<'_, C> {
 
     async fn remove_bucket(&mut self, name: &str) -> Done<()> {
         self.exec("DELETE FROM buckets WHERE name = $1", &[&name])
+            .await?;
+        self.exec("DELETE FROM usage WHERE bucket = $1", &[&name])
             .await
             .map(drop)
     }
@@ -581,8 +597,23 @@ impl<C: GenericClient> Writes for View<'_, C> {
             .map(drop)
     }
 
-    async fn tally(&mut self, _tally: Tally<'_>) -> Done<()> {
-        Ok(())
+    async fn tally(&mut self, tally: Tally<'_>) -> Done<()> {
+        // The other totals are aggregates of the tables themselves; an
+        // object's size is inside its encoded record.
+        let Tally::Objects {
+            bucket,
+            objects,
+            bytes,
+        } = tally
+        else {
+            return Ok(());
+        };
+        self.exec(
+            "INSERT INTO usage (id, bucket, objects, bytes) VALUES ($1, $2, $3, $4)",
+            &[&bid(new_id()).as_slice(), &bucket, &objects, &bytes],
+        )
+        .await
+        .map(drop)
     }
 
     async fn probe(&mut self) -> Done<()> {

@@ -173,7 +173,10 @@ fn commit_batch(db: &Database, mut jobs: Vec<Box<dyn Job>>) -> bool {
             jobs.remove(i).reply(&Ok(()));
             continue;
         }
+        let started = std::time::Instant::now();
         let commit = txn.commit();
+        crate::telemetry::COMMIT_SECONDS.observe(started.elapsed().as_secs_f64());
+        crate::telemetry::COMMIT_CHANGES.observe(jobs.len() as f64);
         let io = matches!(&commit, Err(e) if super::cell::commit_failed(e));
         let commit = commit.map_err(super::db_error);
         jobs.into_iter().for_each(|j| j.reply(&commit));

@@ -22,6 +22,9 @@ pub fn init(db: &Database, grace_ms: i64) -> S3Result<()> {
             if !has_table_txn(&txn, BUCKET_UPLOAD_BYTES.name())? {
                 count_bucket_upload_bytes(&txn)?;
             }
+            if !has_table_txn(&txn, BUCKET_OBJECTS.name())? {
+                count_bucket_objects(&txn)?;
+            }
         }
         txn.commit()?;
         format
@@ -58,6 +61,7 @@ pub fn init(db: &Database, grace_ms: i64) -> S3Result<()> {
                 migrate(&txn, grace_ms)?;
             }
             count_bucket_upload_bytes(&txn)?;
+            count_bucket_objects(&txn)?;
             txn.open_table(SCHEMA)?.insert("format", FORMAT)?;
             txn.commit()?;
             if migrating {
@@ -85,6 +89,25 @@ fn count_bucket_upload_bytes(txn: &WriteTransaction) -> S3Result<()> {
     let mut table = txn.open_table(BUCKET_UPLOAD_BYTES)?;
     for (bucket, bytes) in by_bucket {
         table.insert(bucket.as_str(), bytes)?;
+    }
+    Ok(())
+}
+
+/// Counts each bucket's objects and bytes (the table is new within format
+/// 3, and a migrated directory starts without it).
+fn count_bucket_objects(txn: &WriteTransaction) -> S3Result<()> {
+    let mut by_bucket = std::collections::BTreeMap::<String, (u64, u64)>::new();
+    for row in txn.open_table(HEADS)?.iter()? {
+        let (k, v) = row?;
+        let (bucket, _) = k.value();
+        let head: ObjectHead = decode(v.value())?;
+        let totals = by_bucket.entry(bucket.to_owned()).or_default();
+        totals.0 += 1;
+        totals.1 += head.size;
+    }
+    let mut table = txn.open_table(BUCKET_OBJECTS)?;
+    for (bucket, totals) in by_bucket {
+        table.insert(bucket.as_str(), totals)?;
     }
     Ok(())
 }

@@ -363,6 +363,8 @@ mod tests {
                 incomplete_upload_bytes: 7,
                 upload_bytes_by_bucket: vec![("b".into(), 7)],
                 garbage_blobs: 1,
+                // Counted once, as the migration found them.
+                objects_by_bucket: vec![("b".into(), 4, 26)],
             }
         );
         let listed = meta.list_objects(

@@ -29,6 +29,10 @@ pub const BUCKET_LIFECYCLE: TableDefinition<&str, &[u8]> = TableDefinition::new(
 pub const BUCKET_UPLOAD_BYTES: TableDefinition<&str, u64> =
     TableDefinition::new("bucket_upload_bytes");
 /// (bucket, key) → [`ObjectHead`]
+/// Objects and their bytes, per bucket that has any (kept by the rules'
+/// tallies; counted once when a data directory first lacks it).
+pub const BUCKET_OBJECTS: TableDefinition<&str, (u64, u64)> =
+    TableDefinition::new("bucket_objects");
 pub const HEADS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("heads");
 /// (bucket, key) → the bytes of an object whose body is [`Body::Inline`].
 pub const INLINE: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("inline");

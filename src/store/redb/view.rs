@@ -326,7 +326,14 @@ impl<T: Tables> Reads for View<'_, T> {
             let (bucket, bytes) = row.map_err(fault)?;
             upload_bytes_by_bucket.push((bucket.value().to_owned(), bytes.value()));
         }
+        let mut objects_by_bucket = Vec::new();
+        for row in self.0.table(BUCKET_OBJECTS)?.iter().map_err(fault)? {
+            let (bucket, totals) = row.map_err(fault)?;
+            let (objects, bytes) = totals.value();
+            objects_by_bucket.push((bucket.value().to_owned(), objects, bytes));
+        }
         Ok(Stats {
+            objects_by_bucket,
             incomplete_uploads: self.counter(UPLOADS_COUNT)?,
             incomplete_upload_bytes: self.counter(UPLOAD_BYTES)?,
             upload_bytes_by_bucket,
@@ -369,6 +376,7 @@ impl Writes for View<'_, WriteTransaction> {
             .table(BUCKET_UPLOAD_BYTES)?
             .remove(name)
             .map_err(fault)?;
+        self.0.table(BUCKET_OBJECTS)?.remove(name).map_err(fault)?;
         Ok(())
     }
 
@@ -527,6 +535,25 @@ impl Writes for View<'_, WriteTransaction> {
                 match current.saturating_add_signed(delta) {
                     0 => table.remove(bucket).map_err(fault)?,
                     n => table.insert(bucket, n).map_err(fault)?,
+                };
+                Ok(())
+            }
+            Tally::Objects {
+                bucket,
+                objects,
+                bytes,
+            } => {
+                let mut table = self.0.table(BUCKET_OBJECTS)?;
+                let (n, b) = table
+                    .get(bucket)
+                    .map_err(fault)?
+                    .map_or((0, 0), |v| v.value());
+                match (
+                    n.saturating_add_signed(objects),
+                    b.saturating_add_signed(bytes),
+                ) {
+                    (0, _) => table.remove(bucket).map_err(fault)?,
+                    now => table.insert(bucket, now).map_err(fault)?,
                 };
                 Ok(())
             }

@@ -378,6 +378,10 @@ impl<E: Engine> MetaStore for Meta<E> {
         self.engine.change(Probe).await
     }
 
+    async fn tidy(&self) -> S3Result<()> {
+        self.engine.tidy().await
+    }
+
     async fn live_blobs(&self, ids: Vec<BlobId>) -> S3Result<Vec<BlobId>> {
         self.engine.query(LiveBlobs(ids)).await
     }

@@ -88,6 +88,13 @@ pub async fn replace_head<W: Writes>(
             txn.remove_inline(bucket, key).await?;
         }
     }
+    let was = old.map_or(0, |o| o.size as i64);
+    txn.tally(Tally::Objects {
+        bucket,
+        objects: i64::from(old.is_none()),
+        bytes: head.size as i64 - was,
+    })
+    .await?;
     txn.put_head((bucket, key), head, inline).await
 }
 
@@ -100,6 +107,12 @@ pub async fn remove_object<W: Writes>(
 ) -> Done<()> {
     txn.remove_head((bucket, key), old.body == Body::Inline)
         .await?;
+    txn.tally(Tally::Objects {
+        bucket,
+        objects: -1,
+        bytes: -(old.size as i64),
+    })
+    .await?;
     free_body(txn, &old.body, due_ms).await
 }
 

@@ -208,61 +208,96 @@ conformance!(stats_follow_a_known_sequence, |meta| async move {
     assert_eq!(meta.stats().await.unwrap(), Stats::default());
     new_bucket(&meta, "a").await;
     new_bucket(&meta, "b").await;
-    let stats = |uploads, bytes, by: &[(&str, u64)], garbage| Stats {
+    // Objects stored, per bucket: (bucket, objects, bytes).
+    let mut stored: Vec<(&str, u64, u64)> = Vec::new();
+    let stats = |uploads, bytes, by: &[(&str, u64)], garbage, stored: &[(&str, u64, u64)]| Stats {
         incomplete_uploads: uploads,
         incomplete_upload_bytes: bytes,
         upload_bytes_by_bucket: by.iter().map(|(b, n)| (b.to_string(), *n)).collect(),
         garbage_blobs: garbage,
+        objects_by_bucket: stored
+            .iter()
+            .map(|(b, n, s)| (b.to_string(), *n, *s))
+            .collect(),
     };
     let ua = meta.create_upload("a", "k", record()).await.unwrap();
     let ub = meta.create_upload("b", "k", record()).await.unwrap();
     let uc = meta.create_upload("a", "empty", record()).await.unwrap();
-    assert_eq!(meta.stats().await.unwrap(), stats(3, 0, &[], 0));
+    assert_eq!(meta.stats().await.unwrap(), stats(3, 0, &[], 0, &stored));
     let (a1, a2, b1) = (part(10), part(20), part(5));
     meta.put_part("a", "k", &ua, 1, a1.clone()).await.unwrap();
     meta.put_part("a", "k", &ua, 2, a2.clone()).await.unwrap();
     meta.put_part("b", "k", &ub, 1, b1.clone()).await.unwrap();
     assert_eq!(
         meta.stats().await.unwrap(),
-        stats(3, 35, &[("a", 30), ("b", 5)], 0)
+        stats(3, 35, &[("a", 30), ("b", 5)], 0, &stored)
     );
     // Replacing a part: the new size counts, the old blob is garbage.
     let a2b = part(25);
     meta.put_part("a", "k", &ua, 2, a2b.clone()).await.unwrap();
     assert_eq!(
         meta.stats().await.unwrap(),
-        stats(3, 40, &[("a", 35), ("b", 5)], 1)
+        stats(3, 40, &[("a", 35), ("b", 5)], 1, &stored)
     );
     // A refused part counts nothing.
     let r = meta.put_part("a", "k", "0000bogus", 1, part(1000)).await;
     assert_eq!(code(r), Code::NoSuchUpload);
     assert_eq!(
         meta.stats().await.unwrap(),
-        stats(3, 40, &[("a", 35), ("b", 5)], 1)
+        stats(3, 40, &[("a", 35), ("b", 5)], 1, &stored)
     );
 
     let c = completion(&[(1, &a1), (2, &a2b)], 5);
     let head = meta.complete_upload("a", "k", &ua, c, WriteCondition::None);
     let head = head.await.unwrap();
     assert_eq!(head.size, 35);
-    assert_eq!(meta.stats().await.unwrap(), stats(2, 5, &[("b", 5)], 1));
-    let object = put_blob(&meta, "b", "o", 100).await;
+    stored.push(("a", 1, 35));
     assert_eq!(
         meta.stats().await.unwrap(),
-        stats(2, 5, &[("b", 5)], 1),
-        "objects are not counted"
+        stats(2, 5, &[("b", 5)], 1, &stored)
     );
-    meta.delete_objects("b", vec!["o".into()]).await.unwrap();
-    assert_eq!(meta.stats().await.unwrap(), stats(2, 5, &[("b", 5)], 2));
+    let object = put_blob(&meta, "b", "o", 100).await;
+    stored.push(("b", 1, 100));
+    assert_eq!(
+        meta.stats().await.unwrap(),
+        stats(2, 5, &[("b", 5)], 1, &stored),
+        "objects count in their bucket, not as uploads"
+    );
+    // Replaced, an object counts once with its new size.
+    let replaced = put_blob(&meta, "b", "o", 60).await;
+    stored[1] = ("b", 1, 60);
+    let s = meta.stats().await.unwrap();
+    assert_eq!(s, stats(2, 5, &[("b", 5)], 2, &stored));
+    // The engine's housekeeping (folding PostgreSQL's usage rows) keeps
+    // every total.
+    meta.tidy().await.unwrap();
+    meta.tidy().await.unwrap();
+    assert_eq!(meta.stats().await.unwrap(), s);
+    meta.delete_objects("b", vec!["o".into(), "never".into()])
+        .await
+        .unwrap();
+    stored.pop();
+    assert_eq!(
+        meta.stats().await.unwrap(),
+        stats(2, 5, &[("b", 5)], 3, &stored)
+    );
     meta.abort_upload("b", "k", &ub).await.unwrap();
-    assert_eq!(meta.stats().await.unwrap(), stats(1, 0, &[], 3));
+    assert_eq!(meta.stats().await.unwrap(), stats(1, 0, &[], 4, &stored));
     // A multipart object's manifest is one row of garbage.
     meta.delete_objects("a", vec!["k".into()]).await.unwrap();
-    assert_eq!(meta.stats().await.unwrap(), stats(1, 0, &[], 4));
+    stored.clear();
+    assert_eq!(meta.stats().await.unwrap(), stats(1, 0, &[], 5, &stored));
     let freed = drain(&meta).await;
-    let want = sorted(vec![a2.blob, blob_of(&object), b1.blob, a1.blob, a2b.blob]);
+    let want = sorted(vec![
+        a2.blob,
+        blob_of(&object),
+        blob_of(&replaced),
+        b1.blob,
+        a1.blob,
+        a2b.blob,
+    ]);
     assert_eq!(freed, want);
-    assert_eq!(meta.stats().await.unwrap(), stats(1, 0, &[], 0));
+    assert_eq!(meta.stats().await.unwrap(), stats(1, 0, &[], 0, &stored));
     meta.delete_bucket("a").await.unwrap();
     assert_eq!(
         code(meta.upload("a", "empty", &uc).await),
