@@ -202,7 +202,12 @@ pub async fn upload_part_copy(ctx: &mut Ctx) -> S3Result<Response<ResponseBody>>
     let mut expect = Expect::new(None, None, algorithm);
     expect.declared = Some(end - start);
     let mut copied = Copied {
-        rx: ctx.store().stream(&source, inline, (start, end), read_at),
+        rx: (ctx.store()).stream(
+            (&src_bucket, &src_key, &source),
+            inline,
+            (start, end),
+            read_at,
+        ),
         left: end - start,
     };
     let received = ctx.store().ingest(&mut copied, &expect).await?;

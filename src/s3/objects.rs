@@ -229,7 +229,8 @@ pub async fn get_object(ctx: &mut Ctx, head: bool) -> S3Result<Response<Response
     let mut r = if head || len == 0 {
         status_response(StatusCode::OK)
     } else {
-        let rx = ctx.store().stream(&obj, inline, (start, end), read_at);
+        let named = (ctx.bucket(), ctx.key(), &obj);
+        let rx = ctx.store().stream(named, inline, (start, end), read_at);
         Response::new(ChannelBody::boxed(rx, len))
     };
     if partial {

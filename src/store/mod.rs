@@ -311,12 +311,19 @@ impl Store {
     /// grace period from then; see [`read`]).
     pub fn stream(
         self: &Arc<Self>,
-        head: &ObjectHead,
+        (bucket, key, head): (&str, &str, &ObjectHead),
         inline: Option<Bytes>,
         range: (u64, u64),
         read_at: std::time::Instant,
     ) -> tokio::sync::mpsc::Receiver<std::io::Result<Bytes>> {
-        read::spawn(Arc::clone(self), head.body.clone(), inline, range, read_at)
+        let full_object = head.checksum_type == crate::checksum::ChecksumType::FullObject;
+        let named = read::Named {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            crc: head.checksum.clone().filter(|_| full_object),
+        };
+        let body = (head.body.clone(), named);
+        read::spawn(Arc::clone(self), body, inline, range, read_at)
     }
 
     /// Unlinks one batch of due garbage; returns how many blobs went and

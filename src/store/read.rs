@@ -19,9 +19,12 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 use tokio::task::spawn_blocking;
 
+use md5::Digest as _;
+
 use super::Store;
 use super::blob::BlobSource;
-use super::model::{BlobId, Body, Segment};
+use super::model::{BlobId, Body, Segment, id_hex};
+use crate::checksum::{self, Checksum};
 
 /// Bytes read from a blob per blocking call.
 const READ_CHUNK: usize = 512 * 1024;
@@ -30,11 +33,21 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(120);
 /// Manifest segments read per metadata call.
 const SEGMENT_PAGE: u32 = 256;
 
+/// What a read is of: the object's name (for the log), and its
+/// full-object CRC when it has one (a single blob's bytes hash to it).
+pub struct Named {
+    pub bucket: String,
+    pub key: String,
+    pub crc: Option<Checksum>,
+}
+
 /// Streams `[start, end)` of `body`, named by a head read at `read_at` or
-/// later.
+/// later. Each blob segment read whole is checked against what was
+/// recorded when it was written, and the read is cut before its last
+/// byte when they differ.
 pub fn spawn(
     store: Arc<Store>,
-    body: Body,
+    (body, named): (Body, Named),
     inline: Option<Bytes>,
     (start, end): (u64, u64),
     read_at: Instant,
@@ -45,6 +58,7 @@ pub fn spawn(
             lease: Lease::new(&store, &body, read_at),
             store,
             tx,
+            named,
         };
         if let Err(e) = reader.send(body, inline, start, end).await {
             // The body then ends in an error, which cuts the connection: a
@@ -61,6 +75,52 @@ struct Reader {
     store: Arc<Store>,
     lease: Lease,
     tx: mpsc::Sender<io::Result<Bytes>>,
+    named: Named,
+}
+
+/// A whole segment's bytes, hashed as they are read, against what was
+/// recorded when they were written: a CRC when one was (cheap at any
+/// rate), else the MD5.
+enum Check {
+    Crc(Box<checksum::Hasher>, Checksum),
+    Md5(md5::Md5, [u8; 16]),
+}
+
+impl Check {
+    fn of(seg: &Segment, object_crc: Option<&Checksum>) -> Check {
+        let crc = object_crc.or(seg.checksum.as_ref());
+        match crc.filter(|c| c.algorithm.is_crc()) {
+            Some(c) => Check::Crc(Box::new(checksum::Hasher::new(c.algorithm)), c.clone()),
+            None => Check::Md5(md5::Md5::new(), seg.md5),
+        }
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        match self {
+            Check::Crc(h, _) => h.update(data),
+            Check::Md5(h, _) => h.update(data),
+        }
+    }
+
+    /// `Err` with what differs.
+    fn verdict(self) -> Result<(), String> {
+        match self {
+            Check::Crc(h, want) => {
+                let got = (*h).finish();
+                (got.value == want.value).then_some(()).ok_or_else(|| {
+                    let name = want.algorithm.name();
+                    format!("{name} recorded {}, read {}", want.value, got.value)
+                })
+            }
+            Check::Md5(h, want) => {
+                let got: [u8; 16] = h.finalize().into();
+                (got == want).then_some(()).ok_or_else(|| {
+                    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+                    format!("MD5 recorded {}, read {}", hex(&want), hex(&got))
+                })
+            }
+        }
+    }
 }
 
 impl Reader {
@@ -77,7 +137,13 @@ impl Reader {
                 let (s, e) = (start as usize, (end as usize).min(data.len()));
                 self.deliver(data.slice(s.min(e)..e)).await?;
             }
-            Body::Blob(seg) => self.send_range(seg.blob, start, end).await?,
+            Body::Blob(seg) => {
+                let whole = start == 0 && end >= seg.len;
+                let crc = self.named.crc.clone();
+                let check = whole.then(|| Check::of(&seg, crc.as_ref()));
+                self.send_range(seg.blob, start, end.min(seg.len), check)
+                    .await?
+            }
             Body::Parts { manifest, count } => {
                 self.lease.hold(&self.store).await?;
                 let first = match start {
@@ -130,10 +196,19 @@ impl Reader {
         }
         let from = start.saturating_sub(seg_start);
         let to = end.min(seg_end) - seg_start;
-        self.send_range(seg.blob, from, to).await
+        let check = (from == 0 && to == seg.len).then(|| Check::of(seg, None));
+        self.send_range(seg.blob, from, to, check).await
     }
 
-    async fn send_range(&mut self, blob: BlobId, from: u64, to: u64) -> io::Result<()> {
+    /// Sends `[from, to)` of a blob; with a check, the blob's whole bytes,
+    /// the last chunk held back until they hash to what was recorded.
+    async fn send_range(
+        &mut self,
+        blob: BlobId,
+        from: u64,
+        to: u64,
+        mut check: Option<Check>,
+    ) -> io::Result<()> {
         self.lease.hold(&self.store).await?;
         let blobs = Arc::clone(&self.store.blobs);
         let mut source = spawn_blocking(move || -> io::Result<Box<dyn BlobSource>> {
@@ -147,20 +222,43 @@ impl Reader {
         while left > 0 {
             self.lease.hold(&self.store).await?;
             let n = left.min(READ_CHUNK as u64) as usize;
-            let (s, buf) = spawn_blocking(move || -> io::Result<_> {
+            let (s, buf, c) = spawn_blocking(move || -> io::Result<_> {
                 let mut buf = BytesMut::zeroed(n);
                 source.read_exact(&mut buf)?;
-                Ok((source, buf))
+                if let Some(check) = &mut check {
+                    check.update(&buf);
+                }
+                Ok((source, buf, check))
             })
             .await
             .map_err(io::Error::other)??;
-            source = s;
+            (source, check) = (s, c);
             left -= n as u64;
+            if left == 0
+                && let Some(Err(why)) = check.take().map(Check::verdict)
+            {
+                return Err(self.damaged(blob, &why));
+            }
             if !self.deliver(buf.freeze()).await? {
                 return Ok(());
             }
         }
         Ok(())
+    }
+
+    /// Reports a blob whose bytes are not those written: logged with the
+    /// object it serves, counted, and the read cut before its last byte.
+    fn damaged(&self, blob: BlobId, why: &str) -> io::Error {
+        crate::telemetry::CORRUPT_READS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let Named { bucket, key, .. } = &self.named;
+        tracing::error!(
+            blob = %id_hex(blob), bucket, key,
+            "damaged blob: its bytes differ from those written ({why}); the read was cut before its last byte. Restore the object from a copy; `stowage verify` lists every damaged blob"
+        );
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("damaged blob {}", id_hex(blob)),
+        )
     }
 
     /// `false` when the client went away. While the client is slow to take

@@ -284,7 +284,8 @@ async fn read(store: &Arc<Store>, key: &str) -> Option<Vec<u8>> {
         Err(e) if e.code == Code::NoSuchKey => return None,
         Err(e) => panic!("reading {key}: {e:?}"),
     };
-    let mut rx = store.stream(&head, inline, (0, head.size), Instant::now());
+    let named = ("b", key, &head);
+    let mut rx = store.stream(named, inline, (0, head.size), Instant::now());
     let mut out = Vec::new();
     while let Some(piece) = rx.recv().await {
         out.extend_from_slice(&piece.unwrap_or_else(|e| panic!("{key}: {e}")));

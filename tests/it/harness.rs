@@ -268,6 +268,22 @@ impl Server {
 }
 
 /// Files under `dir`, at any depth.
+/// The server's metrics (its `metrics_listen` must be set).
+pub fn scrape(server: &Server) -> String {
+    let log = server.log();
+    let addr = log
+        .split("metrics on http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .expect("metrics address in the log");
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).unwrap();
+    RawResponse::parse(&buf).body_str()
+}
+
 fn config_text(data_dir: &Path, top: &str, limits: &str) -> String {
     let level = if top.contains("log_level") {
         ""
