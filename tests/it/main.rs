@@ -20,4 +20,5 @@ mod objects;
 mod pg;
 mod post;
 mod raw;
+mod readme;
 mod tls;

@@ -182,7 +182,13 @@ impl Meta<Redb> {
 fn existing_database(data_dir: &Path) -> Result<std::path::PathBuf, String> {
     let path = data_dir.join("meta.redb");
     if !path.exists() {
-        return Err(format!("{} does not exist", path.display()));
+        // A relative data_dir (the default ./data) is taken from the
+        // working directory: say where that led.
+        let absolute = std::path::absolute(&path).unwrap_or_else(|_| path.clone());
+        return Err(format!(
+            "no metadata at {}: no data directory there. data_dir is relative to the working directory; name the server's with --data-dir DIR (or --config PATH)",
+            absolute.display()
+        ));
     }
     Ok(path)
 }
