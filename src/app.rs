@@ -596,11 +596,17 @@ fn foreign_page(config: &crate::config::Config, headers: &http::HeaderMap) -> bo
     }
 }
 
-/// The collector and the lifecycle sweep, each at the interval the
+/// The collector, the lifecycle sweep and the scrub, each at the pace the
 /// settings in force give.
 fn spawn_background(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
-    use tokio::time::{Instant, sleep_until};
     tokio::spawn(async move {
+        tokio::join!(collect_and_sweep(Arc::clone(&state)), scrub(state));
+    })
+}
+
+async fn collect_and_sweep(state: Arc<AppState>) {
+    use tokio::time::{Instant, sleep_until};
+    {
         let mut next_gc = Instant::now();
         // The first sweep waits one interval: start-up stays quick.
         let mut next_sweep = Instant::now() + state.config().limits.sweep_interval();
@@ -616,7 +622,38 @@ fn spawn_background(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
                 }
             }
         }
-    })
+    }
+}
+
+/// The online scrub: batch after batch while a pass is under way, then a
+/// look now and then for the next one.
+async fn scrub(state: Arc<AppState>) {
+    // Start-up first.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    loop {
+        let limits = state.config().limits.clone();
+        let look_again = Duration::from_secs(limits.lifecycle_day_secs.clamp(1, 60));
+        // A while, or until a reload may have changed the pace.
+        let pause = async {
+            tokio::select! {
+                () = tokio::time::sleep(look_again) => {}
+                () = state.reloaded.notified() => {}
+            }
+        };
+        let Some(policy) = limits.scrub_policy() else {
+            pause.await;
+            continue;
+        };
+        let now = crate::time::now_ms();
+        match crate::store::scrub::run_batch(&state.store, policy, now).await {
+            Ok(Some(_)) => {}
+            Ok(None) => pause.await,
+            Err(e) => {
+                tracing::warn!(error = %e, "scrub: a batch failed; trying again shortly");
+                pause.await;
+            }
+        }
+    }
 }
 
 /// Unlinks freed blobs whose grace has passed, a batch at a time, and

@@ -114,6 +114,11 @@ pub struct Limits {
     /// their signatures are checked; a chunk that would pass it is refused
     /// with 503 `SlowDown` (SDKs retry it).
     pub signed_chunk_budget: u64,
+    /// The online scrub re-reads every object's blobs once per this many
+    /// (lifecycle) days, at most `scrub_bytes_per_sec` per node; 0 days
+    /// turns it off.
+    pub scrub_interval_days: u64,
+    pub scrub_bytes_per_sec: u64,
 }
 
 #[derive(Clone, Deserialize)]
@@ -203,6 +208,8 @@ impl Default for Limits {
             min_body_rate: 1024,
             body_rate_grace_secs: 20,
             signed_chunk_budget: 256 << 20,
+            scrub_interval_days: 30,
+            scrub_bytes_per_sec: 8 << 20,
         }
     }
 }
@@ -292,6 +299,16 @@ impl Limits {
 
     pub fn sweep_interval(&self) -> Duration {
         Duration::from_secs(self.sweep_interval_secs.max(1))
+    }
+
+    /// The scrub's pace; `None` when it is off.
+    pub fn scrub_policy(&self) -> Option<crate::store::scrub::ScrubPolicy> {
+        let day_ms = self.lifecycle_day_secs.max(1).saturating_mul(1000);
+        let interval = self.scrub_interval_days.saturating_mul(day_ms);
+        (self.scrub_interval_days > 0).then(|| crate::store::scrub::ScrubPolicy {
+            bytes_per_sec: self.scrub_bytes_per_sec.max(1),
+            interval_ms: i64::try_from(interval).unwrap_or(i64::MAX),
+        })
     }
 }
 

@@ -82,6 +82,48 @@ pub static COMMIT_CHANGES: Histogram = Histogram::new(BATCH);
 /// was written (cut before their last byte).
 pub static CORRUPT_READS: AtomicU64 = AtomicU64::new(0);
 
+/// What this node's scrub has read, and the passes it finished.
+pub static SCRUB_OBJECTS: AtomicU64 = AtomicU64::new(0);
+pub static SCRUB_BYTES: AtomicU64 = AtomicU64::new(0);
+pub static SCRUB_PASSES: AtomicU64 = AtomicU64::new(0);
+
+/// An object found damaged, by a read or the scrub.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Damage {
+    pub bucket: String,
+    pub key: String,
+    pub blob: String,
+    pub problem: String,
+    pub found_ms: i64,
+}
+
+/// The damage this process found most recently, newest last.
+static DAMAGE: std::sync::Mutex<std::collections::VecDeque<Damage>> =
+    std::sync::Mutex::new(std::collections::VecDeque::new());
+const DAMAGE_KEPT: usize = 100;
+
+pub fn record_damage(bucket: &str, key: &str, blob: &str, problem: &str) {
+    let mut found = DAMAGE.lock().unwrap_or_else(|e| e.into_inner());
+    // One entry per object: the latest finding.
+    found.retain(|d| (d.bucket.as_str(), d.key.as_str()) != (bucket, key));
+    if found.len() == DAMAGE_KEPT {
+        found.pop_front();
+    }
+    found.push_back(Damage {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        blob: blob.to_owned(),
+        problem: problem.to_owned(),
+        found_ms: crate::time::now_ms(),
+    });
+}
+
+/// The damage found so far (at most the last hundred objects).
+pub fn damage() -> Vec<Damage> {
+    let found = DAMAGE.lock().unwrap_or_else(|e| e.into_inner());
+    found.iter().cloned().collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

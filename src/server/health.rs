@@ -44,12 +44,23 @@ pub async fn answer(store: &Store, probe: Probe) -> Response<ResponseBody> {
         .into_iter()
         .filter_map(|(what, r)| r.err().map(|e| format!("{what}: {}", e.message)))
         .collect();
+    // Damage found by reads and the scrub is reported, not a reason to
+    // stop serving what is sound.
+    let scrub = store.meta.scrub_cursor().await.ok().flatten();
+    let integrity = serde_json::json!({
+        "damaged": crate::telemetry::damage(),
+        "scrub_pass_started_ms": scrub.as_ref().map(|c| c.pass_started_ms),
+        "scrub_pass_finished_ms": scrub.as_ref().and_then(|c| c.finished_ms),
+    });
     if failed.is_empty() {
-        json(StatusCode::OK, &serde_json::json!({"status": "ready"}))
+        json(
+            StatusCode::OK,
+            &serde_json::json!({"status": "ready", "integrity": integrity}),
+        )
     } else {
         json(
             StatusCode::SERVICE_UNAVAILABLE,
-            &serde_json::json!({"status": "not ready", "problems": failed}),
+            &serde_json::json!({"status": "not ready", "problems": failed, "integrity": integrity}),
         )
     }
 }

@@ -147,6 +147,21 @@ impl Metrics {
                 self.connections_shed.load(Ordering::Relaxed),
             ),
             (
+                "stowage_scrub_objects_total",
+                "Objects the online scrub re-read on this node.",
+                telemetry::SCRUB_OBJECTS.load(Ordering::Relaxed),
+            ),
+            (
+                "stowage_scrub_bytes_total",
+                "Bytes the online scrub re-read on this node.",
+                telemetry::SCRUB_BYTES.load(Ordering::Relaxed),
+            ),
+            (
+                "stowage_scrub_passes_total",
+                "Scrub passes this node saw to their end.",
+                telemetry::SCRUB_PASSES.load(Ordering::Relaxed),
+            ),
+            (
                 "stowage_corrupt_reads_total",
                 "Reads cut because the bytes on disk differ from what was recorded when they were written.",
                 telemetry::CORRUPT_READS.load(Ordering::Relaxed),
@@ -161,6 +176,12 @@ impl Metrics {
                 let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
             }
         };
+        gauge(
+            &mut out,
+            "stowage_damaged_objects",
+            "Objects found damaged (by reads or the scrub) since this process started, up to 100.",
+            Some(telemetry::damage().len() as u64),
+        );
         gauge(
             &mut out,
             "stowage_connections_open",

@@ -18,6 +18,8 @@ pub struct AppState {
     pub metrics: Arc<crate::server::metrics::Metrics>,
     /// Memory for signed chunks awaiting verification, across requests.
     pub chunk_budget: Arc<crate::chunked::ChunkBudget>,
+    /// Wakes background tasks waiting on a setting when a reload lands.
+    pub reloaded: tokio::sync::Notify,
 }
 
 impl AppState {
@@ -28,6 +30,7 @@ impl AppState {
             settings: RwLock::new(Arc::new(config)),
             store,
             metrics: Default::default(),
+            reloaded: tokio::sync::Notify::new(),
         }
     }
 
@@ -43,6 +46,7 @@ impl AppState {
     pub fn replace_config(&self, config: Config) {
         self.store.set_floor(config.limits.min_free_bytes);
         *self.settings.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
+        self.reloaded.notify_waiters();
     }
 }
 

@@ -178,6 +178,15 @@ pub trait MetaStore: Send + Sync + std::fmt::Debug + 'static {
     async fn stats(&self) -> S3Result<Stats>;
     /// The engine's housekeeping, with each collector pass.
     async fn tidy(&self) -> S3Result<()>;
+    /// Where the online scrub stands, across every node.
+    async fn scrub_cursor(&self) -> S3Result<Option<super::rules::scrub::ScrubCursor>>;
+    /// Moves the scrub's cursor from `seen` (as read) to `next`; `false`
+    /// when another node moved it first.
+    async fn move_scrub_cursor(
+        &self,
+        seen: Option<super::rules::scrub::ScrubCursor>,
+        next: super::rules::scrub::ScrubCursor,
+    ) -> S3Result<bool>;
     /// A small durable write, to prove the engine takes writes (readiness).
     async fn probe(&self) -> S3Result<()>;
     /// Which of `ids` any record refers to (start-up recovery of blobs that

@@ -26,6 +26,7 @@ pub mod pg;
 pub mod read;
 pub mod redb;
 pub mod rules;
+pub mod scrub;
 #[cfg(test)]
 mod sim;
 pub mod sweep;

@@ -251,6 +251,7 @@ impl Reader {
     fn damaged(&self, blob: BlobId, why: &str) -> io::Error {
         crate::telemetry::CORRUPT_READS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let Named { bucket, key, .. } = &self.named;
+        crate::telemetry::record_damage(bucket, key, &id_hex(blob), why);
         tracing::error!(
             blob = %id_hex(blob), bucket, key,
             "damaged blob: its bytes differ from those written ({why}); the read was cut before its last byte. Restore the object from a copy; `stowage verify` lists every damaged blob"

@@ -322,6 +322,8 @@ pub trait Reads: Send {
     ) -> impl Future<Output = Done<Vec<(i64, u128, Freed)>>> + Send;
     fn lease(&mut self, body: u128) -> impl Future<Output = Done<Option<i64>>> + Send;
     fn stats(&mut self) -> impl Future<Output = Done<Stats>> + Send;
+    /// A setting the server keeps for itself (the scrub's cursor).
+    fn setting(&mut self, name: &str) -> impl Future<Output = Done<Option<Vec<u8>>>> + Send;
 }
 
 /// Writes, inside the transaction whose reads decided them.
@@ -413,6 +415,7 @@ pub trait Writes: Send {
     fn remove_lease(&mut self, body: u128) -> impl Future<Output = Done<()>> + Send;
 
     fn tally(&mut self, tally: Tally<'_>) -> impl Future<Output = Done<()>> + Send;
+    fn put_setting(&mut self, name: &str, value: &[u8]) -> impl Future<Output = Done<()>> + Send;
     /// A small durable write that proves the engine takes writes.
     fn probe(&mut self) -> impl Future<Output = Done<()>> + Send;
 }

@@ -492,6 +492,57 @@ async fn a_rotted_blob_is_cut_off_not_served() {
     assert!(text.contains("stowage_corrupt_reads_total 5\n"), "{text}");
 }
 
+/// Issue 19: the online scrub finds rot no client asked for: logged with
+/// the object, counted, and listed in the readiness probe's details.
+#[tokio::test]
+async fn the_scrub_finds_rot_while_the_server_runs() {
+    let limits = "min_part_size = 1\nlifecycle_day_secs = 1\nscrub_interval_days = 1\nscrub_bytes_per_sec = 1000000000";
+    let server = Server::start_with_config("metrics_listen = \"127.0.0.1:0\"", limits);
+    let s3 = server.client();
+    s3.create_bucket().bucket("scrubbed").send().await.unwrap();
+    put(&s3, "scrubbed", "rotten", random_bytes(300_001, 1)).await;
+    put(&s3, "scrubbed", "sound", random_bytes(100_000, 2)).await;
+    put(&s3, "scrubbed", "small", b"inline bytes".to_vec()).await;
+    for (path, len) in blob_files(&server.data_dir.join("blobs")) {
+        if len == 300_001 {
+            let mut bytes = std::fs::read(&path).unwrap();
+            bytes[1234] ^= 1;
+            std::fs::write(&path, bytes).unwrap();
+        }
+    }
+    let log = server.log_when("damaged blob");
+    let damaged: Vec<&str> = log.lines().filter(|l| l.contains("damaged blob")).collect();
+    assert_eq!(damaged.len(), 1, "{log}");
+    assert!(
+        damaged[0].contains("bucket=\"scrubbed\" key=\"rotten\""),
+        "{log}"
+    );
+
+    let r = server.raw_unsigned(
+        b"GET /_stowage/health/ready HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 200, "what is sound is still served");
+    let ready: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    let damaged = ready["integrity"]["damaged"].as_array().unwrap();
+    assert_eq!(damaged.len(), 1, "{ready}");
+    assert_eq!(damaged[0]["key"], "rotten");
+    assert!(
+        ready["integrity"]["scrub_pass_started_ms"].is_i64(),
+        "{ready}"
+    );
+
+    let text = crate::harness::scrape(&server);
+    assert!(text.contains("stowage_damaged_objects 1\n"), "{text}");
+    let n = |name: &str| -> u64 {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap();
+        line[name.len() + 1..].parse().unwrap()
+    };
+    assert!(n("stowage_scrub_objects_total") >= 2, "{text}");
+}
+
 /// Every blob file under `dir`, with its size.
 fn blob_files(dir: &Path) -> Vec<(std::path::PathBuf, u64)> {
     let mut out = Vec::new();

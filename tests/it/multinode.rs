@@ -521,6 +521,77 @@ async fn hot_rows_neither_deadlock_nor_lose_an_update() {
 
 /// Stowage creates its schema in an empty database, and refuses one that a
 /// newer Stowage has migrated past what it knows.
+/// Issue 19: nodes sharing a store scrub it together, and a pass reads
+/// each object once whichever node reads it (they claim batches through
+/// one cursor in the metadata).
+#[tokio::test]
+async fn nodes_share_a_scrub_pass_without_reading_an_object_twice() {
+    let pg = Postgres::get();
+    let url = pg.new_database();
+    let dir = tempfile::tempdir().unwrap();
+    let top = |i: usize| {
+        format!("metadata_url = {url:?}\nnode_id = \"node{i}\"\nmetrics_listen = \"127.0.0.1:0\"")
+    };
+    // The scrub is off until every object is in.
+    let off = "scrub_interval_days = 0";
+    let nodes: Vec<Server> = (0..2)
+        .map(|i| Server::start_node(dir.path(), &top(i), off))
+        .collect();
+    let s3 = nodes[0].client();
+    s3.create_bucket().bucket("scrub-a").send().await.unwrap();
+    s3.create_bucket().bucket("scrub-b").send().await.unwrap();
+    let body = random_bytes(20_000, 7);
+    for i in 0..260 {
+        let bucket = if i % 3 == 0 { "scrub-a" } else { "scrub-b" };
+        let put = s3.put_object().bucket(bucket).key(format!("k{i:03}"));
+        put.body(ByteStream::from(body.clone()))
+            .send()
+            .await
+            .unwrap();
+    }
+    // One pass an hour, fast: exactly one pass runs during the test.
+    let on = "scrub_interval_days = 1\nlifecycle_day_secs = 3600\nscrub_bytes_per_sec = 1000000000";
+    for (i, node) in nodes.iter().enumerate() {
+        node.rewrite_config(&top(i), on);
+        node.hangup();
+    }
+    let scrubbed = |text: &str, name: &str| -> u64 {
+        let line = text.lines().find(|l| l.starts_with(&format!("{name} ")));
+        line.unwrap()[name.len() + 1..].parse().unwrap()
+    };
+    let total = |name: &str| -> u64 {
+        let texts = nodes.iter().map(crate::harness::scrape);
+        texts.map(|t| scrubbed(&t, name)).sum()
+    };
+    let claimed = || {
+        let logs = nodes.iter().map(|n| n.log());
+        logs.into_iter()
+            .any(|l| l.contains("every object of the pass is claimed"))
+    };
+    let start = Instant::now();
+    while !claimed() || total("stowage_scrub_objects_total") < 260 {
+        assert!(start.elapsed() < Duration::from_secs(60), "a pass ends");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Nothing is read twice, then or later in the pass.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let objects = total("stowage_scrub_objects_total");
+    assert_eq!(objects, 260, "each object once, across the nodes");
+    assert_eq!(total("stowage_scrub_bytes_total"), 260 * 20_000);
+    let texts: Vec<String> = nodes.iter().map(crate::harness::scrape).collect();
+    assert!(
+        texts
+            .iter()
+            .all(|t| scrubbed(t, "stowage_scrub_objects_total") > 0),
+        "both nodes took part"
+    );
+    assert!(
+        texts
+            .iter()
+            .all(|t| t.contains("stowage_damaged_objects 0\n"))
+    );
+}
+
 /// Schema 2 keeps objects and bytes per bucket: a database at schema 1
 /// that already holds objects gets them counted by the migration.
 #[tokio::test]
@@ -546,7 +617,7 @@ async fn the_usage_migration_counts_what_is_stored() {
     let db = url.rsplit('/').next().unwrap();
     let out = pg.psql_in(
         db,
-        "DROP TABLE usage; UPDATE stowage_schema SET version = 1",
+        "DROP TABLE usage; DROP TABLE settings; UPDATE stowage_schema SET version = 1",
     );
     assert!(
         out.status.success(),

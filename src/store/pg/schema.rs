@@ -87,6 +87,13 @@ pub const MIGRATIONS: &[&str] = &[
         bytes BIGINT NOT NULL
     );
     "#,
+    // 3: settings the server keeps for itself (the scrub's cursor).
+    r#"
+    CREATE TABLE settings (
+        name TEXT PRIMARY KEY,
+        value BYTEA NOT NULL
+    );
+    "#,
 ];
 
 /// The version after which [`MIGRATIONS`]' usage table exists and must be

@@ -338,6 +338,11 @@ impl<C: GenericClient> Reads for View<'_, C> {
             .collect()
     }
 
+    async fn setting(&mut self, name: &str) -> Done<Option<Vec<u8>>> {
+        let row = (self.opt("SELECT value FROM settings WHERE name = $1", &[&name])).await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
     async fn lease(&mut self, body: u128) -> Done<Option<i64>> {
         let row = self
             .opt(
@@ -611,6 +616,16 @@ impl<C: GenericClient> Writes for View<'_, C> {
         self.exec(
             "INSERT INTO usage (id, bucket, objects, bytes) VALUES ($1, $2, $3, $4)",
             &[&bid(new_id()).as_slice(), &bucket, &objects, &bytes],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn put_setting(&mut self, name: &str, value: &[u8]) -> Done<()> {
+        self.exec(
+            "INSERT INTO settings (name, value) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            &[&name, &value],
         )
         .await
         .map(drop)

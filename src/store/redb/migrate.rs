@@ -19,6 +19,7 @@ pub fn init(db: &Database, grace_ms: i64) -> S3Result<()> {
         if format == Some(FORMAT) {
             txn.open_table(BUCKET_TAGS)?;
             txn.open_table(BUCKET_LIFECYCLE)?;
+            txn.open_table(SETTINGS)?;
             if !has_table_txn(&txn, BUCKET_UPLOAD_BYTES.name())? {
                 count_bucket_upload_bytes(&txn)?;
             }
@@ -56,6 +57,7 @@ pub fn init(db: &Database, grace_ms: i64) -> S3Result<()> {
             txn.open_table(BLOBS)?;
             txn.open_table(GARBAGE)?;
             txn.open_table(LEASES)?;
+            txn.open_table(SETTINGS)?;
             txn.open_table(COUNTERS)?;
             if migrating {
                 migrate(&txn, grace_ms)?;

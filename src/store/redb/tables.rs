@@ -33,6 +33,8 @@ pub const BUCKET_UPLOAD_BYTES: TableDefinition<&str, u64> =
 /// tallies; counted once when a data directory first lacks it).
 pub const BUCKET_OBJECTS: TableDefinition<&str, (u64, u64)> =
     TableDefinition::new("bucket_objects");
+/// Settings the server keeps for itself (the scrub's cursor).
+pub const SETTINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("settings");
 pub const HEADS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("heads");
 /// (bucket, key) → the bytes of an object whose body is [`Body::Inline`].
 pub const INLINE: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("inline");

@@ -320,6 +320,14 @@ impl<T: Tables> Reads for View<'_, T> {
         Ok(leases.get(body).map_err(fault)?.map(|v| v.value()))
     }
 
+    async fn setting(&mut self, name: &str) -> Done<Option<Vec<u8>>> {
+        let settings = self.0.table(SETTINGS)?;
+        Ok(settings
+            .get(name)
+            .map_err(fault)?
+            .map(|v| v.value().to_vec()))
+    }
+
     async fn stats(&mut self) -> Done<Stats> {
         let mut upload_bytes_by_bucket = Vec::new();
         for row in self.0.table(BUCKET_UPLOAD_BYTES)?.iter().map_err(fault)? {
@@ -558,6 +566,11 @@ impl Writes for View<'_, WriteTransaction> {
                 Ok(())
             }
         }
+    }
+
+    async fn put_setting(&mut self, name: &str, value: &[u8]) -> Done<()> {
+        self.0.table(SETTINGS)?.insert(name, value).map_err(fault)?;
+        Ok(())
     }
 
     async fn probe(&mut self) -> Done<()> {

@@ -23,6 +23,7 @@ pub mod input;
 pub mod listing;
 pub mod objects;
 pub mod refs;
+pub mod scrub;
 pub mod uploads;
 
 use async_trait::async_trait;
@@ -380,6 +381,26 @@ impl<E: Engine> MetaStore for Meta<E> {
 
     async fn tidy(&self) -> S3Result<()> {
         self.engine.tidy().await
+    }
+
+    async fn scrub_cursor(&self) -> S3Result<Option<scrub::ScrubCursor>> {
+        self.engine.query(scrub::GetScrubCursor).await
+    }
+
+    async fn move_scrub_cursor(
+        &self,
+        seen: Option<scrub::ScrubCursor>,
+        next: scrub::ScrubCursor,
+    ) -> S3Result<bool> {
+        match self
+            .engine
+            .change(scrub::MoveScrubCursor { seen, next })
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(e) if e.code == crate::error::Code::ConditionalRequestConflict => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     async fn live_blobs(&self, ids: Vec<BlobId>) -> S3Result<Vec<BlobId>> {
