@@ -7,6 +7,6 @@ from conftest import REPO, RECIPES
 def test_every_recipe_is_in_the_readme():
     readme = (REPO / "README.md").read_text()
     recipes = sorted(RECIPES.iterdir())
-    assert len(recipes) == 7
+    assert len(recipes) == 12
     for path in recipes:
         assert f"\n{path.read_text()}```" in readme, f"{path.name} differs from the README"

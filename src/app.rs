@@ -251,10 +251,11 @@ pub async fn serve(
         // Each request cut logs its line as it goes; its unfinished body
         // is discarded and settled below, not left for the next start.
         tasks.abort_all();
-        while tasks.join_next().await.is_some() {}
-        if let Err(e) = state.store.tidy_after_stop().await {
-            tracing::warn!(error = %e, "cannot settle temporary files: the next start will");
-        }
+    }
+    while tasks.join_next().await.is_some() {}
+    // Bodies whose clients left during the stop, and those cut above.
+    if let Err(e) = state.store.tidy_after_stop().await {
+        tracing::warn!(error = %e, "cannot settle temporary files: the next start will");
     }
 }
 
@@ -287,34 +288,50 @@ impl Connection {
                 Ok::<_, Infallible>(response.map(|body| Guarded { body, _hold: hold }))
             }
         });
-        if acceptor.is_some() && sends_plain_http(&stream).await {
-            tracing::debug!(%peer, "plain HTTP on the HTTPS port");
-            say_https(WriteTimeout::new(stream, WRITE_STALL_TIMEOUT)).await;
-            return;
-        }
-        let stream = WriteTimeout::new(stream, WRITE_STALL_TIMEOUT);
-        let served = match acceptor {
-            None => {
-                let conn = builder.serve_connection(TokioIo::new(stream), service);
-                until_shed(&admitted.activity, watcher.watch(conn)).await
-            }
-            Some(acceptor) => {
-                let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
-                let stream = match handshake.await {
-                    Ok(Ok(stream)) => stream,
-                    Ok(Err(e)) => {
-                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                        return;
+        let watched = async move {
+            let stream = match acceptor {
+                None => Secured::Plain(WriteTimeout::new(stream, WRITE_STALL_TIMEOUT)),
+                Some(acceptor) => {
+                    // The peek and the handshake share one deadline.
+                    let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+                        if sends_plain_http(&stream).await {
+                            tracing::debug!(%peer, "plain HTTP on the HTTPS port");
+                            say_https(WriteTimeout::new(stream, WRITE_STALL_TIMEOUT)).await;
+                            return None;
+                        }
+                        let stream = WriteTimeout::new(stream, WRITE_STALL_TIMEOUT);
+                        match acceptor.accept(stream).await {
+                            Ok(stream) => Some(stream),
+                            Err(e) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                None
+                            }
+                        }
+                    });
+                    match tls.await {
+                        Ok(Some(stream)) => Secured::Tls(Box::new(stream)),
+                        Ok(None) => return Ok(()),
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return Ok(());
+                        }
                     }
-                    Err(_) => {
-                        tracing::debug!(%peer, "TLS handshake timed out");
-                        return;
-                    }
-                };
-                let conn = builder.serve_connection(TokioIo::new(stream), service);
-                until_shed(&admitted.activity, watcher.watch(conn)).await
+                }
+            };
+            match stream {
+                Secured::Plain(stream) => {
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    watcher.watch(conn).await
+                }
+                Secured::Tls(stream) => {
+                    let conn = builder.serve_connection(TokioIo::new(*stream), service);
+                    watcher.watch(conn).await
+                }
             }
         };
+        // From its first byte: a connection still handshaking has served
+        // nothing, so it may be shed like any other that has not.
+        let served = until_shed(&admitted.activity, watched).await;
         match served {
             Some(Err(e)) => tracing::debug!(%peer, error = %e, "connection ended with an error"),
             None => tracing::debug!(%peer, "connection shed to make room for a new one"),
@@ -323,13 +340,18 @@ impl Connection {
     }
 }
 
+/// A connection's stream, once its TLS handshake (if any) is done.
+enum Secured {
+    Plain(WriteTimeout<tokio::net::TcpStream>),
+    Tls(Box<tokio_rustls::server::TlsStream<WriteTimeout<tokio::net::TcpStream>>>),
+}
+
 /// Whether a client on the HTTPS port began with plain HTTP: a TLS
 /// connection opens with a handshake record (0x16), a request with a
 /// method name.
 async fn sends_plain_http(stream: &tokio::net::TcpStream) -> bool {
     let mut first = [0u8; 1];
-    let peeked = tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await;
-    matches!(peeked, Ok(Ok(1))) && first[0].is_ascii_uppercase()
+    matches!(stream.peek(&mut first).await, Ok(1)) && first[0].is_ascii_uppercase()
 }
 
 /// A readable answer to plain HTTP on the HTTPS port (a client without
@@ -422,6 +444,9 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Respon
         .exact()
         .unwrap_or(0);
     let status = response.status().as_u16();
+    // A declared length counts once the body was taken: a refused request
+    // may claim any length it likes.
+    let bytes_in = if status < 300 { bytes_in } else { 0 };
     state.metrics.record(
         &outcome.op,
         status,

@@ -279,6 +279,46 @@ pub fn check_log_level(filter: &str) -> Result<(), String> {
 }
 
 impl Limits {
+    /// Refuses values no server could run with: a duration past ten years
+    /// (an interval, a timeout), a cap of zero.
+    fn check(&self) -> Result<(), String> {
+        const TEN_YEARS: u64 = 10 * 366 * 86_400;
+        let durations = [
+            ("abandoned_upload_secs", self.abandoned_upload_secs),
+            ("grant_resume_secs", self.grant_resume_secs),
+            ("sweep_interval_secs", self.sweep_interval_secs),
+            ("lifecycle_day_secs", self.lifecycle_day_secs),
+            ("shutdown_grace_secs", self.shutdown_grace_secs),
+            ("gc_grace_secs", self.gc_grace_secs),
+            ("gc_interval_secs", self.gc_interval_secs),
+            ("header_timeout_secs", self.header_timeout_secs),
+            ("body_rate_grace_secs", self.body_rate_grace_secs),
+        ];
+        for (name, secs) in durations {
+            if secs > TEN_YEARS {
+                return Err(format!(
+                    "limits.{name} = {secs}: more than ten years ({TEN_YEARS} seconds)"
+                ));
+            }
+        }
+        if self.scrub_interval_days > 3660 {
+            return Err("limits.scrub_interval_days: more than ten years".into());
+        }
+        let caps = [
+            ("max_connections", self.max_connections as u64),
+            ("max_connections_per_ip", self.max_connections_per_ip as u64),
+            ("header_timeout_secs", self.header_timeout_secs),
+            ("max_object_size", self.max_object_size),
+            ("scrub_bytes_per_sec", self.scrub_bytes_per_sec),
+        ];
+        for (name, value) in caps {
+            if value == 0 {
+                return Err(format!("limits.{name} = 0: nothing could be served"));
+            }
+        }
+        Ok(())
+    }
+
     pub fn abandoned_upload_age(&self) -> Duration {
         Duration::from_secs(self.abandoned_upload_secs)
     }
@@ -333,8 +373,19 @@ impl Config {
     }
 
     pub fn from_toml(text: &str) -> Result<Config, String> {
-        toml::from_str(text).map_err(|e| {
-            let message = e.to_string();
+        toml::from_str(text).map_err(|e: toml::de::Error| {
+            // Where, and what: never the line itself, which may hold a
+            // secret (an unterminated secret_access_key, a misspelt key).
+            let message = e.message().trim_end().to_owned();
+            let message = match e.span() {
+                Some(span) => {
+                    let before = &text[..span.start.min(text.len())];
+                    let line = before.matches('\n').count() + 1;
+                    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                    format!("line {line}, column {column}: {message}")
+                }
+                None => message,
+            };
             match misplaced_top_level_key(&message) {
                 Some(name) => format!(
                     "{message}\n`{name}` is a top-level setting: in TOML, a key belongs to the [table] above it, so put `{name}` above the first [table] of the file"
@@ -371,7 +422,7 @@ impl Config {
     }
 
     pub fn listens_on_loopback(&self) -> bool {
-        self.listen.ip().is_loopback()
+        self.listen.ip().to_canonical().is_loopback()
     }
 
     /// Whether a request naming `host` (its Host header) may be answered.
@@ -379,9 +430,15 @@ impl Config {
     /// names and its own `domain` (and subdomains): a page elsewhere that
     /// rebinds its DNS name to 127.0.0.1 then still cannot reach it.
     pub fn answers_host(&self, host: &str) -> bool {
-        if !self.listens_on_loopback() {
-            return true;
-        }
+        !self.listens_on_loopback() || names_loopback(host, self.domain.as_deref())
+    }
+}
+
+/// Whether a Host header (`name[:port]`, `[v6][:port]`) names a loopback
+/// host (`localhost` and its subdomains, a loopback address) or is under
+/// `domain`. Anything that is no host name is not.
+pub fn names_loopback(host: &str, domain: Option<&str>) -> bool {
+    {
         let port = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
         // Without the port: `name[:port]`, `[v6][:port]`; anything else is
         // no host name.
@@ -406,9 +463,11 @@ impl Config {
             || name
                 .parse::<std::net::IpAddr>()
                 .is_ok_and(|ip| ip.is_loopback())
-            || self.domain.as_deref().is_some_and(under)
+            || domain.is_some_and(under)
     }
+}
 
+impl Config {
     /// The credential with this access key id: a configured one, or the
     /// development credential when none is configured.
     pub fn credential(&self, access_key_id: &str) -> Option<Credential> {
@@ -424,7 +483,8 @@ impl Config {
 
     /// Takes from `running` what only a restart changes (addresses, the
     /// data directory, the metadata engine, whether TLS is on, the chunk
-    /// budget, the log format), and names each that differed.
+    /// budget, the collector's grace, the log format), and names each that
+    /// differed.
     pub fn keep_fixed(&mut self, running: &Config) -> Vec<&'static str> {
         let mut kept = Vec::new();
         macro_rules! fixed {
@@ -442,6 +502,7 @@ impl Config {
         fixed!(metrics_listen);
         fixed!(log_format);
         fixed!(limits.signed_chunk_budget);
+        fixed!(limits.gc_grace_secs);
         if self.tls_cert_file.is_some() != running.tls_cert_file.is_some() {
             self.tls_cert_file = running.tls_cert_file.clone();
             self.tls_key_file = running.tls_key_file.clone();
@@ -547,7 +608,8 @@ impl Config {
                 self.limits.min_part_size, self.limits.max_object_size
             ));
         }
-        if self.uses_dev_credential() && !self.listen.ip().is_loopback() {
+        self.limits.check()?;
+        if self.uses_dev_credential() && !self.listens_on_loopback() {
             return Err(format!(
                 "listen = {}: the development credential ({DEV_ACCESS_KEY_ID} / {DEV_SECRET_ACCESS_KEY}) is public, so a server without a configured key listens only on a loopback address. To listen on {}, configure a key: set STOWAGE_ACCESS_KEY_ID and STOWAGE_SECRET_ACCESS_KEY, or add a [[credentials]] table to the configuration (README, Credentials).",
                 self.listen,
@@ -574,6 +636,11 @@ mod tests {
             "[limits]\nmin_part_size = 10\nmax_object_size = 5",
             "listen = \"localhost\"",
             "listen = \"no-such-host.invalid:9000\"",
+            // Durations no clock can add, caps nothing gets through.
+            "[limits]\ngc_interval_secs = 9223372036854775807",
+            "[limits]\nheader_timeout_secs = 18446744073709551615",
+            "[limits]\nmax_connections_per_ip = 0",
+            "[limits]\nheader_timeout_secs = 0",
         ] {
             assert!(load(bad).is_err(), "{bad}");
         }

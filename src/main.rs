@@ -10,8 +10,9 @@ use stowage::s3::AppState;
 use stowage::store::Store;
 use tracing_subscriber::EnvFilter;
 
-/// Puts a `log_level` filter in force while the server runs.
-type SetLevel = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+/// Puts a `log_level` filter in force while the server runs; `false` when
+/// `RUST_LOG` decides the level instead.
+type SetLevel = Box<dyn Fn(&str) -> bool + Send + Sync>;
 
 /// An S3-compatible object server.
 #[derive(Debug, Clone, Parser)]
@@ -114,7 +115,7 @@ fn main() -> std::process::ExitCode {
         Some(path) => tracing::info!("configuration: {}", path.display()),
         None => tracing::info!("configuration: none found, built-in defaults"),
     }
-    match runtime.block_on(run(config, cli, set_level)) {
+    match runtime.block_on(run(config, (cli, source), set_level)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
@@ -144,17 +145,14 @@ fn init_logging(config: &Config) -> SetLevel {
         .with(text)
         .with(json)
         .init();
-    Box::new(move |level| {
-        if fixed {
-            return Err("RUST_LOG is set, and it decides the level".into());
-        }
-        handle
-            .reload(EnvFilter::new(level))
-            .map_err(|e| e.to_string())
-    })
+    Box::new(move |level| !fixed && handle.reload(EnvFilter::new(level)).is_ok())
 }
 
-async fn run(config: Config, cli: Cli, set_level: SetLevel) -> Result<(), String> {
+async fn run(
+    config: Config,
+    (cli, source): (Cli, Option<PathBuf>),
+    set_level: SetLevel,
+) -> Result<(), String> {
     // The ports first: a port in use is reported before anything is
     // created on disk.
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -211,6 +209,7 @@ async fn run(config: Config, cli: Cli, set_level: SetLevel) -> Result<(), String
     let shutdown = shutdown_signal().map_err(|e| format!("cannot handle signals: {e}"))?;
     let reloader = Reloader {
         cli,
+        source,
         state: Arc::clone(&state),
         tls: tls.clone(),
         set_level,
@@ -240,6 +239,8 @@ async fn run(config: Config, cli: Cli, set_level: SetLevel) -> Result<(), String
 /// the server started with, over the configuration file as it is now.
 struct Reloader {
     cli: Cli,
+    /// The configuration file the server started with.
+    source: Option<PathBuf>,
     state: Arc<AppState>,
     tls: Option<Arc<stowage::server::tls::Tls>>,
     set_level: SetLevel,
@@ -251,17 +252,38 @@ impl Reloader {
     /// limits, the log level and access log, the TLS pair. Anything wrong
     /// leaves every setting as it was.
     fn reload(&self) -> Result<(), String> {
-        let (mut config, _) = load_config(&self.cli)?;
+        let (mut config, source) = load_config(&self.cli)?;
+        if source != self.source {
+            return Err(match &self.source {
+                Some(path) => format!(
+                    "{} is gone: a reload reads the file the server started with",
+                    path.display()
+                ),
+                None => "the server started with built-in defaults: restart it to use a configuration file".into(),
+            });
+        }
         let running = self.state.config();
         let kept = config.keep_fixed(&running);
-        if let (Some(tls), Some(cert), Some(key)) =
-            (&self.tls, &config.tls_cert_file, &config.tls_key_file)
-        {
-            tls.reload(cert, key)?;
+        // Checked again with what stays: the running addresses.
+        config.validate()?;
+        if config.uses_dev_credential() && !running.uses_dev_credential() {
+            return Err("the file names no [[credentials]]: a reload never turns on the public development credential (restart to use it)".into());
+        }
+        // Everything that can fail is done before anything changes.
+        let pair = match (&self.tls, &config.tls_cert_file, &config.tls_key_file) {
+            (Some(_), Some(cert), Some(key)) => {
+                Some((stowage::server::tls::Tls::prepare(cert, key)?, cert.clone()))
+            }
+            _ => None,
+        };
+        if let (Some(tls), Some((pair, cert))) = (&self.tls, pair) {
+            tls.install(pair);
             tracing::info!(cert = %cert.display(), "TLS pair reloaded");
         }
-        if config.log_level != running.log_level {
-            (self.set_level)(&config.log_level)?;
+        if config.log_level != running.log_level && !(self.set_level)(&config.log_level) {
+            tracing::warn!(
+                "RUST_LOG is set and decides the log level: log_level takes effect once it is unset"
+            );
         }
         for setting in kept {
             tracing::warn!(

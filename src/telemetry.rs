@@ -23,7 +23,6 @@ pub struct Histogram {
     buckets: [AtomicU64; MAX_BUCKETS],
     /// The sum, in millionths of the unit (micro-seconds for latencies).
     sum_micros: AtomicU64,
-    count: AtomicU64,
 }
 
 impl Histogram {
@@ -33,7 +32,6 @@ impl Histogram {
             bounds,
             buckets: [const { AtomicU64::new(0) }; MAX_BUCKETS],
             sum_micros: AtomicU64::new(0),
-            count: AtomicU64::new(0),
         }
     }
 
@@ -42,7 +40,6 @@ impl Histogram {
         self.buckets[i].fetch_add(1, Ordering::Relaxed);
         let micros = (value * 1e6).max(0.0) as u64;
         self.sum_micros.fetch_add(micros, Ordering::Relaxed);
-        self.count.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The series of one histogram: `labels` is empty or `a="b",c="d"`.
@@ -56,7 +53,9 @@ impl Histogram {
                 "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}"
             );
         }
-        let count = self.count.load(Ordering::Relaxed);
+        // The count is the buckets' own total, so a scrape racing an
+        // observation stays consistent.
+        let count = cumulative + self.buckets[self.bounds.len()].load(Ordering::Relaxed);
         let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
         let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
         let braces = |s: &str| {

@@ -289,6 +289,11 @@ impl Metrics {
 /// Serves `GET /metrics` (any path, in fact, but the health checks under
 /// `/_stowage/health/`) on `listener`.
 pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, store: Arc<Store>) {
+    // On a loopback address only loopback host names are answered: a page
+    // that rebinds its name to 127.0.0.1 reads nothing.
+    let loopback = listener
+        .local_addr()
+        .is_ok_and(|a| a.ip().to_canonical().is_loopback());
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             // Out of file descriptors and the like: back off, don't spin.
@@ -299,6 +304,18 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, store: Arc<Stor
         let service = service_fn(move |req: Request<Incoming>| {
             let (metrics, store) = (Arc::clone(&metrics), Arc::clone(&store));
             async move {
+                let host = req.headers().get("host").map(|h| h.to_str());
+                let foreign = match host {
+                    Some(Ok(host)) => !crate::config::names_loopback(host, None),
+                    Some(Err(_)) => true,
+                    None => false,
+                };
+                if loopback && foreign {
+                    let mut r =
+                        Response::new(body::full("This port answers loopback host names only.\n"));
+                    *r.status_mut() = http::StatusCode::FORBIDDEN;
+                    return Ok(r);
+                }
                 if let Some(probe) = super::health::Probe::of_path(req.uri().path()) {
                     return Ok(super::health::answer(&store, probe).await);
                 }

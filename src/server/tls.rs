@@ -30,12 +30,15 @@ impl Tls {
         tokio_rustls::TlsAcceptor::from(Arc::clone(&config))
     }
 
-    /// Reads the pair again (a settings reload may name new files); on
-    /// failure the old configuration stays.
-    pub fn reload(&self, cert: &Path, key: &Path) -> Result<(), String> {
-        let config = server_config(cert, key)?;
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
-        Ok(())
+    /// Reads a pair (a settings reload may name new files) without putting
+    /// it in force: a reload checks everything before it changes anything.
+    pub fn prepare(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, String> {
+        server_config(cert, key).map(Arc::new)
+    }
+
+    /// New connections get `config` from now on.
+    pub fn install(&self, config: Arc<ServerConfig>) {
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = config;
     }
 }
 

@@ -281,6 +281,11 @@ async fn metrics_show_requests_and_bytes_held_by_incomplete_uploads() {
         .await
         .unwrap();
     let scrape = || crate::harness::scrape(&server);
+    // A page rebinding its name to this machine reads nothing.
+    assert_eq!(
+        crate::harness::scrape_as(&server, "attacker.example").status,
+        403
+    );
     let text = scrape();
     for line in [
         "stowage_requests_total{operation=\"PutObject\",status=\"200\"} 1\n",
@@ -938,6 +943,46 @@ async fn sighup_reloads_credentials_limits_and_the_log_level() {
     server.log_when("reload refused");
     put(1000).await.unwrap();
     assert!(put(1001).await.is_err(), "the limit in force stays");
+
+    // A file emptied (a config tool truncating it as SIGHUP comes) never
+    // turns on the public development credential.
+    std::fs::write(&server.config, "").unwrap();
+    server.hangup();
+    let refusals = |log: &str| log.matches("reload refused").count();
+    let start = Instant::now();
+    while refusals(&server.log()) < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        server
+            .log()
+            .contains("never turns on the public development credential")
+    );
+    let dev = server.client_as(crate::harness::DEV_KEY, crate::harness::DEV_SECRET);
+    assert!(dev.list_buckets().send().await.is_err());
+    put(1000).await.unwrap();
+
+    // An error in the file is located, never quoted: the line may hold a
+    // secret.
+    let leaky = "[[credentials]]\naccess_key_id = \"third\"\nsecret_access_key = \"TOPSECRET-unterminated\n";
+    std::fs::write(&server.config, leaky).unwrap();
+    server.hangup();
+    while refusals(&server.log()) < 3 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let log = server.log();
+    assert!(!log.contains("TOPSECRET"), "{log}");
+    assert!(log.contains("line 3, column"), "{log}");
 }
 
 /// Issue 19: `log_format = "json"` writes one JSON object per line (for

@@ -270,6 +270,11 @@ impl Server {
 /// Files under `dir`, at any depth.
 /// The server's metrics (its `metrics_listen` must be set).
 pub fn scrape(server: &Server) -> String {
+    scrape_as(server, "localhost").body_str()
+}
+
+/// A scrape naming `host` in its Host header.
+pub fn scrape_as(server: &Server, host: &str) -> RawResponse {
     let log = server.log();
     let addr = log
         .split("metrics on http://")
@@ -277,11 +282,11 @@ pub fn scrape(server: &Server) -> String {
         .and_then(|rest| rest.split('/').next())
         .expect("metrics address in the log");
     let mut s = TcpStream::connect(addr).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .unwrap();
+    let request = format!("GET /metrics HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    s.write_all(request.as_bytes()).unwrap();
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).unwrap();
-    RawResponse::parse(&buf).body_str()
+    RawResponse::parse(&buf)
 }
 
 fn config_text(data_dir: &Path, top: &str, limits: &str) -> String {

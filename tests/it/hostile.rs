@@ -12,7 +12,10 @@ use tokio::net::{TcpSocket, TcpStream};
 
 use crate::harness::{Server, signed};
 
-async fn connect_from(source: [u8; 4], server: SocketAddr) -> std::io::Result<TcpStream> {
+pub(crate) async fn connect_from(
+    source: [u8; 4],
+    server: SocketAddr,
+) -> std::io::Result<TcpStream> {
     let socket = TcpSocket::new_v4()?;
     socket.bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::from(source)), 0))?;
     socket.connect(server).await

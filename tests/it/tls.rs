@@ -136,6 +136,42 @@ async fn https_serves_the_configured_certificate_and_reloads_it_on_sighup() {
     assert!(answer.contains("This port speaks HTTPS"), "{answer}");
 }
 
+/// Issue 19: connections that never finish (or never begin) a TLS
+/// handshake count against the caps, and are shed for newcomers like
+/// any other connection that has served nothing; a client with a real
+/// request still gets in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connections_on_the_https_port_are_held_to_the_cap() {
+    let certs = tempfile::tempdir().unwrap();
+    let cert = write_cert(certs.path());
+    let top = format!(
+        "tls_cert_file = {:?}\ntls_key_file = {:?}\nmetrics_listen = \"127.0.0.1:0\"\n",
+        certs.path().join("cert.pem"),
+        certs.path().join("key.pem")
+    );
+    let server = Server::start_with_config(&top, "max_connections = 16");
+    let mut silent = Vec::new();
+    for i in 0..60u8 {
+        let source = [127, 0, 0, 2 + i / 4];
+        if let Ok(c) = crate::hostile::connect_from(source, server.addr).await {
+            silent.push(c);
+        }
+    }
+    let mut conn = connect(server.addr, &cert).await.unwrap();
+    assert_eq!(
+        status(&mut conn, "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n").await,
+        200
+    );
+    let text = crate::harness::scrape(&server);
+    let open = text
+        .lines()
+        .find_map(|l| l.strip_prefix("stowage_connections_open "));
+    let open: u64 = open.unwrap().parse().unwrap();
+    assert!(open <= 16, "{open} connections open, cap 16");
+    assert!(text.contains("stowage_connections_shed_total"), "{text}");
+    drop(silent);
+}
+
 /// aws-sdk-s3 over HTTPS, trusting only the test's certificate: over TLS it
 /// streams file bodies as `STREAMING-UNSIGNED-PAYLOAD-TRAILER` with a CRC32
 /// trailer, which Stowage checks; single and multipart uploads read back
