@@ -14,6 +14,7 @@ from botocore.config import Config
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import REGION, unique_bucket_name
+from helpers import MiB
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -121,3 +122,37 @@ def test_a_scrape_parses_and_matches_the_readme(operated):
     assert samples("stowage_connections_open")[0].value >= 0
     assert families["stowage_metadata_commit_seconds"].type == "histogram"
     assert samples("stowage_build_info")[0].labels["version"]
+
+
+def blob_files(server):
+    data = Path(server.log_path).parent / "data" / "blobs"
+    return [p for p in data.rglob("*") if p.is_file()]
+
+
+def test_aws_cp_never_downloads_rot_as_a_good_copy(aws, server, bucket, tmp_path):
+    """The issue's own report: with one byte flipped on disk, `aws s3 cp`
+    exited 0 with the wrong bytes. Each blob a read covers whole is now
+    checked as it streams, and the CLI's 8 MiB ranges cover whole parts
+    of what it uploaded, so the download fails instead."""
+    import os
+    sizes = {"small.bin": 1 * MiB + 3, "large.bin": 20 * MiB + 7}
+    before = set(blob_files(server))
+    for name, size in sizes.items():
+        (tmp_path / name).write_bytes(os.urandom(size))
+        aws("s3", "cp", tmp_path / name, f"s3://{bucket}/rot/{name}")
+    written = [p for p in blob_files(server) if p not in before]
+    # The small object is one blob; the large one three parts (8, 8, 4 MiB).
+    targets = [p for p in written if p.stat().st_size in (1 * MiB + 3, 4 * MiB + 7)]
+    assert len(targets) == 2, [(p, p.stat().st_size) for p in written]
+    for path in targets:
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        path.write_bytes(bytes(data))
+
+    for name in sizes:
+        back = tmp_path / f"back-{name}"
+        done = aws("s3", "cp", f"s3://{bucket}/rot/{name}", back, check=False)
+        assert done.returncode != 0, f"{name}: {done.stdout}{done.stderr}"
+    damaged = [line for line in server.read_log().splitlines() if "damaged blob" in line]
+    for name in sizes:
+        assert any(f'key="rot/{name}"' in line for line in damaged), damaged
