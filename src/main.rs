@@ -471,6 +471,17 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
             _ = interrupt.recv() => {},
             _ = terminate.recv() => {},
         }
+        // A second signal while the stop drains means "now": what was cut
+        // is recovered at the next start, as after a crash.
+        stowage::server::health::drain();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {},
+                _ = terminate.recv() => {},
+            }
+            tracing::warn!("a second stop signal: stopping now, without the grace period");
+            std::process::exit(1);
+        });
     })
 }
 

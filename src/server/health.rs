@@ -34,9 +34,23 @@ impl Probe {
     }
 }
 
+/// Set once a stop begins: readiness then fails, so a balancer sends
+/// no new work to a server that is draining.
+static DRAINING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn drain() {
+    DRAINING.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
 pub async fn answer(store: &Store, probe: Probe) -> Response<ResponseBody> {
     if probe == Probe::Live {
         return json(StatusCode::OK, &serde_json::json!({"status": "live"}));
+    }
+    if DRAINING.load(std::sync::atomic::Ordering::Relaxed) {
+        return json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &serde_json::json!({"status": "draining", "problems": ["the server is stopping"]}),
+        );
     }
     let metadata = store.meta.probe().await;
     let disk = store.check_space(0);

@@ -1047,6 +1047,48 @@ fn a_clean_stop_leaves_no_temporary_files() {
     assert!(!again.log().contains("recovered blobs"), "{}", again.log());
 }
 
+/// Issue 19: while a stop drains, readiness answers 503 (a balancer sends
+/// no new work), and a second stop signal ends the process at once.
+#[test]
+fn a_draining_server_is_not_ready_and_a_second_signal_stops_it() {
+    let top = "metrics_listen = \"127.0.0.1:0\"";
+    let mut server = Server::start_with_config(top, "shutdown_grace_secs = 60");
+    assert_eq!(server.raw(b"PUT /drain HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").status, 200);
+    // An upload that keeps the stop waiting.
+    let mut conn = TcpStream::connect(server.addr).unwrap();
+    let (head, _) = crate::harness::sign_with_seed(
+        b"PUT /drain/slow HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10000000\r\nx-amz-content-sha256: UNSIGNED-PAYLOAD\r\n\r\n",
+        crate::harness::DEV_KEY,
+        crate::harness::DEV_SECRET,
+    );
+    conn.write_all(&head).unwrap();
+    conn.write_all(&[b'x'; 1000]).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let ready = |server: &Server| {
+        crate::harness::metrics_port_get(server, "/_stowage/health/ready", "localhost").status
+    };
+    assert_eq!(ready(&server), 200);
+    server.signal_term();
+    let start = Instant::now();
+    while ready(&server) != 503 {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "readiness fails while draining"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        server.wait_exit(Duration::from_millis(500)).is_none(),
+        "the upload holds the stop"
+    );
+    server.signal_term();
+    let status = server
+        .wait_exit(Duration::from_secs(5))
+        .expect("a second signal stops it now");
+    assert!(!status.success());
+    drop(conn);
+}
+
 /// Issue 19 (part): a port in use is reported before anything is created
 /// on disk, and the start line names the version, the data directory and
 /// the metadata engine.

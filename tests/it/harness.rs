@@ -211,6 +211,29 @@ impl Server {
     }
 
     /// Sends SIGTERM and waits for the process to exit.
+    /// Sends SIGTERM and returns at once.
+    pub fn signal_term(&self) {
+        let pid = self.child.as_ref().expect("running").id();
+        let status = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+        assert!(status.expect("kill").success());
+    }
+
+    /// Waits for the process to exit, for at most `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let start = std::time::Instant::now();
+        let child = self.child.as_mut().expect("running");
+        while start.elapsed() < limit {
+            if let Some(status) = child.try_wait().expect("wait") {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");
         let _ = Command::new("kill")
@@ -275,6 +298,11 @@ pub fn scrape(server: &Server) -> String {
 
 /// A scrape naming `host` in its Host header.
 pub fn scrape_as(server: &Server, host: &str) -> RawResponse {
+    metrics_port_get(server, "/metrics", host)
+}
+
+/// A GET of `path` on the metrics port, naming `host`.
+pub fn metrics_port_get(server: &Server, path: &str, host: &str) -> RawResponse {
     let log = server.log();
     let addr = log
         .split("metrics on http://")
@@ -282,7 +310,7 @@ pub fn scrape_as(server: &Server, host: &str) -> RawResponse {
         .and_then(|rest| rest.split('/').next())
         .expect("metrics address in the log");
     let mut s = TcpStream::connect(addr).unwrap();
-    let request = format!("GET /metrics HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
     s.write_all(request.as_bytes()).unwrap();
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).unwrap();
