@@ -230,6 +230,21 @@ pub fn resolve_address(text: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("{text:?} resolves to no address"))
 }
 
+/// A serde message without the value it quotes ("invalid type: string
+/// \"...\", expected a boolean"): the value may be a secret in the wrong
+/// place.
+fn without_values(message: &str) -> String {
+    for lead in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = message.strip_prefix(lead)
+            && let Some((found, expected)) = rest.split_once(", expected ")
+        {
+            let kind = found.split([' ', '`', '"']).next().unwrap_or("value");
+            return format!("{lead}{kind}, expected {expected}");
+        }
+    }
+    message.to_owned()
+}
+
 /// The key a TOML error calls unknown when it is a top-level setting
 /// written under a table (appended after `[limits]`, say).
 fn misplaced_top_level_key(message: &str) -> Option<&str> {
@@ -367,8 +382,15 @@ impl Config {
     /// Reads `path`; a missing explicit path is an error, an empty file is
     /// the defaults.
     pub fn from_file(path: &Path) -> Result<Config, String> {
-        let text = std::fs::read_to_string(path)
+        use std::io::Read;
+        const MAX: u64 = 1 << 20;
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX + 1).read_to_string(&mut text))
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        if text.len() as u64 > MAX {
+            return Err(format!("{}: larger than 1 MiB", path.display()));
+        }
         Config::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))
     }
 
@@ -376,7 +398,7 @@ impl Config {
         toml::from_str(text).map_err(|e: toml::de::Error| {
             // Where, and what: never the line itself, which may hold a
             // secret (an unterminated secret_access_key, a misspelt key).
-            let message = e.message().trim_end().to_owned();
+            let message = without_values(e.message().trim_end());
             let message = match e.span() {
                 Some(span) => {
                     let before = &text[..span.start.min(text.len())];
@@ -677,6 +699,18 @@ mod tests {
         assert!(e.contains("`tls_cert_file` is a top-level setting"), "{e}");
         let e = Config::from_toml("[limits]\nlisen = 1\n").unwrap_err();
         assert!(!e.contains("top-level"), "{e}");
+        // A secret in the wrong place is not repeated.
+        for leaky in [
+            "[[credentials]]\naccess_key_id = \"a\"\nsecret_access_key = \"b\"\nadmin = \"S3CR3T\"",
+            "[[credentials]]\naccess_key_id = \"a\"\nsecret_access_key = 98765432109876543",
+        ] {
+            let e = Config::from_toml(leaky).unwrap_err();
+            assert!(
+                !e.contains("S3CR3T") && !e.contains("98765432109876543"),
+                "{e}"
+            );
+            assert!(e.contains("line "), "{e}");
+        }
     }
 
     #[test]

@@ -252,6 +252,14 @@ impl Reloader {
     /// limits, the log level and access log, the TLS pair. Anything wrong
     /// leaves every setting as it was.
     fn reload(&self) -> Result<(), String> {
+        if let Some(path) = &self.source
+            && std::fs::metadata(path).is_ok_and(|m| m.len() == 0)
+        {
+            return Err(format!(
+                "{} is empty (a tool rewriting it?): a reload never falls back to every default",
+                path.display()
+            ));
+        }
         let (mut config, source) = load_config(&self.cli)?;
         if source != self.source {
             return Err(match &self.source {
@@ -309,10 +317,19 @@ impl Reloader {
 fn hangup(reloader: Reloader) -> std::io::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hangups = signal(SignalKind::hangup())?;
+    let reloader = Arc::new(reloader);
     tokio::spawn(async move {
         while hangups.recv().await.is_some() {
-            if let Err(e) = reloader.reload() {
-                tracing::error!("SIGHUP: reload refused, every setting stays as it was: {e}");
+            // Reading files and resolving names block: off the workers
+            // that serve requests (a FIFO named as the file froze them).
+            let reloader = Arc::clone(&reloader);
+            let reloaded = tokio::task::spawn_blocking(move || reloader.reload()).await;
+            match reloaded {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::error!("SIGHUP: reload refused, every setting stays as it was: {e}")
+                }
+                Err(e) => tracing::error!("SIGHUP: the reload failed: {e}"),
             }
         }
     });

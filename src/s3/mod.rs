@@ -208,8 +208,10 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, request_id: &s
         Err(e) => error_outcome(e, op, bucket, key, &resource, request_id, is_head),
         Ok(authenticated) => {
             // A form's signature is in its body: POST Object takes the
-            // hold itself once it has checked it.
-            if op != Operation::PostObject {
+            // hold itself once it has checked it. An anonymous reader
+            // (a public bucket) holds nothing: it stays sheddable, so
+            // readers who stop reading cannot keep every place.
+            if op != Operation::PostObject && authenticated.mode != "anonymous" {
                 crate::server::admission::Hold::mark(&parts.extensions);
             }
             let mode = authenticated.mode;

@@ -286,6 +286,9 @@ impl Metrics {
     }
 }
 
+/// Connections the metrics port serves at once.
+const MAX_CONNECTIONS: usize = 64;
+
 /// Serves `GET /metrics` (any path, in fact, but the health checks under
 /// `/_stowage/health/`) on `listener`.
 pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, store: Arc<Store>) {
@@ -294,10 +297,18 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, store: Arc<Stor
     let loopback = listener
         .local_addr()
         .is_ok_and(|a| a.ip().to_canonical().is_loopback());
+    // Scrapers and probes are few: past this many connections at once the
+    // newcomer is closed, so this port cannot take the descriptors the S3
+    // port needs.
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             // Out of file descriptors and the like: back off, don't spin.
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            continue;
+        };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            drop(stream);
             continue;
         };
         let (metrics, store) = (Arc::clone(&metrics), Arc::clone(&store));
@@ -334,9 +345,10 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, store: Arc<Stor
             }
         });
         tokio::spawn(async move {
+            let _slot = slot;
             let _ = http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(std::time::Duration::from_secs(30))
+                .header_read_timeout(std::time::Duration::from_secs(10))
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });

@@ -279,7 +279,7 @@ impl Meta<Pg> {
         let version = client
             .query_opt("SELECT version FROM stowage_schema WHERE id = 1", &[])
             .await
-            .map_err(|e| format!("metadata store {url}: {}", describe(&e)))?
+            .map_err(|e| format!("metadata store: {}", describe(&e)))?
             .map_or(0, |r| r.get::<_, i32>(0));
         if version != latest {
             return Err(format!(
