@@ -427,7 +427,8 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Respon
         armed: state.config().access_log,
         request_id: &request_id,
         method: &method,
-        target: req.uri().path().to_owned(),
+        // A shared handle on the request's bytes, not a copy.
+        target: req.uri().clone(),
         started,
         bytes_in,
     };
@@ -503,7 +504,7 @@ struct Unfinished<'a> {
     armed: bool,
     request_id: &'a str,
     method: &'a http::Method,
-    target: String,
+    target: http::Uri,
     started: Instant,
     bytes_in: u64,
 }
@@ -515,7 +516,7 @@ impl Drop for Unfinished<'_> {
         }
         let ms = self.started.elapsed().as_secs_f64() * 1000.0;
         tracing::info!(
-            request_id = self.request_id, method = %self.method, target = self.target,
+            request_id = self.request_id, method = %self.method, target = self.target.path(),
             bytes_in = self.bytes_in, ms = format_args!("{ms:.1}"),
             "request cut before its response: its client left, or the server stopped"
         );

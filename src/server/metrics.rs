@@ -261,26 +261,24 @@ impl Metrics {
         for (bucket, bytes) in &stats.upload_bytes_by_bucket {
             let _ = writeln!(out, "{name}{{bucket=\"{bucket}\"}} {bytes}");
         }
-        head(
-            &mut out,
-            "stowage_bucket_objects",
-            "gauge",
-            "Objects stored in a bucket.",
-        );
-        for (bucket, objects, _) in &stats.objects_by_bucket {
-            let _ = writeln!(
-                out,
-                "stowage_bucket_objects{{bucket=\"{bucket}\"}} {objects}"
-            );
-        }
-        head(
-            &mut out,
-            "stowage_bucket_bytes",
-            "gauge",
-            "Bytes of the objects stored in a bucket.",
-        );
-        for (bucket, _, bytes) in &stats.objects_by_bucket {
-            let _ = writeln!(out, "stowage_bucket_bytes{{bucket=\"{bucket}\"}} {bytes}");
+        let per_bucket = [
+            (
+                "stowage_bucket_objects",
+                "Objects stored in a bucket.",
+                false,
+            ),
+            (
+                "stowage_bucket_bytes",
+                "Bytes of the objects stored in a bucket.",
+                true,
+            ),
+        ];
+        for (name, help, bytes) in per_bucket {
+            head(&mut out, name, "gauge", help);
+            for (bucket, objects, stored) in &stats.objects_by_bucket {
+                let value = if bytes { stored } else { objects };
+                let _ = writeln!(out, "{name}{{bucket=\"{bucket}\"}} {value}");
+            }
         }
         out
     }
